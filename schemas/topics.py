@@ -1,0 +1,92 @@
+"""The topic table: names, schemas, partitions, retention and cleanup policy, in one place.
+
+Every topic is keyed by `agent_id` so per-agent order holds. `clawstream topics` creates
+exactly this table; producers, processors and the sink look names up here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+DAY_MS = 24 * 3600 * 1000
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    """One Kafka topic and the contract of what rides on it."""
+
+    name: str
+    schema: str | None  # full name of the Avro record carried, None for raw/forwarded bytes
+    partitions: int = 6
+    retention_ms: int = 7 * DAY_MS
+    cleanup_policy: str = "delete"
+    role: str = "event"  # event (from agents) | derived (from processors) | dlq | side
+    extra_config: dict[str, str] = field(default_factory=dict)
+
+    def config(self) -> dict[str, str]:
+        """Broker-side topic configuration."""
+        cfg = {"cleanup.policy": self.cleanup_policy, **self.extra_config}
+        if self.cleanup_policy == "delete":
+            cfg["retention.ms"] = str(self.retention_ms)
+        return cfg
+
+
+FRAMES = "claw.frames.v1"
+DETECTIONS = "claw.detections.v1"
+PLANS = "claw.plans.v1"
+ACTIONS = "claw.actions.v1"
+OUTCOMES = "claw.outcomes.v1"
+STATE_DELTAS = "claw.state-deltas.v1"
+HEARTBEATS = "claw.heartbeats.v1"
+AGGREGATES = "claw.aggregates.v1"
+AGENT_STATE = "claw.agent-state.v1"
+ALERTS = "claw.alerts.v1"
+SESSIONS = "claw.sessions.v1"
+LATE = "claw.late.v1"
+DLQ = "claw.dlq.v1"
+
+TOPICS: dict[str, TopicSpec] = {
+    t.name: t
+    for t in (
+        TopicSpec(FRAMES, "clawstream.v1.ScreenFrame", retention_ms=1 * DAY_MS),
+        TopicSpec(DETECTIONS, "clawstream.v1.Detection", retention_ms=1 * DAY_MS),
+        TopicSpec(PLANS, "clawstream.v1.Plan"),
+        TopicSpec(ACTIONS, "clawstream.v1.Action"),
+        TopicSpec(OUTCOMES, "clawstream.v1.Outcome"),
+        TopicSpec(STATE_DELTAS, "clawstream.v1.StateDelta"),
+        TopicSpec(HEARTBEATS, "clawstream.v1.Heartbeat", retention_ms=1 * DAY_MS),
+        TopicSpec(AGGREGATES, "clawstream.v1.WindowAggregate", role="derived"),
+        TopicSpec(
+            AGENT_STATE,
+            "clawstream.v1.AgentState",
+            cleanup_policy="compact",
+            role="derived",
+            extra_config={"min.cleanable.dirty.ratio": "0.1", "segment.ms": str(3600 * 1000)},
+        ),
+        TopicSpec(ALERTS, "clawstream.v1.Alert", retention_ms=30 * DAY_MS, role="derived"),
+        TopicSpec(SESSIONS, "clawstream.v1.Session", role="derived"),
+        TopicSpec(LATE, None, role="side"),
+        TopicSpec(DLQ, None, retention_ms=30 * DAY_MS, role="dlq"),
+    )
+}
+
+#: Topics agents write to (what the sink and the processors read as raw events).
+EVENT_TOPICS: tuple[str, ...] = tuple(n for n, t in TOPICS.items() if t.role == "event")
+#: Topics the stream processors write to.
+DERIVED_TOPICS: tuple[str, ...] = tuple(n for n, t in TOPICS.items() if t.role == "derived")
+
+#: Short event-type names, as stored in ClickHouse and used on the CLI.
+EVENT_TYPE_BY_SCHEMA: dict[str, str] = {
+    "clawstream.v1.ScreenFrame": "frame",
+    "clawstream.v1.Detection": "detection",
+    "clawstream.v1.Plan": "plan",
+    "clawstream.v1.Action": "action",
+    "clawstream.v1.Outcome": "outcome",
+    "clawstream.v1.StateDelta": "state_delta",
+    "clawstream.v1.Heartbeat": "heartbeat",
+    "clawstream.v1.WindowAggregate": "aggregate",
+    "clawstream.v1.AgentState": "agent_state",
+    "clawstream.v1.Alert": "alert",
+    "clawstream.v1.Session": "session",
+}
+TOPIC_BY_SCHEMA: dict[str, str] = {t.schema: n for n, t in TOPICS.items() if t.schema}

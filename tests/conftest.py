@@ -1,0 +1,51 @@
+"""Shared fixtures: the real local Kafka broker, an isolated topic namespace per test, and
+settings pointing at both. Integration tests run against the broker started by
+`clawstream up` (make test does it); the session fixture starts one if none answers."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from clawstream.settings import Settings, get_settings
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap() -> str:
+    """Bootstrap address of a running real broker (started if needed)."""
+    from clawstream.broker import ensure_broker
+
+    return ensure_broker(get_settings())
+
+
+@pytest.fixture
+def topic_ns(kafka_bootstrap: str) -> str:
+    """A fresh topic namespace with every topic of the table created in it."""
+    from clawstream.admin import create_topics
+
+    ns = f"t{uuid.uuid4().hex[:10]}."
+    create_topics(kafka_bootstrap, namespace=ns)
+    return ns
+
+
+@pytest.fixture
+def cs_settings(
+    kafka_bootstrap: str, topic_ns: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Settings]:
+    """Settings for one test: its own topics and data folder; exported to subprocesses."""
+    env = {
+        "CLAWSTREAM_BOOTSTRAP_SERVERS": kafka_bootstrap,
+        "CLAWSTREAM_TOPIC_NAMESPACE": topic_ns,
+        "CLAWSTREAM_DATA_DIR": str(tmp_path / "data"),
+        "CLAWSTREAM_SINK_GROUP": f"sink-{topic_ns}",
+        "CLAWSTREAM_WORKER_APP_ID": f"streams-{topic_ns.rstrip('.')}",
+        "CLAWSTREAM_CHDB_ENDPOINT_PORT": "0",
+    }
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    get_settings.cache_clear()
+    yield get_settings()
+    get_settings.cache_clear()
