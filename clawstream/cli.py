@@ -29,6 +29,7 @@ COMMANDS: dict[str, str] = {
     "agent": "producers.agent.cli:agent",
     "demo": "clawstream.demo:demo",
     "settings": "clawstream.settings_cli:settings_cmd",
+    "schemas": "schemas.cli:schemas",
 }
 
 

@@ -81,6 +81,15 @@ class Settings(BaseSettings):
         "", description="Comma separated Alertmanager-compatible webhook URLs."
     )
 
+    # --- agent side (perception / execution) --------------------------------------------------
+    agent_display: str | None = Field(
+        None, description="X display the agent sees and acts on (default: $DISPLAY)."
+    )
+    capture_fps: float = Field(4.0, description="Most screen captures per second.")
+    capture_region: str = Field("", description="x,y,w,h of the captured region; empty = screen.")
+    redact_emails: bool = Field(True, description="Mask e-mail addresses seen on screen.")
+    action_rate_limit: float = Field(5.0, description="Most GUI actions per second.")
+
     # --- observability -------------------------------------------------------------------------
     metrics_host: str = Field("127.0.0.1", description="Bind address of /metrics endpoints.")
     sink_metrics_port: int = Field(9401, description="/metrics port of the sink.")
@@ -105,5 +114,5 @@ class Settings(BaseSettings):
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
-    """Process-wide settings; tests that change the environment call `get_settings.cache_clear()`."""
+    """Process-wide settings; tests that change the environment clear this cache."""
     return Settings()

@@ -9,7 +9,7 @@ from __future__ import annotations
 import copy
 import json
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -107,7 +107,7 @@ def load_json(path: Path) -> dict[str, Any]:
 def expand(raw: dict[str, Any], shared: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """Inline named references to the shared types, giving a self-contained schema."""
     named: dict[str, Any] = {}
-    for name, schema in shared.items():
+    for schema in shared.values():
         fastavro.parse_schema(schema, named_schemas=named)
     return fastavro.parse_schema(copy.deepcopy(raw), named_schemas=named, expand=True)
 
@@ -133,12 +133,32 @@ def build(raw: dict[str, Any], shared: dict[str, dict[str, Any]]) -> EventSchema
 
 
 @dataclass(frozen=True)
+class HistoricSchema:
+    """A previous version of an event schema (schemas/history/<Name>.v<N>.avsc).
+
+    Data written with it still decodes: it is the writer schema, the current one the reader.
+    """
+
+    name: str  # short name of the event schema, e.g. "Outcome"
+    version: int
+    path: Path
+    expanded: dict[str, Any]  # self-contained schema JSON as stored
+    writer: Any  # fastavro parsed, timestamps/UUIDs plain, to read old bytes
+    canonical: str
+    fingerprint: bytes
+    current: EventSchema  # what old records are resolved into
+
+
+@dataclass(frozen=True)
 class Contract:
     """All event schemas, indexed for the serde's lookups."""
 
     by_name: dict[str, EventSchema]
     by_event_type: dict[str, EventSchema]
     by_fingerprint: dict[bytes, EventSchema]
+    #: previous versions by fingerprint (older single-object data) and by short name, oldest first
+    history_by_fingerprint: dict[bytes, HistoricSchema] = field(default_factory=dict)
+    history_by_name: dict[str, list[HistoricSchema]] = field(default_factory=dict)
 
     def get(self, key: str) -> EventSchema:
         """Look up by short name ("Action"), full name or event type ("action")."""
@@ -156,13 +176,64 @@ def load_shared(schema_dir: Path = SCHEMA_DIR) -> dict[str, dict[str, Any]]:
     return {name: load_json(schema_dir / f"{name}.avsc") for name in SHARED_TYPES}
 
 
-@lru_cache(maxsize=1)
-def contract() -> Contract:
-    """The current contract, loaded once per process."""
-    shared = load_shared()
-    schemas = [build(load_json(SCHEMA_DIR / f"{n}.avsc"), shared) for n in EVENT_SCHEMAS]
+def history_version(path: Path) -> tuple[str, int]:
+    """("Outcome", 1) for history/Outcome.v1.avsc."""
+    name, _, rest = path.name.partition(".v")
+    version = rest.removesuffix(".avsc")
+    if not name or not version.isdigit():
+        raise ValueError(f"history file {path.name!r} is not named <Name>.v<N>.avsc")
+    return name, int(version)
+
+
+def load_history(
+    current: dict[str, EventSchema], history_dir: Path = HISTORY_DIR
+) -> list[HistoricSchema]:
+    """Every previous version in `history_dir`, oldest first per schema."""
+    out: list[HistoricSchema] = []
+    found = history_dir.glob("*.v*.avsc") if history_dir.is_dir() else []
+    paths = sorted(found, key=history_version)
+    for path in paths:
+        name, version = history_version(path)
+        if name not in current:
+            raise ValueError(f"{path.name}: no current schema named {name!r}")
+        expanded = load_json(path)
+        writer = fastavro.parse_schema(_strip_timestamp_logical_types(copy.deepcopy(expanded)))
+        canonical = to_parsing_canonical_form(fastavro.parse_schema(copy.deepcopy(expanded)))
+        if expanded.get("name", "").rsplit(".", 1)[-1] != name:
+            raise ValueError(f"{path.name}: record is named {expanded.get('name')!r}")
+        out.append(
+            HistoricSchema(
+                name=name,
+                version=version,
+                path=path,
+                expanded=expanded,
+                writer=writer,
+                canonical=canonical,
+                fingerprint=fingerprint_bytes(canonical),
+                current=current[name],
+            )
+        )
+    return out
+
+
+def make_contract(schemas: list[EventSchema], history: list[HistoricSchema]) -> Contract:
+    by_fp = {s.fingerprint: s for s in schemas}
+    hist_by_name: dict[str, list[HistoricSchema]] = {}
+    for h in history:
+        hist_by_name.setdefault(h.name, []).append(h)
     return Contract(
         by_name={s.name: s for s in schemas},
         by_event_type={s.event_type: s for s in schemas},
-        by_fingerprint={s.fingerprint: s for s in schemas},
+        by_fingerprint=by_fp,
+        # a history file identical to the current schema adds nothing to decode
+        history_by_fingerprint={h.fingerprint: h for h in history if h.fingerprint not in by_fp},
+        history_by_name=hist_by_name,
     )
+
+
+@lru_cache(maxsize=1)
+def contract() -> Contract:
+    """The current contract and its history, loaded once per process."""
+    shared = load_shared()
+    schemas = [build(load_json(SCHEMA_DIR / f"{n}.avsc"), shared) for n in EVENT_SCHEMAS]
+    return make_contract(schemas, load_history({s.name: s for s in schemas}))

@@ -2,27 +2,48 @@
 
 - Single-object encoding (Avro spec): ``C3 01`` + 8-byte CRC-64-AVRO fingerprint + body,
   resolved against the local `.avsc` files. Written when no schema registry is configured.
+  Data written with a previous version of a schema (schemas/history/) still decodes: the old
+  schema is the writer, the current one the reader, so records come out in today's shape.
 - Confluent framing: ``00`` + 4-byte big-endian schema id + body, ids from a
-  Confluent-compatible schema registry. Written when one is configured.
+  Confluent-compatible schema registry. Written when one is configured; on read the registry's
+  schema for the id is the writer and the local current schema the reader.
 
 Readers accept both and raise `DecodeError` (with a reason fit for the DLQ) for anything else.
+Reasons: empty, truncated, bad-magic, unknown-fingerprint, no-registry, unknown-schema-id,
+corrupt-body, trailing-bytes.
 """
 
 from __future__ import annotations
 
+import copy
 import io
 import struct
+import threading
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
+import fastavro
 from fastavro import schemaless_reader, schemaless_writer
+from fastavro.schema import to_parsing_canonical_form
 
-from schemas.registry import Contract, EventSchema, contract
+from schemas.codegen import Encoder, Unsupported, compile_encoder
+from schemas.registry import (
+    Contract,
+    EventSchema,
+    _strip_timestamp_logical_types,
+    contract,
+    fingerprint_bytes,
+)
+
+if TYPE_CHECKING:
+    from clawstream.settings import Settings
 
 SOE_MAGIC = b"\xc3\x01"
 SOE_HEADER_LEN = 10
 CONFLUENT_MAGIC = 0
 CONFLUENT_HEADER_LEN = 5
+_CONFLUENT_HEADER = struct.Struct(">bI")
+_MISSING: Any = object()
 
 
 class DecodeError(ValueError):
@@ -53,33 +74,108 @@ class Decoded:
     wire_format: str  # "single-object" | "confluent"
 
 
+@dataclass(frozen=True)
+class _Writer:
+    """How to read bytes written with some schema into the current one."""
+
+    schema: EventSchema  # the current schema the record is resolved into
+    writer: Any  # parsed writer schema (plain logical types)
+    reader: Any | None  # parsed reader schema, None when writer == current
+
+
 class Serde:
-    """Encodes and decodes contract events; one instance per process is enough."""
+    """Encodes and decodes contract events; one instance per process is enough (thread-safe)."""
 
     def __init__(
         self, registry: SchemaIdResolver | None = None, contract_: Contract | None = None
     ) -> None:
         self.contract = contract_ or contract()
         self.registry = registry
-        self._by_registry_id: dict[int, EventSchema] = {}
+        self._by_registry_id: dict[int, _Writer] = {}
+        self._ids: dict[tuple[str, str], bytes] = {}  # (subject, schema name) -> header
+        self._lock = threading.Lock()
+        # generated encoders (schemas.codegen), same bytes as fastavro; built on first use
+        self._fast: dict[str, Encoder | None] = {}
+        # every key contract().get() accepts, resolved once: encode() is on the hot path
+        self._kinds: dict[str, EventSchema] = {}
+        for s in self.contract.by_name.values():
+            for key in (s.name, s.full_name, s.event_type):
+                self._kinds[key] = s
+        self._by_fingerprint: dict[bytes, _Writer] = {
+            fp: _Writer(h.current, h.writer, h.current.reader)
+            for fp, h in self.contract.history_by_fingerprint.items()
+        }
+        for fp, s in self.contract.by_fingerprint.items():
+            self._by_fingerprint[fp] = _Writer(s, s.reader, None)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Serde:
+        """Confluent framing through the configured registry, single-object encoding without."""
+        if not settings.schema_registry_url:
+            return cls()
+        from schemas.registry_client import RegistryClient
+
+        return cls(registry=RegistryClient(settings.schema_registry_url))
+
+    @property
+    def wire_format(self) -> str:
+        return "single-object" if self.registry is None else "confluent"
 
     # -- encoding -----------------------------------------------------------------------------
-    def encode(self, kind: str | EventSchema, record: dict[str, Any], topic: str = "") -> bytes:
-        """Encode `record` as event `kind` (short name, full name or event type)."""
-        schema = kind if isinstance(kind, EventSchema) else self.contract.get(kind)
-        buf = io.BytesIO()
+    def schema(self, kind: str | EventSchema) -> EventSchema:
+        if isinstance(kind, EventSchema):
+            return kind
+        found = self._kinds.get(kind)
+        return found if found is not None else self.contract.get(kind)
+
+    def header(self, schema: EventSchema, topic: str = "") -> bytes:
+        """The wire-format prefix for `schema` (registers it on first use with a registry)."""
         if self.registry is None:
-            buf.write(SOE_MAGIC)
-            buf.write(schema.fingerprint)
-        else:
-            subject = f"{topic or schema.topic}-value"
+            return SOE_MAGIC + schema.fingerprint
+        subject = f"{topic or schema.topic}-value"
+        key = (subject, schema.full_name)
+        header = self._ids.get(key)
+        if header is None:
             schema_id = self.registry.id_for(subject, schema)
-            buf.write(struct.pack(">bI", CONFLUENT_MAGIC, schema_id))
+            header = _CONFLUENT_HEADER.pack(CONFLUENT_MAGIC, schema_id)
+            self._ids[key] = header
+        return header
+
+    def encode(self, kind: str | EventSchema, record: dict[str, Any], topic: str = "") -> bytes:
+        """Encode `record` as event `kind` (short name, full name or event type).
+
+        `topic` (the physical topic) names the registry subject `<topic>-value`; it is unused
+        in single-object encoding.
+        """
+        schema = kind if isinstance(kind, EventSchema) else self._kinds.get(kind)
+        if schema is None:
+            schema = self.contract.get(kind)  # type: ignore[arg-type]  # raises a clear KeyError
+        header = self.header(schema, topic)
+        fast = self._fast.get(schema.full_name, _MISSING)
+        if fast is _MISSING:
+            fast = self._compile(schema)
+        if fast is not None:
+            out = bytearray(header)
+            try:
+                fast(record, out)
+                return bytes(out)
+            except Exception:  # fastavro below writes it, or names the problem
+                pass
+        buf = io.BytesIO()
+        buf.write(header)
         try:
             schemaless_writer(buf, schema.writer, record, strict_allow_default=True)
-        except (ValueError, TypeError, KeyError, AttributeError) as exc:
-            raise EncodeError(f"{schema.name}: {exc}") from exc
+        except (ValueError, TypeError, KeyError, AttributeError, OverflowError) as exc:
+            raise EncodeError(f"{schema.name}: {type(exc).__name__}: {exc}") from exc
         return buf.getvalue()
+
+    def _compile(self, schema: EventSchema) -> Encoder | None:
+        try:
+            fast: Encoder | None = compile_encoder(schema.expanded)
+        except Unsupported:
+            fast = None
+        self._fast[schema.full_name] = fast
+        return fast
 
     # -- decoding -----------------------------------------------------------------------------
     def decode(self, data: bytes | None) -> Decoded:
@@ -88,52 +184,88 @@ class Serde:
             raise DecodeError("empty", "message has no value")
         if data[:2] == SOE_MAGIC:
             if len(data) < SOE_HEADER_LEN:
-                raise DecodeError("truncated", f"single-object header needs 10 bytes, got {len(data)}")
-            fp = data[2:SOE_HEADER_LEN]
-            schema = self.contract.by_fingerprint.get(fp)
-            if schema is None:
-                raise DecodeError("unknown-fingerprint", f"no local schema has fingerprint {fp.hex()}")
-            return Decoded(schema, self._read(schema, data, SOE_HEADER_LEN), "single-object")
-        if data[0] == CONFLUENT_MAGIC and len(data) >= CONFLUENT_HEADER_LEN:
-            (schema_id,) = struct.unpack(">I", data[1:CONFLUENT_HEADER_LEN])
-            schema = self._schema_for_id(schema_id)
-            return Decoded(schema, self._read(schema, data, CONFLUENT_HEADER_LEN), "confluent")
+                raise DecodeError(
+                    "truncated", f"single-object header needs 10 bytes, got {len(data)}"
+                )
+            fp = bytes(data[2:SOE_HEADER_LEN])
+            w = self._by_fingerprint.get(fp)
+            if w is None:
+                raise DecodeError(
+                    "unknown-fingerprint",
+                    f"no current or historic schema has fingerprint {fp.hex()} "
+                    f"(known: {len(self._by_fingerprint)})",
+                )
+            return Decoded(w.schema, self._read(w, data, SOE_HEADER_LEN), "single-object")
+        if data[0] == CONFLUENT_MAGIC:
+            if len(data) < CONFLUENT_HEADER_LEN:
+                raise DecodeError(
+                    "truncated", f"Confluent header needs 5 bytes, got {len(data)}"
+                )
+            (schema_id,) = struct.unpack_from(">I", data, 1)
+            w = self._writer_for_id(schema_id)
+            return Decoded(w.schema, self._read(w, data, CONFLUENT_HEADER_LEN), "confluent")
         raise DecodeError(
             "bad-magic",
-            f"first bytes {data[:2].hex()} are neither Avro single-object (c301) "
+            f"first bytes {bytes(data[:2]).hex()} are neither Avro single-object (c301) "
             "nor Confluent framing (00 + schema id)",
         )
 
-    def _read(self, schema: EventSchema, data: bytes, offset: int) -> dict[str, Any]:
+    def _read(self, w: _Writer, data: bytes, offset: int) -> dict[str, Any]:
         buf = io.BytesIO(data)
         buf.seek(offset)
         try:
-            record = schemaless_reader(buf, schema.reader, None)
+            record = schemaless_reader(buf, w.writer, w.reader)
         except Exception as exc:  # fastavro raises EOFError, ValueError, IndexError, ...
-            raise DecodeError("corrupt-body", f"{schema.name}: {type(exc).__name__}: {exc}") from exc
+            raise DecodeError(
+                "corrupt-body", f"{w.schema.name}: {type(exc).__name__}: {exc}"
+            ) from exc
         if buf.tell() != len(data):
             raise DecodeError(
-                "trailing-bytes", f"{schema.name}: {len(data) - buf.tell()} bytes after the record"
+                "trailing-bytes",
+                f"{w.schema.name}: {len(data) - buf.tell()} bytes after the record",
             )
-        return record  # type: ignore[return-value]
+        if not isinstance(record, dict):
+            raise DecodeError("corrupt-body", f"{w.schema.name}: decoded to {type(record)}")
+        return record
 
-    def _schema_for_id(self, schema_id: int) -> EventSchema:
+    def _writer_for_id(self, schema_id: int) -> _Writer:
         cached = self._by_registry_id.get(schema_id)
         if cached is not None:
             return cached
         if self.registry is None:
             raise DecodeError(
-                "no-registry", f"Confluent-framed message (schema id {schema_id}) but no "
-                "schema registry is configured (CLAWSTREAM_SCHEMA_REGISTRY_URL)"
+                "no-registry",
+                f"Confluent-framed message (schema id {schema_id}) but no schema registry is "
+                "configured (CLAWSTREAM_SCHEMA_REGISTRY_URL)",
             )
         try:
             raw = self.registry.schema_for(schema_id)
         except Exception as exc:
-            raise DecodeError("unknown-schema-id", f"registry has no schema {schema_id}: {exc}") from exc
+            raise DecodeError(
+                "unknown-schema-id", f"registry has no schema {schema_id}: {exc}"
+            ) from exc
         name = raw.get("name", "") if isinstance(raw, dict) else ""
+        if isinstance(raw, dict) and raw.get("namespace") and "." not in name:
+            name = f"{raw['namespace']}.{name}"
         try:
-            schema = self.contract.get(name)
+            current = self.contract.get(name)
         except KeyError as exc:
-            raise DecodeError("unknown-schema-id", f"schema {schema_id} is {name!r}, not ours") from exc
-        self._by_registry_id[schema_id] = schema
-        return schema
+            raise DecodeError(
+                "unknown-schema-id", f"schema {schema_id} is {name!r}, not a clawstream event"
+            ) from exc
+        if current.full_name != name and current.name != name:
+            raise DecodeError("unknown-schema-id", f"schema {schema_id} is {name!r}")
+        try:
+            writer = fastavro.parse_schema(_strip_timestamp_logical_types(copy.deepcopy(raw)))
+            canonical = to_parsing_canonical_form(fastavro.parse_schema(copy.deepcopy(raw)))
+        except Exception as exc:
+            raise DecodeError(
+                "unknown-schema-id", f"schema {schema_id} does not parse: {exc}"
+            ) from exc
+        if fingerprint_bytes(canonical) == current.fingerprint:
+            w = _Writer(current, current.reader, None)  # same schema: no resolution needed
+        else:
+            w = _Writer(current, writer, current.reader)
+        with self._lock:
+            self._by_registry_id[schema_id] = w
+        return w

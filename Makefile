@@ -1,0 +1,37 @@
+# clawstream: `make demo` on a fresh machine installs what is missing and runs the pipeline;
+# `make test` runs every test against a real Kafka broker (started here if none answers).
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+CS := $(VENV)/bin/clawstream
+PYTEST_ARGS ?=
+
+.PHONY: install up down status demo test lint bench
+
+install:
+	@scripts/bootstrap.sh
+
+up: install
+	@$(CS) up
+
+down:
+	@if [ -x $(CS) ]; then $(CS) down; else echo "no .venv: nothing to stop"; fi
+
+status: install
+	@$(CS) status
+
+demo: install
+	$(CS) demo
+
+# The broker is started only if none answers, and then stopped again even when tests fail;
+# pytest's exit status is kept.
+test: install
+	@scripts/with_broker.sh $(PY) -m pytest $(PYTEST_ARGS)
+
+lint: install
+	$(VENV)/bin/ruff check .
+
+bench: install
+	@scripts/with_broker.sh bash -c 'set -e; shopt -s nullglob; for f in bench/*.py; do \
+	  case "$$(basename $$f)" in _*) continue;; esac; \
+	  echo "== $$f"; $(PY) "$$f"; done'

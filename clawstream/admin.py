@@ -1,0 +1,183 @@
+"""Topic administration from the one topic table (`schemas.topics.TOPICS`).
+
+`create_topics` is idempotent: topics that exist are left alone (and reported as existing),
+missing ones are created with the table's partitions and broker-side configs, and the call
+returns only once every topic has a leader for every partition, so a producer started right
+after never sees UNKNOWN_TOPIC_OR_PART.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
+
+from schemas.topics import TOPICS, TopicSpec
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TopicsResult:
+    """What `ensure_topics` did: physical names created now and those already there."""
+
+    created: list[str] = field(default_factory=list)
+    existing: list[str] = field(default_factory=list)
+
+    @property
+    def all(self) -> list[str]:
+        return self.created + self.existing
+
+
+@dataclass(frozen=True)
+class TopicInfo:
+    """A topic as the broker sees it (None/0 fields when it does not exist)."""
+
+    name: str
+    exists: bool
+    partitions: int = 0
+    cleanup_policy: str | None = None
+    retention_ms: int | None = None
+    configs: dict[str, str] = field(default_factory=dict)
+
+
+def _specs(specs: Iterable[TopicSpec | str] | None) -> list[TopicSpec]:
+    if specs is None:
+        return list(TOPICS.values())
+    return [TOPICS[s] if isinstance(s, str) else s for s in specs]
+
+
+_RDKAFKA_LOG = logging.getLogger("clawstream.librdkafka")
+_RDKAFKA_LOG.setLevel(logging.WARNING)  # librdkafka's info chatter stays out of CLI output
+
+
+def admin_client(bootstrap: str) -> AdminClient:
+    """An AdminClient whose librdkafka logs go through Python logging (warnings and up)."""
+    return AdminClient({"bootstrap.servers": bootstrap, "logger": _RDKAFKA_LOG})
+
+
+_admin = admin_client
+
+
+def ensure_topics(
+    bootstrap: str,
+    namespace: str = "",
+    specs: Iterable[TopicSpec | str] | None = None,
+    *,
+    timeout: float = 30.0,
+) -> TopicsResult:
+    """Create the missing topics of the table under `namespace`; existing ones are fine."""
+    admin = _admin(bootstrap)
+    wanted = {namespace + s.name: s for s in _specs(specs)}
+    present = set(admin.list_topics(timeout=timeout).topics)
+    result = TopicsResult(existing=[n for n in wanted if n in present])
+    new = [
+        NewTopic(name, num_partitions=s.partitions, replication_factor=1, config=s.config())
+        for name, s in wanted.items()
+        if name not in present
+    ]
+    if new:
+        futures = admin.create_topics(new, operation_timeout=timeout, request_timeout=timeout)
+        for name, fut in futures.items():
+            try:
+                fut.result()
+                result.created.append(name)
+            except KafkaException as exc:
+                err = exc.args[0]
+                if isinstance(err, KafkaError) and err.code() == KafkaError.TOPIC_ALREADY_EXISTS:
+                    result.existing.append(name)  # created concurrently by someone else
+                else:
+                    raise
+        _wait_for_leaders(admin, [n.topic for n in new], timeout)
+    if result.created:
+        log.debug("created %d topic(s): %s", len(result.created), ", ".join(result.created))
+    return result
+
+
+def create_topics(
+    bootstrap: str, namespace: str = "", specs: Iterable[TopicSpec | str] | None = None
+) -> list[str]:
+    """Idempotently create the table's topics; returns every physical name, in table order."""
+    wanted = [namespace + s.name for s in _specs(specs)]
+    ensure_topics(bootstrap, namespace, specs)
+    return wanted
+
+
+def _wait_for_leaders(admin: AdminClient, names: list[str], timeout: float) -> None:
+    """Wait until each topic is in metadata with a leader on every partition."""
+    deadline = time.monotonic() + timeout
+    pending = set(names)
+    while pending:
+        md = admin.list_topics(timeout=max(1.0, deadline - time.monotonic()))
+        for name in list(pending):
+            t = md.topics.get(name)
+            if t is not None and t.error is None and t.partitions and all(
+                p.leader >= 0 for p in t.partitions.values()
+            ):
+                pending.discard(name)
+        if not pending:
+            return
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"topics without leaders after {timeout:.0f}s: {sorted(pending)}")
+        time.sleep(0.1)
+
+
+def describe_topics(
+    bootstrap: str,
+    namespace: str = "",
+    specs: Iterable[TopicSpec | str] | None = None,
+    *,
+    timeout: float = 15.0,
+) -> list[TopicInfo]:
+    """The table's topics as the broker has them: partitions and effective configs."""
+    admin = _admin(bootstrap)
+    names = [namespace + s.name for s in _specs(specs)]
+    md = admin.list_topics(timeout=timeout)
+    present = [n for n in names if n in md.topics]
+    configs: dict[str, dict[str, str]] = {}
+    if present:
+        futures = admin.describe_configs(
+            [ConfigResource(ConfigResource.Type.TOPIC, n) for n in present],
+            request_timeout=timeout,
+        )
+        for res, fut in futures.items():
+            configs[res.name] = {k: v.value for k, v in fut.result().items() if v.value is not None}
+    out = []
+    for n in names:
+        if n not in md.topics:
+            out.append(TopicInfo(n, exists=False))
+            continue
+        cfg = configs.get(n, {})
+        retention = cfg.get("retention.ms")
+        out.append(
+            TopicInfo(
+                n,
+                exists=True,
+                partitions=len(md.topics[n].partitions),
+                cleanup_policy=cfg.get("cleanup.policy"),
+                retention_ms=int(retention) if retention is not None else None,
+                configs=cfg,
+            )
+        )
+    return out
+
+
+def delete_topics(bootstrap: str, names: Iterable[str], timeout: float = 30.0) -> None:
+    """Delete topics (tests clean their namespaces up); missing ones are ignored."""
+    names = list(names)
+    if not names:
+        return
+    admin = _admin(bootstrap)  # keep a reference: futures fail if the handle is destroyed
+    futures = admin.delete_topics(names, operation_timeout=timeout)
+    for fut in futures.values():
+        try:
+            fut.result()
+        except KafkaException as exc:
+            err = exc.args[0]
+            if not (isinstance(err, KafkaError)
+                    and err.code() == KafkaError.UNKNOWN_TOPIC_OR_PART):
+                raise

@@ -1,0 +1,506 @@
+"""The local Apache Kafka broker: fetched with Maven, run in KRaft mode on loopback.
+
+No Kafka broker exists in PyPI or Debian, so the project fetches the real broker's jars from
+Maven Central once (`infra/kafka/pom.xml`) into `<cache_dir>/kafka/<version>/libs`, formats
+a single-node KRaft storage once, and starts `kafka.Kafka` as a detached process that
+outlives the command that started it (`clawstream up` / `clawstream down`). Tests use
+`LocalBroker` on other ports to run a second, private broker (for outage tests).
+
+Layout of one broker (`<data_dir>/kafka-<port>/` unless given):
+    server.properties, log4j2.properties  generated on every start
+    data/                                 KRaft metadata + topic logs (formatted once)
+    server.log                            the broker's own log (log4j2, rolled)
+    console.log                           the JVM's stdout/stderr (crashes, early errors)
+    broker.pid                            pid of the running broker
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import fcntl
+import hashlib
+import logging
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+from clawstream.settings import PROJECT_ROOT, Settings
+
+log = logging.getLogger(__name__)
+
+POM = PROJECT_ROOT / "infra" / "kafka" / "pom.xml"
+MARKER = ".complete"
+JAVA_HEAP = "-Xmx768m"
+MIN_JAVA = 17
+LOOPBACK = {"127.0.0.1", "localhost", "::1", "[::1]"}
+
+
+class BrokerError(RuntimeError):
+    """The local broker cannot be fetched, started or stopped; the message says why."""
+
+
+# --- prerequisites -----------------------------------------------------------------------------
+
+
+def java_binary() -> str:
+    """Path of a usable `java` (17+), or a clear error saying how to get one."""
+    java = shutil.which("java")
+    if java is None:
+        raise BrokerError(
+            "java not found: the local Kafka broker needs Java 17+ "
+            "(Debian: apt-get install default-jre-headless, or run scripts/bootstrap.sh)"
+        )
+    out = subprocess.run(
+        [java, "-version"], capture_output=True, text=True, check=False
+    ).stderr
+    m = re.search(r'version "(\d+)(?:\.(\d+))?', out)
+    if m:
+        major = int(m.group(1))
+        if major == 1 and m.group(2):  # "1.8.0_..." style
+            major = int(m.group(2))
+        if major < MIN_JAVA:
+            raise BrokerError(f"{java} is Java {major}; Kafka 4.x needs Java {MIN_JAVA}+")
+    return java
+
+
+def libs_dir(settings: Settings) -> Path:
+    """Where the jars of `settings.kafka_version` live once fetched."""
+    return Path(settings.cache_dir) / "kafka" / settings.kafka_version / "libs"
+
+
+def _pom_digest(version: str) -> str:
+    return hashlib.sha256(POM.read_bytes() + version.encode()).hexdigest()
+
+
+def jars_ready(settings: Settings) -> bool:
+    """True when the jars were fetched completely for this version and this pom."""
+    marker = libs_dir(settings).parent / MARKER
+    try:
+        return marker.read_text().strip() == _pom_digest(settings.kafka_version)
+    except OSError:
+        return False
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """An exclusive advisory lock, so concurrent commands don't fetch or start twice."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def fetch_kafka(settings: Settings, *, force: bool = False) -> Path:
+    """Fetch the broker's jars with Maven once; returns the libs folder.
+
+    A marker file (holding a digest of the pom and version) is written only after Maven
+    succeeded, so an interrupted download is redone, and a changed pom re-fetches.
+    """
+    libs = libs_dir(settings)
+    if not force and jars_ready(settings):
+        return libs
+    version_dir = libs.parent
+    with _locked(version_dir.parent / f".{settings.kafka_version}.lock"):
+        if not force and jars_ready(settings):
+            return libs
+        mvn = shutil.which("mvn")
+        if mvn is None:
+            raise BrokerError(
+                "mvn not found: Maven fetches the Kafka broker from Maven Central "
+                "(Debian: apt-get install maven, or run scripts/bootstrap.sh)"
+            )
+        version_dir.mkdir(parents=True, exist_ok=True)
+        tmp = version_dir / "libs.partial"
+        shutil.rmtree(tmp, ignore_errors=True)
+        mvn_log = version_dir / "maven.log"
+        cmd = [
+            mvn, "-q", "-B", "-Dstyle.color=never", "-f", str(POM),
+            f"-Dkafka.version={settings.kafka_version}",
+            "dependency:copy-dependencies", f"-DoutputDirectory={tmp}",
+        ]
+        log.info("fetching Apache Kafka %s jars with Maven (once)", settings.kafka_version)
+        with open(mvn_log, "w") as out:
+            rc = subprocess.run(
+                cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, check=False
+            ).returncode
+        if rc != 0 or not any(tmp.glob("kafka_2.13-*.jar")):
+            raise BrokerError(
+                f"Maven could not fetch Kafka {settings.kafka_version} (exit {rc}); "
+                f"see {mvn_log}:\n{_tail(mvn_log)}"
+            )
+        shutil.rmtree(libs, ignore_errors=True)
+        tmp.rename(libs)
+        (version_dir / MARKER).write_text(_pom_digest(settings.kafka_version) + "\n")
+        log.info("Kafka jars ready in %s", libs)
+    return libs
+
+
+# --- configuration -----------------------------------------------------------------------------
+
+
+def server_properties(
+    port: int, controller_port: int, log_dir: Path, *, num_partitions: int = 6
+) -> dict[str, str]:
+    """Properties of a single-node KRaft broker+controller listening on loopback only."""
+    return {
+        "process.roles": "broker,controller",
+        "node.id": "1",
+        "controller.quorum.bootstrap.servers": f"127.0.0.1:{controller_port}",
+        "listeners": f"PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}",
+        "advertised.listeners": f"PLAINTEXT://127.0.0.1:{port}",
+        "controller.listener.names": "CONTROLLER",
+        "inter.broker.listener.name": "PLAINTEXT",
+        "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+        "log.dirs": str(log_dir),
+        "num.partitions": str(num_partitions),
+        "default.replication.factor": "1",
+        "min.insync.replicas": "1",
+        "offsets.topic.replication.factor": "1",
+        "transaction.state.log.replication.factor": "1",
+        "transaction.state.log.min.isr": "1",
+        "share.coordinator.state.topic.replication.factor": "1",
+        "share.coordinator.state.topic.min.isr": "1",
+        "group.initial.rebalance.delay.ms": "0",
+        "auto.create.topics.enable": "false",
+        # small machines: fewer threads than the defaults sized for servers
+        "num.network.threads": "2",
+        "num.io.threads": "4",
+    }
+
+
+def render_properties(props: dict[str, str]) -> str:
+    """Java properties text (values here never need escaping beyond backslashes)."""
+    lines = ["# generated by clawstream.broker; edits are overwritten on start"]
+    lines += [f"{k}={v.replace(chr(92), chr(92) * 2)}" for k, v in props.items()]
+    return "\n".join(lines) + "\n"
+
+
+def log4j2_properties(log_file: Path) -> str:
+    """log4j2 config: INFO to a rolled file; chatty request/state-change loggers at WARN."""
+    return f"""\
+# generated by clawstream.broker
+status = warn
+name = clawstream-kafka
+appender.file.type = RollingFile
+appender.file.name = FILE
+appender.file.fileName = {log_file}
+appender.file.filePattern = {log_file}.%i
+appender.file.layout.type = PatternLayout
+appender.file.layout.pattern = [%d] %p %m (%c)%n
+appender.file.policies.type = Policies
+appender.file.policies.size.type = SizeBasedTriggeringPolicy
+appender.file.policies.size.size = 20MB
+appender.file.strategy.type = DefaultRolloverStrategy
+appender.file.strategy.max = 3
+rootLogger.level = INFO
+rootLogger.appenderRef.file.ref = FILE
+logger.request.name = kafka.request.logger
+logger.request.level = WARN
+logger.statechange.name = state.change.logger
+logger.statechange.level = WARN
+logger.authorizer.name = kafka.authorizer.logger
+logger.authorizer.level = WARN
+"""
+
+
+def new_cluster_id() -> str:
+    """A Kafka cluster id: 16 random bytes, url-safe base64 without padding, not '-'-led."""
+    while True:
+        cid = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+        if not cid.startswith("-"):
+            return cid
+
+
+# --- probing ----------------------------------------------------------------------------------
+
+
+def _split_hostport(bootstrap: str) -> tuple[str, int]:
+    first = bootstrap.split(",")[0].strip()
+    if "://" in first:
+        first = first.split("://", 1)[1]
+    host, _, port = first.rpartition(":")
+    if not host or not port.isdigit():
+        raise BrokerError(f"cannot parse bootstrap servers {bootstrap!r} (want host:port)")
+    return host.strip("[]"), int(port)
+
+
+def _port_open(host: str, port: int, timeout: float = 1.0) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def broker_answers(bootstrap: str, timeout: float = 3.0) -> bool:
+    """True when a Kafka broker at `bootstrap` returns metadata with at least one broker.
+
+    A plain TCP probe first keeps librdkafka from logging connection errors when nothing
+    listens at all.
+    """
+    hosts = [_split_hostport(b) for b in bootstrap.split(",") if b.strip()]
+    if not any(_port_open(h, p, min(timeout, 1.0)) for h, p in hosts):
+        return False
+    from confluent_kafka.admin import AdminClient
+
+    quiet = logging.getLogger("clawstream.broker.librdkafka")
+    quiet.setLevel(logging.CRITICAL)
+    admin = AdminClient({"bootstrap.servers": bootstrap, "logger": quiet})
+    try:
+        md = admin.list_topics(timeout=timeout)
+        return bool(md.brokers)
+    except Exception:
+        return False
+
+
+def _tail(path: Path, lines: int = 30) -> str:
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(0, os.SEEK_END)
+            size = fh.tell()
+            fh.seek(max(0, size - 16_000))
+            text = fh.read().decode("utf-8", "replace")
+    except OSError:
+        return f"({path} not found)"
+    return "\n".join(text.splitlines()[-lines:])
+
+
+def _pid_alive(pid: int) -> bool:
+    """Alive and not a zombie (a zombie we could not reap still accepts signal 0)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        return stat.rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
+
+
+def _cmdline(pid: int) -> list[str]:
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return []
+    return [a.decode(errors="replace") for a in raw.split(b"\0") if a]
+
+
+# --- the broker -------------------------------------------------------------------------------
+
+
+class LocalBroker:
+    """One real single-node KRaft broker on loopback, owned by this project.
+
+    The process is detached (own session, no terminal fds), so `clawstream up` can exit and
+    `clawstream down` (another process) finds it again through the pid file.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        port: int = 9092,
+        controller_port: int = 9093,
+        data_dir: Path | str | None = None,
+    ) -> None:
+        self.settings = settings
+        self.port = port
+        self.controller_port = controller_port
+        self.dir = Path(data_dir) if data_dir else Path(settings.data_dir) / f"kafka-{port}"
+        self.dir = self.dir.resolve()
+        self.data = self.dir / "data"
+        self.props_file = self.dir / "server.properties"
+        self.log4j_file = self.dir / "log4j2.properties"
+        self.server_log = self.dir / "server.log"
+        self.console_log = self.dir / "console.log"
+        self.pid_file = self.dir / "broker.pid"
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def bootstrap(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def __repr__(self) -> str:
+        return f"LocalBroker({self.bootstrap}, dir={self.dir})"
+
+    # -- state
+
+    def pid(self) -> int | None:
+        """Pid of this broker's running process (checked against its command line)."""
+        try:
+            pid = int(self.pid_file.read_text().strip())
+        except (OSError, ValueError):
+            return None
+        if not _pid_alive(pid):
+            return None
+        cmd = _cmdline(pid)
+        if cmd and not ("kafka.Kafka" in cmd and str(self.props_file) in cmd):
+            return None  # pid reused by something else
+        return pid
+
+    def is_running(self) -> bool:
+        return self.pid() is not None
+
+    def answers(self, timeout: float = 3.0) -> bool:
+        return broker_answers(self.bootstrap, timeout)
+
+    def log_tail(self, lines: int = 30) -> str:
+        return (
+            f"--- {self.server_log} ---\n{_tail(self.server_log, lines)}\n"
+            f"--- {self.console_log} ---\n{_tail(self.console_log, lines)}"
+        )
+
+    # -- lifecycle
+
+    def write_config(self) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        props = server_properties(self.port, self.controller_port, self.data)
+        self.props_file.write_text(render_properties(props))
+        self.log4j_file.write_text(log4j2_properties(self.server_log))
+
+    def _java_cmd(self, java: str, main: str, *args: str) -> list[str]:
+        return [
+            java, JAVA_HEAP, "-Djava.awt.headless=true",
+            f"-Dlog4j2.configurationFile={self.log4j_file}",
+            f"-Dkafka.logs.dir={self.dir}",
+            "-cp", str(libs_dir(self.settings) / "*"), main, *args,
+        ]
+
+    def format_storage(self, java: str) -> None:
+        """Format the KRaft storage once (a meta.properties marks a formatted directory)."""
+        if (self.data / "meta.properties").exists():
+            return
+        self.data.mkdir(parents=True, exist_ok=True)
+        cmd = self._java_cmd(
+            java, "kafka.tools.StorageTool", "format", "-t", new_cluster_id(),
+            "-c", str(self.props_file), "--standalone",
+        )
+        fmt_log = self.dir / "format.log"
+        with open(fmt_log, "w") as out:
+            rc = subprocess.run(
+                cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, check=False
+            ).returncode
+        if rc != 0:
+            raise BrokerError(f"formatting {self.data} failed (exit {rc}):\n{_tail(fmt_log)}")
+
+    def start(self, timeout: float = 90) -> str:
+        """Start (or find running) and wait until an AdminClient gets metadata."""
+        with _locked(self.dir / ".lock"):
+            if self.pid() is None:
+                self._spawn()
+        return self._wait_ready(timeout)
+
+    def _spawn(self) -> None:
+        java = java_binary()
+        for p in (self.port, self.controller_port):
+            if _port_open("127.0.0.1", p, 0.5):
+                raise BrokerError(
+                    f"port 127.0.0.1:{p} is already in use by another process; "
+                    f"cannot start {self!r}"
+                )
+        fetch_kafka(self.settings)
+        self.write_config()
+        self.format_storage(java)
+        cmd = self._java_cmd(java, "kafka.Kafka", str(self.props_file))
+        with open(self.console_log, "ab") as out:
+            self._proc = subprocess.Popen(
+                cmd,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                cwd=self.dir,
+                start_new_session=True,
+                close_fds=True,
+            )
+        self.pid_file.write_text(f"{self._proc.pid}\n")
+        log.info("started Kafka broker pid %d on %s (log %s)",
+                 self._proc.pid, self.bootstrap, self.server_log)
+
+    def _wait_ready(self, timeout: float) -> str:
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.answers(timeout=2.0):
+                return self.bootstrap
+            if self.pid() is None:
+                code = self._proc.poll() if self._proc else None
+                raise BrokerError(
+                    f"Kafka broker on {self.bootstrap} exited during start"
+                    f"{f' (exit {code})' if code is not None else ''}:\n{self.log_tail()}"
+                )
+            if time.monotonic() > deadline:
+                raise BrokerError(
+                    f"Kafka broker on {self.bootstrap} did not answer within {timeout:.0f}s "
+                    f"(still running, pid {self.pid()}):\n{self.log_tail()}"
+                )
+            time.sleep(0.5)
+
+    def stop(self, timeout: float = 30) -> bool:
+        """SIGTERM (controlled shutdown), wait, SIGKILL if needed. False if not running."""
+        pid = self.pid()
+        if pid is None:
+            self._reap()
+            self.pid_file.unlink(missing_ok=True)
+            return False
+        os.kill(pid, signal.SIGTERM)
+        if not self._wait_gone(pid, timeout):
+            log.warning("broker pid %d ignored SIGTERM for %.0fs; killing it", pid, timeout)
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+            self._wait_gone(pid, 10)
+        self._reap()
+        self.pid_file.unlink(missing_ok=True)
+        return True
+
+    def _wait_gone(self, pid: int, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self._reap()
+            if not _pid_alive(pid):
+                return True
+            time.sleep(0.2)
+        return False
+
+    def _reap(self) -> None:
+        if self._proc is not None and self._proc.poll() is not None:
+            self._proc = None
+
+    def __enter__(self) -> LocalBroker:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def local_broker_for(settings: Settings) -> LocalBroker:
+    """The LocalBroker that `settings.bootstrap_servers` designates (loopback only)."""
+    host, port = _split_hostport(settings.bootstrap_servers)
+    if host not in LOOPBACK:
+        raise BrokerError(
+            f"no broker answers at {settings.bootstrap_servers} and it is not a loopback "
+            "address, so clawstream will not start one there; start that cluster or set "
+            "CLAWSTREAM_BOOTSTRAP_SERVERS=127.0.0.1:9092"
+        )
+    return LocalBroker(settings, port=port, controller_port=port + 1)
+
+
+def ensure_broker(settings: Settings, timeout: float = 90) -> str:
+    """Bootstrap of a running broker: reuse what answers, else start the local one."""
+    if broker_answers(settings.bootstrap_servers):
+        return settings.bootstrap_servers
+    broker = local_broker_for(settings)
+    log.info("no broker answers at %s; starting the local one", settings.bootstrap_servers)
+    return broker.start(timeout=timeout)

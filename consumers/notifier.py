@@ -1,0 +1,287 @@
+"""The alert notifier: `claw.alerts.v1` -> Alertmanager-compatible webhooks.
+
+Each batch of Alert events becomes one JSON array in the Alertmanager `/api/v2/alerts`
+format (labels, annotations, startsAt, endsAt, generatorURL) POSTed to every URL in
+settings.alert_webhooks. 5xx answers and connection errors are retried with exponential
+backoff (tenacity); 4xx answers are not (the payload will not get better). Offsets are
+committed only once every webhook took the batch, or after giving up, in which case the
+batch's messages go to the DLQ with the reason: no alert is dropped silently.
+
+Only what a pager needs is sent: firing, renotify and breaker transitions (as firing
+updates, same labels) and resolved. pending/inactive stay in ClickHouse.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import httpx
+from confluent_kafka import Consumer, KafkaError, Message
+from prometheus_client import Counter, Histogram
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception,
+    stop_after_attempt,
+    wait_exponential,
+)
+
+from clawstream.settings import Settings
+from schemas.serde import DecodeError, Serde
+from schemas.topics import ALERTS
+
+log = logging.getLogger("clawstream.notifier")
+
+COMPONENT = "notifier"
+NOTIFY_STATES = ("firing", "renotify", "transition", "resolved")
+GENERATOR_BASE = "http://clawstream.local/alerts"
+
+DELIVERED = Counter("clawstream_notifier_alerts_delivered_total",
+                    "Alerts accepted by a webhook.", ["webhook"])
+POSTS = Counter("clawstream_notifier_posts_total", "Webhook POSTs by result.",
+                ["webhook", "result"])
+RETRIES = Counter("clawstream_notifier_retries_total", "Webhook POSTs retried.", ["webhook"])
+GAVE_UP = Counter("clawstream_notifier_gave_up_total",
+                  "Batches a webhook never took (sent to the DLQ).", ["webhook", "reason"])
+SKIPPED = Counter("clawstream_notifier_skipped_total",
+                  "Alert events not sent (state not notified, or a duplicate).", ["reason"])
+DLQ_SENT = Counter("clawstream_notifier_dlq_total", "Messages sent to the DLQ.", ["reason"])
+POST_SECONDS = Histogram("clawstream_notifier_post_seconds", "Webhook POST latency.",
+                         ["webhook"])
+
+
+class RetryableStatus(Exception):
+    """A 5xx or 429 answer: worth trying again."""
+
+    def __init__(self, status: int, body: str) -> None:
+        super().__init__(f"HTTP {status}: {body[:200]}")
+        self.status = status
+
+
+class Rejected(Exception):
+    """A 4xx answer: the receiver refuses this payload; retrying will not help."""
+
+    def __init__(self, status: int, body: str) -> None:
+        super().__init__(f"HTTP {status}: {body[:200]}")
+        self.status = status
+
+
+def _iso(ms: int | None) -> str | None:
+    if ms is None:
+        return None
+    return dt.datetime.fromtimestamp(ms / 1000, tz=dt.UTC).isoformat(timespec="milliseconds")
+
+
+def to_alertmanager(rec: dict[str, Any], generator_base: str = GENERATOR_BASE) -> dict | None:
+    """One Alert record as an Alertmanager v2 alert, or None when it is not notified."""
+    state = rec["state"]
+    if state not in NOTIFY_STATES:
+        return None
+    labels = {k: v for k, v in rec["labels"].items() if v != ""}
+    labels.setdefault("alertname", rec["rule"])
+    labels.setdefault("severity", rec["severity"])
+    annotations = dict(rec.get("annotations") or {})
+    annotations.update({
+        "incident_id": rec["incident_id"],
+        "fingerprint": rec["fingerprint"],
+        "rule_kind": rec["rule_kind"],
+        "state": state,
+    })
+    if rec.get("value") is not None:
+        annotations["value"] = f"{rec['value']:.6g}"
+    if rec.get("transition"):
+        annotations["transition"] = rec["transition"]
+    out: dict[str, Any] = {
+        "labels": labels,
+        "annotations": annotations,
+        "startsAt": _iso(rec["starts_at"]),
+        "generatorURL": f"{generator_base}/{rec['fingerprint']}?incident={rec['incident_id']}",
+    }
+    if state == "resolved":
+        out["endsAt"] = _iso(rec.get("ends_at") or rec["envelope"]["event_time"])
+    return out
+
+
+def _retryable(exc: BaseException) -> bool:
+    return isinstance(exc, RetryableStatus | httpx.TransportError)
+
+
+class Webhook:
+    """POSTs a JSON array to one URL with retries and exponential backoff."""
+
+    def __init__(
+        self,
+        url: str,
+        client: httpx.Client,
+        *,
+        attempts: int = 6,
+        backoff_initial: float = 0.2,
+        backoff_max: float = 5.0,
+    ) -> None:
+        self.url = url
+        self.client = client
+        self.attempts = attempts
+        self.backoff_initial = backoff_initial
+        self.backoff_max = backoff_max
+
+    def _post_once(self, payload: list[dict]) -> None:
+        start = time.perf_counter()
+        try:
+            resp = self.client.post(self.url, json=payload)
+        except httpx.TransportError:
+            POSTS.labels(self.url, "error").inc()
+            raise
+        finally:
+            POST_SECONDS.labels(self.url).observe(time.perf_counter() - start)
+        POSTS.labels(self.url, str(resp.status_code)).inc()
+        if resp.status_code >= 500 or resp.status_code == 429:
+            raise RetryableStatus(resp.status_code, resp.text)
+        if resp.status_code >= 400:
+            raise Rejected(resp.status_code, resp.text)
+
+    def post(self, payload: list[dict]) -> None:
+        """Deliver or raise (Rejected, RetryableStatus or httpx.TransportError) at the end."""
+
+        def before_sleep(state: RetryCallState) -> None:
+            RETRIES.labels(self.url).inc()
+            exc = state.outcome.exception() if state.outcome else None
+            log.warning("webhook %s failed (%s), retry %d", self.url, exc,
+                        state.attempt_number)
+
+        for attempt in Retrying(
+            retry=retry_if_exception(_retryable),
+            stop=stop_after_attempt(self.attempts),
+            wait=wait_exponential(multiplier=self.backoff_initial, max=self.backoff_max),
+            before_sleep=before_sleep,
+            reraise=True,
+        ):
+            with attempt:
+                self._post_once(payload)
+
+
+class Notifier:
+    """Consumes alerts (own consumer group), delivers to every webhook, commits after."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        webhooks: Sequence[str] | None = None,
+        *,
+        group: str | None = None,
+        batch_max: int = 200,
+        batch_wait_s: float = 0.2,
+        attempts: int = 6,
+        backoff_initial: float = 0.2,
+        backoff_max: float = 5.0,
+        http_timeout_s: float = 5.0,
+        generator_base: str = GENERATOR_BASE,
+    ) -> None:
+        from consumers.dlq import DeadLetters
+
+        self.settings = settings
+        urls = webhooks if webhooks is not None else [
+            u.strip() for u in settings.alert_webhooks.split(",") if u.strip()
+        ]
+        self.http = httpx.Client(timeout=http_timeout_s)
+        self.webhooks = [Webhook(u, self.http, attempts=attempts,
+                                 backoff_initial=backoff_initial, backoff_max=backoff_max)
+                         for u in urls]
+        self.group = group or f"{settings.topic_namespace}clawstream-notifier"
+        self.topic = settings.topic(ALERTS)
+        self.batch_max = batch_max
+        self.batch_wait_s = batch_wait_s
+        self.generator_base = generator_base
+        self.serde = Serde()
+        self.consumer = Consumer({
+            "bootstrap.servers": settings.bootstrap_servers,
+            "group.id": self.group,
+            "enable.auto.commit": False,
+            "auto.offset.reset": "earliest",
+            "client.id": "clawstream-notifier",
+        })
+        self.consumer.subscribe([self.topic])
+        self.dlq = DeadLetters(settings, COMPONENT)
+        self._recent: OrderedDict[str, None] = OrderedDict()
+        self._stop = threading.Event()
+        self.delivered = 0
+
+    def _duplicate(self, event_id: str) -> bool:
+        if event_id in self._recent:
+            return True
+        self._recent[event_id] = None
+        if len(self._recent) > 10_000:
+            self._recent.popitem(last=False)
+        return False
+
+    def step(self) -> int:
+        """One poll-deliver-commit round; returns the number of messages consumed."""
+        msgs = [m for m in self.consumer.consume(self.batch_max, self.batch_wait_s)
+                if not self._kafka_error(m)]
+        if not msgs:
+            return 0
+        payload: list[dict] = []
+        carried: list[Message] = []
+        for m in msgs:
+            try:
+                rec = self.serde.decode(m.value()).record
+                if "fingerprint" not in rec:
+                    raise DecodeError("unexpected-type", "not an Alert record")
+            except DecodeError as exc:
+                self.dlq.send_message(m, exc.reason, exc.detail)
+                DLQ_SENT.labels(exc.reason).inc()
+                continue
+            am = to_alertmanager(rec, self.generator_base)
+            if am is None:
+                SKIPPED.labels(rec["state"]).inc()
+                continue
+            if self._duplicate(rec["envelope"]["event_id"]):
+                SKIPPED.labels("duplicate").inc()
+                continue
+            payload.append(am)
+            carried.append(m)
+        if payload:
+            for hook in self.webhooks:
+                try:
+                    hook.post(payload)
+                    DELIVERED.labels(hook.url).inc(len(payload))
+                    self.delivered += len(payload)
+                except (Rejected, RetryableStatus, httpx.HTTPError) as exc:
+                    reason = "webhook-rejected" if isinstance(exc, Rejected) else "webhook-failed"
+                    log.error("giving up on %s for %d alerts: %s", hook.url, len(payload), exc)
+                    GAVE_UP.labels(hook.url, reason).inc()
+                    for m in carried:
+                        self.dlq.send_message(m, reason, f"{hook.url}: {exc}")
+                        DLQ_SENT.labels(reason).inc()
+        self.dlq.flush()
+        self.consumer.commit(asynchronous=False)
+        return len(msgs)
+
+    @staticmethod
+    def _kafka_error(m: Message) -> bool:
+        err = m.error()
+        if err is None:
+            return False
+        if err.code() != KafkaError._PARTITION_EOF:
+            log.warning("consumer error: %s", err)
+        return True
+
+    def run(self, until: Callable[[], bool] | None = None) -> None:
+        """Loop until stop() (or `until()` is true)."""
+        log.info("notifier: %s -> %s (group %s)", self.topic,
+                 [h.url for h in self.webhooks] or "no webhooks", self.group)
+        while not self._stop.is_set() and not (until and until()):
+            self.step()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def close(self) -> None:
+        self.consumer.close()
+        self.dlq.close()
+        self.http.close()

@@ -1,0 +1,1 @@
+"""The reference agent: perceive -> plan -> act -> verify, every stage an event."""

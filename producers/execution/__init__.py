@@ -1,0 +1,1 @@
+"""Execution of GUI actions with pyautogui (bounds checks, failsafe, rate limit)."""

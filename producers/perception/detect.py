@@ -1,0 +1,204 @@
+"""UI element detection with OpenCV: edges, contours, thresholds, morphology.
+
+How it works, and why:
+1. A morphological gradient (dilate - erode, 3x3) thresholded low turns every boundary on the
+   screen into a thin ring: entries, buttons, check boxes and panels become closed rectangular
+   rings, glyphs become small blobs. This works on any background colour (no global
+   "background" assumption) and closes one-pixel gaps in 3D relief borders.
+2. Outer contours of the connected components (RETR_CCOMP, parents only) whose polygon
+   approximation is a rectangle filling >= 90% of its bounding box are *box candidates*.
+3. Candidates are de-duplicated with IoU-based non-maximum suppression (relief borders give
+   nested near-identical rectangles) and classified from their geometry and interior:
+   - checkbox: a small square (8..24 px);
+   - text_field: a wide box whose interior is mostly one flat colour *different* from the
+     colour just outside it (an inset, usually white, well) -- or empty;
+   - button: a box whose interior matches its surroundings or holds centred text;
+   - window: a box covering a large share of the frame; icon: a small square with colour
+     variance; anything else: other.
+4. The remaining small blobs are glyphs; a horizontal closing joins them into words and lines,
+   which become `text` elements unless they sit inside a box (then they are that box's text).
+   A checkbox borrows the text line right next to it as its label.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from producers.perception.change import to_gray
+from producers.perception.types import INTERACTABLE, Box, Element, contains, iou
+
+
+@dataclass
+class DetectConfig:
+    edge_threshold: int = 18
+    min_box_w: int = 14
+    min_box_h: int = 10
+    rectangularity: float = 0.9
+    nms_iou: float = 0.6
+    text_join_px: int = 9  # horizontal gap joined into one text line
+    max_text_h: int = 48
+    window_share: float = 0.12  # box area / frame area above which it is a window
+
+
+def _edge_map(gray: np.ndarray, cfg: DetectConfig) -> np.ndarray:
+    grad = cv2.morphologyEx(gray, cv2.MORPH_GRADIENT, np.ones((3, 3), np.uint8))
+    _, edges = cv2.threshold(grad, cfg.edge_threshold, 255, cv2.THRESH_BINARY)
+    return edges
+
+
+def _largest_hole(contours: list, hierarchy: np.ndarray, i: int) -> float:
+    """Area share of the outer box covered by the component's largest hole."""
+    child = hierarchy[0][i][2]
+    best = 0
+    while child != -1:
+        _, _, cw, ch = cv2.boundingRect(contours[child])
+        best = max(best, cw * ch)
+        child = hierarchy[0][child][0]
+    _, _, w, h = cv2.boundingRect(contours[i])
+    return best / float(w * h)
+
+
+def _is_rect(contour: np.ndarray, box: Box, cfg: DetectConfig, hole: float) -> bool:
+    """A closed rectangular ring: rectangular outline and a large hole (glyphs have none)."""
+    _, _, w, h = box
+    if hole < (0.3 if max(w, h) <= 24 else 0.45):
+        return False
+    small = w < cfg.min_box_w or h < cfg.min_box_h
+    if small and not (8 <= w <= 24 and 8 <= h <= 24):  # small squares may be check boxes
+        return False
+    area = cv2.contourArea(contour)
+    if area < cfg.rectangularity * (w - 1) * (h - 1):
+        return False
+    approx = cv2.approxPolyDP(contour, 0.02 * cv2.arcLength(contour, True), True)
+    return 4 <= len(approx) <= 6
+
+
+def nms(elements: list[Element], threshold: float) -> list[Element]:
+    """Keep the most confident of boxes that overlap by IoU >= threshold (outer wins ties)."""
+    order = sorted(elements, key=lambda e: (-e.confidence, -(e.box[2] * e.box[3])))
+    kept: list[Element] = []
+    for e in order:
+        if all(iou(e.box, k.box) < threshold for k in kept):
+            kept.append(e)
+    return kept
+
+
+def _ring_stats(gray: np.ndarray, box: Box) -> tuple[float, float, float, float]:
+    """(interior flat share, interior mode, outside mode, interior edge density)."""
+    x, y, w, h = box
+    H, W = gray.shape
+    inset = 3 if min(w, h) > 10 else 2
+    inner = gray[y + inset:y + h - inset, x + inset:x + w - inset]
+    if inner.size == 0:
+        return 0.0, 0.0, 0.0, 0.0
+    hist = np.bincount(inner.ravel(), minlength=256)
+    mode = int(hist.argmax())
+    flat = float(hist[max(0, mode - 3):mode + 4].sum()) / inner.size
+    ring = []
+    if y - 2 >= 0:
+        ring.append(gray[y - 2, x:x + w])
+    if y + h + 1 < H:
+        ring.append(gray[y + h + 1, x:x + w])
+    if x - 2 >= 0:
+        ring.append(gray[y:y + h, x - 2])
+    if x + w + 1 < W:
+        ring.append(gray[y:y + h, x + w + 1])
+    outside = int(np.bincount(np.concatenate(ring)).argmax()) if ring else mode
+    return flat, float(mode), float(outside), 1.0 - flat
+
+
+def _relief(gray: np.ndarray, box: Box) -> float:
+    """Top/left border brightness minus bottom/right: > 0 raised (button), < 0 sunken
+    (entry). The box comes from a 3x3 gradient, so the drawn border sits one pixel inside."""
+    x, y, w, h = box
+    if w < 8 or h < 8:
+        return 0.0
+    g = gray.astype(np.float32)
+    top = min(g[y + 1, x + 3:x + w - 3].mean(), g[y + 2, x + 3:x + w - 3].mean())
+    left = min(g[y + 3:y + h - 3, x + 1].mean(), g[y + 3:y + h - 3, x + 2].mean())
+    bottom = min(g[y + h - 2, x + 3:x + w - 3].mean(), g[y + h - 3, x + 3:x + w - 3].mean())
+    right = min(g[y + 3:y + h - 3, x + w - 2].mean(), g[y + 3:y + h - 3, x + w - 3].mean())
+    tl = max(g[y + 1, x + 3:x + w - 3].mean(), g[y + 3:y + h - 3, x + 1].mean())
+    br = max(g[y + h - 2, x + 3:x + w - 3].mean(), g[y + 3:y + h - 3, x + w - 2].mean())
+    # darkest lines decide a sunken well, brightest lines a raised bevel
+    if (top + left) / 2 < (bottom + right) / 2 - 20:
+        return -float((bottom + right) / 2 - (top + left) / 2)
+    return float(tl - br) if tl - br > 20 else 0.0
+
+
+def _classify(gray: np.ndarray, rgb: np.ndarray | None, box: Box,
+              frame_area: int, cfg: DetectConfig) -> tuple[str, float]:
+    x, y, w, h = box
+    aspect = w / max(h, 1)
+    if 8 <= w <= 24 and 8 <= h <= 24 and abs(w - h) <= 3:
+        return "checkbox", 0.8
+    if w * h >= cfg.window_share * frame_area:
+        return "window", 0.7
+    flat, inner_mode, outside, _busy = _ring_stats(gray, box)
+    contrast = abs(inner_mode - outside)
+    relief = _relief(gray, box)
+    if h <= 80 and aspect >= 1.0 and w <= 480 and relief > 0:
+        return "button", 0.9  # a raised bevel
+    if h <= 64 and aspect >= 2.5 and flat >= 0.55 and (relief < 0 or contrast >= 12):
+        return "text_field", min(0.95, 0.6 + flat * 0.4) if relief < 0 else 0.7
+    if h <= 80 and aspect >= 1.0 and w <= 480:
+        return "button", 0.85 if contrast < 12 else 0.65
+    if w <= 64 and h <= 64 and rgb is not None:
+        crop = rgb[y:y + h, x:x + w].reshape(-1, 3)
+        if float(crop.std(axis=0).mean()) > 30:
+            return "icon", 0.5
+    return "other", 0.4
+
+
+def detect_elements(frame: np.ndarray, cfg: DetectConfig | None = None) -> list[Element]:
+    """Candidate UI elements of one frame (RGB or gray), boxes in frame coordinates."""
+    cfg = cfg or DetectConfig()
+    gray = to_gray(frame)
+    rgb = frame if frame.ndim == 3 else None
+    H, W = gray.shape
+    edges = _edge_map(gray, cfg)
+    contours, hierarchy = cv2.findContours(edges, cv2.RETR_CCOMP, cv2.CHAIN_APPROX_SIMPLE)
+    boxes: list[Element] = []
+    glyph_mask = np.zeros_like(edges)
+    if hierarchy is not None:
+        for i, c in enumerate(contours):
+            if hierarchy[0][i][3] != -1:
+                continue  # a hole, not an outer boundary
+            box = cv2.boundingRect(c)
+            if _is_rect(c, box, cfg, _largest_hole(contours, hierarchy, i)):
+                kind, conf = _classify(gray, rgb, box, H * W, cfg)
+                boxes.append(Element("", kind, box, conf, kind in INTERACTABLE))
+            elif box[3] <= cfg.max_text_h and box[2] <= W // 2:
+                cv2.drawContours(glyph_mask, [c], -1, 255, thickness=cv2.FILLED)
+    boxes = nms(boxes, cfg.nms_iou)
+    # a glyph with a hole inside a button or field is not an element of its own
+    holders = [b for b in boxes if b.kind in ("button", "text_field")]
+    boxes = [b for b in boxes if b.kind in ("button", "text_field", "window")
+             or not any(h is not b and contains(h.box, b.box) for h in holders)]
+    # glyph blobs -> words/lines
+    closed = cv2.morphologyEx(glyph_mask, cv2.MORPH_CLOSE,
+                              cv2.getStructuringElement(cv2.MORPH_RECT, (cfg.text_join_px, 1)))
+    n, _labels, stats, _ = cv2.connectedComponentsWithStats(closed, connectivity=8)
+    texts: list[Element] = []
+    containers = [b for b in boxes if b.kind != "window"]
+    for i in range(1, n):
+        x, y, w, h, area = stats[i]
+        if h < 5 or w < 3 or h > cfg.max_text_h or area < 12:
+            continue
+        tb = (int(x), int(y), int(w), int(h))
+        if any(contains(b.box, tb, slack=1) for b in containers):
+            continue
+        texts.append(Element("", "text", tb, 0.6, False))
+    for cb in (b for b in boxes if b.kind == "checkbox"):
+        for t in texts:
+            same_row = abs((t.box[1] + t.box[3] / 2) - (cb.box[1] + cb.box[3] / 2)) <= cb.box[3]
+            if same_row and 0 <= t.box[0] - (cb.box[0] + cb.box[2]) <= 16:
+                cb.label_box = t.box
+                break
+    out = sorted(boxes + texts, key=lambda e: (e.box[1], e.box[0]))
+    for i, e in enumerate(out):
+        e.element_id = f"e{i}"
+    return out

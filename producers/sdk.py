@@ -1,0 +1,1080 @@
+"""The agent SDK: the one object an agent uses to emit every event type.
+
+`AgentClient` fills the envelope (event_id, per-agent `seq` that survives restarts,
+session/trace ids, parent_id, event_time), encodes Avro with compiled encoders and produces
+through an idempotent confluent-kafka producer (acks=all, lz4, batching), keyed by agent_id.
+
+Outage handling (nothing is lost, per-agent order holds, seq has no gaps):
+
+- *direct* mode: events go straight into librdkafka. Its queue survives short outages by
+  itself (long ``message.timeout.ms``, idempotent retries keep order).
+- When the broker is unreachable (``_ALL_BROKERS_DOWN``), the local queue stays full, or a
+  delivery fails, the client switches to *spooling*: every new event is appended to the disk
+  spool (`producers.spool`), so order is kept while the spool is non-empty.
+- Events librdkafka gives back (timed out, purged on close) are put *in front of* the spool,
+  sorted by seq: they are older than anything spooled.
+- The transport thread probes the broker; once it answers and librdkafka's own queue of
+  direct events has drained, it replays the spool in batches, acknowledging (deleting) a batch
+  only after every record in it was delivered, and switches back to direct mode when the
+  spool is empty. Replays can duplicate (at-least-once); consumers dedupe by event_id.
+
+Delivery failures are never silent: per-type counters, the `on_delivery_error` hook, logs
+and Prometheus metrics (``clawstream_sdk_*``).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import mmap
+import os
+import struct
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from confluent_kafka import KafkaError, KafkaException, Producer
+from prometheus_client import Counter, Gauge, Histogram
+
+from clawstream import __version__
+from clawstream.settings import Settings
+from producers.blobstore import BlobStore, average_hash, encode_image, make_thumbnail
+from producers.fastenc import compile_fields, long_bytes, string_bytes, write_long
+from producers.spool import Spool, SpoolFullError  # noqa: F401 (re-exported)
+from schemas.registry import EventSchema
+from schemas.serde import CONFLUENT_MAGIC, SOE_MAGIC, Serde
+
+log = logging.getLogger(__name__)
+
+# -- metrics ----------------------------------------------------------------------------------
+EVENTS_PRODUCED = Counter(
+    "clawstream_sdk_events_produced_total", "Events acknowledged by Kafka.", ["type"]
+)
+EVENTS_SPOOLED = Counter(
+    "clawstream_sdk_events_spooled_total", "Events written to the disk spool.", ["type"]
+)
+EVENTS_REPLAYED = Counter(
+    "clawstream_sdk_events_replayed_total", "Spooled events delivered on replay.", ["type"]
+)
+EVENTS_FAILED = Counter(
+    "clawstream_sdk_events_failed_total",
+    "Delivery failures, by type and fate (respooled or rejected).",
+    ["type", "fate"],
+)
+SPOOL_DEPTH_BYTES = Gauge("clawstream_sdk_spool_depth_bytes", "Bytes waiting in spools.", ["agent"])
+SPOOL_DEPTH_MESSAGES = Gauge(
+    "clawstream_sdk_spool_depth_messages", "Events waiting in spools.", ["agent"]
+)
+DELIVERY_LATENCY = Histogram(
+    "clawstream_sdk_delivery_latency_seconds",
+    "produce() to broker acknowledgement (sampled 1 in 8).",
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+)
+
+#: Errors that mean "this event will never be accepted": rejected, not respooled.
+PERMANENT_ERRORS = frozenset(
+    {
+        KafkaError.MSG_SIZE_TOO_LARGE,
+        KafkaError._MSG_SIZE_TOO_LARGE if hasattr(KafkaError, "_MSG_SIZE_TOO_LARGE") else -999,
+        KafkaError.INVALID_MSG,
+        KafkaError.INVALID_RECORD,
+        KafkaError.INVALID_MSG_SIZE,
+        KafkaError.RECORD_LIST_TOO_LARGE,
+        KafkaError.TOPIC_AUTHORIZATION_FAILED,
+        KafkaError.CLUSTER_AUTHORIZATION_FAILED,
+        KafkaError._UNKNOWN_TOPIC,
+        KafkaError._INVALID_ARG,
+        KafkaError.UNSUPPORTED_FOR_MESSAGE_FORMAT,
+    }
+)
+
+_VARIANT = {c: "89ab"[int(c, 16) & 3] for c in "0123456789abcdef"}
+
+
+class RandomIds:
+    """uuid4 strings from batched os.urandom: ~4x cheaper than str(uuid.uuid4())."""
+
+    def __init__(self) -> None:
+        self._buf = ""
+        self._pos = 0
+
+    def __call__(self) -> str:
+        p = self._pos
+        if p >= len(self._buf):
+            self._buf = os.urandom(16 * 2048).hex()
+            p = 0
+        h = self._buf[p : p + 32]
+        self._pos = p + 32
+        return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{_VARIANT[h[16]]}{h[17:20]}-{h[20:]}"
+
+
+@dataclass(frozen=True)
+class DeliveryFailure:
+    """What the `on_delivery_error` hook receives."""
+
+    agent_id: str
+    event_type: str
+    topic: str
+    error: KafkaError
+    value: bytes | None
+    respooled: bool  # True: kept and retried later; False: rejected for good
+
+
+@dataclass
+class _TypeInfo:
+    event_type: str
+    topic: str
+    header: bytes
+    encode_body: Callable[[dict[str, Any], bytearray], None]
+    schema: EventSchema
+
+
+class SeqCounter:
+    """The per-agent seq, in an mmap'ed 8-byte file: survives a kill -9 at no per-event cost."""
+
+    _FMT = struct.Struct("<q")
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        if os.fstat(self._fd).st_size < 8:
+            os.ftruncate(self._fd, 8)
+        self._mm = mmap.mmap(self._fd, 8)
+        self.value: int = self._FMT.unpack_from(self._mm, 0)[0]
+
+    def set(self, value: int) -> None:
+        self.value = value
+        self._FMT.pack_into(self._mm, 0, value)
+
+    def sync(self) -> None:
+        self._mm.flush()
+
+    def close(self) -> None:
+        if not self._mm.closed:
+            self._mm.flush()
+            self._mm.close()
+            os.close(self._fd)
+
+
+def agent_dir_name(agent_id: str, replica_id: str | None = None) -> str:
+    """A file-system-safe directory name for an agent (and replica)."""
+    name = agent_id if replica_id is None else f"{agent_id}@{replica_id}"
+    safe = quote(name, safe="@-_.")
+    return "_" + safe if safe.startswith(".") or not safe else safe
+
+
+def envelope_seq(value: bytes) -> int:
+    """Read `seq` back out of an encoded event (for ordering events returned by librdkafka)."""
+    pos = 10 if value[:2] == SOE_MAGIC else 5
+    buf = memoryview(value)
+
+    def read_long() -> int:
+        nonlocal pos
+        shift = result = 0
+        while True:
+            b = buf[pos]
+            pos += 1
+            result |= (b & 0x7F) << shift
+            if not b & 0x80:
+                return (result >> 1) ^ -(result & 1)
+            shift += 7
+
+    for _ in range(4):  # event_id, agent_id, session_id, trace_id
+        pos += read_long()
+    if read_long() == 1:  # parent_id union branch "string"
+        pos += read_long()
+    read_long()  # event_time
+    return read_long()
+
+
+def producer_config(settings: Settings, **overrides: Any) -> dict[str, Any]:
+    """The producer settings the SDK uses: idempotent, acks=all, lz4, batched."""
+    conf: dict[str, Any] = {
+        "bootstrap.servers": settings.bootstrap_servers,
+        "enable.idempotence": True,
+        "acks": "all",
+        "compression.type": "lz4",
+        "linger.ms": 10,
+        "batch.size": 1_000_000,
+        "batch.num.messages": 10_000,
+        "queue.buffering.max.messages": 500_000,
+        "queue.buffering.max.kbytes": 512 * 1024,
+        # Long enough to ride out a broker restart inside librdkafka; longer outages come
+        # back as _MSG_TIMED_OUT and are respooled in front of the spool.
+        "message.timeout.ms": 300_000,
+        "reconnect.backoff.ms": 100,
+        "reconnect.backoff.max.ms": 1000,
+        # murmur2 like the Java client and aiokafka: every client maps agent_id alike.
+        "partitioner": "murmur2_random",
+        "client.id": settings.producer_name,
+    }
+    conf.update(overrides)
+    return conf
+
+
+class Transport:
+    """One confluent-kafka Producer shared by AgentClients, and the thread that serves its
+    callbacks, probes the broker during outages and replays spools."""
+
+    def __init__(self, settings: Settings, **config_overrides: Any) -> None:
+        self.settings = settings
+        conf = producer_config(settings, **config_overrides)
+        conf["error_cb"] = self._on_error
+        # One delivery callback for the whole producer, routed by key (= agent_id): a
+        # per-message on_delivery costs ~2 µs per produce() in confluent-kafka.
+        conf["on_delivery"] = self._on_delivery
+        self.producer = Producer(conf)
+        self.message_timeout_s = conf["message.timeout.ms"] / 1000
+        self.broker_up = True
+        self.clients: list[AgentClient] = []
+        self._by_key: dict[bytes, AgentClient] = {}
+        self._to_finalize: list[AgentClient] = []
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._next_probe = 0.0
+        self._thread = threading.Thread(target=self._run, name="clawstream-sdk", daemon=True)
+        self._thread.start()
+
+    # -- callbacks (transport thread) ---------------------------------------------------------
+    def _on_error(self, err: KafkaError) -> None:
+        code = err.code()
+        if code == KafkaError._ALL_BROKERS_DOWN:
+            if self.broker_up:
+                log.warning("kafka unreachable (%s): spooling events to disk", err.str())
+            self.broker_up = False
+            for client in list(self.clients):
+                client._enter_spooling("all brokers down")
+        elif err.fatal():
+            log.error("kafka producer fatal error: %s", err.str())
+        else:
+            log.debug("kafka producer error: %s", err.str())
+
+    def _on_delivery(self, err: KafkaError | None, msg: Any) -> None:
+        client = self._by_key.get(msg.key())
+        if client is not None:
+            client._dr(err, msg)
+        elif err is not None:
+            log.error("delivery of an event of a closed client failed: %s", err.str())
+
+    def probe(self, timeout: float = 1.0) -> bool:
+        """Does the broker answer a metadata request?"""
+        try:
+            self.producer.list_topics(timeout=timeout)
+            return True
+        except KafkaException:
+            return False
+
+    def _run(self) -> None:
+        next_maint = next_sync = 0.0
+        while not self._stop.is_set():
+            try:
+                self.producer.poll(0.05)
+                now = time.monotonic()
+                if now >= next_maint:
+                    next_maint = now + 0.2
+                    self._maintain(now)
+                if now >= next_sync:
+                    next_sync = now + 1.0
+                    for client in list(self.clients):
+                        client._housekeeping()
+            except Exception:  # never let the delivery thread die
+                log.exception("sdk transport thread error")
+                time.sleep(0.5)
+
+    def _maintain(self, now: float) -> None:
+        spooling = [c for c in self.clients if c._spooling]
+        if not spooling:
+            return
+        if not self.broker_up:
+            if now < self._next_probe:
+                return
+            self._next_probe = now + 1.0
+            if not self.probe():
+                return
+            log.info("kafka answers again: replaying spools")
+            self.broker_up = True
+        for client in spooling:
+            client._replay(budget_s=0.5)
+
+    def poll_until(self, done: Callable[[], bool], timeout: float) -> bool:
+        """Serve callbacks until `done()` (transport thread only)."""
+        deadline = time.monotonic() + timeout
+        while not done():
+            if self._stop.is_set() or time.monotonic() >= deadline:
+                return done()
+            self.producer.poll(0.05)
+        return True
+
+    # -- membership -----------------------------------------------------------------------------
+    def register(self, client: AgentClient) -> None:
+        with self._lock:
+            if client._key in self._by_key:
+                raise RuntimeError(f"agent {client.agent_id!r} already has a client here")
+            self.clients = [*self.clients, client]
+            self._by_key[client._key] = client
+
+    def unregister(self, client: AgentClient, *, finalize_later: bool = False) -> None:
+        with self._lock:
+            self.clients = [c for c in self.clients if c is not client]
+            if finalize_later:
+                self._to_finalize.append(client)
+            else:
+                self._by_key.pop(client._key, None)
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Stop the thread; anything librdkafka still holds is purged and handed back to its
+        client, which writes it to its spool (so it is replayed by the next run)."""
+        if self._stop.is_set():
+            return
+        self._stop.set()  # from here on only this thread serves callbacks
+        self._thread.join(timeout=max(timeout, 5) + self.message_timeout_s)
+        if len(self.producer) and self.broker_up:
+            self.producer.flush(max(timeout, 0))
+        if len(self.producer):
+            self.producer.purge(in_queue=True, in_flight=True)
+        self.producer.flush(5)
+        for client in [*self.clients, *self._to_finalize]:
+            client._finalize()
+        self.clients = []
+        self._to_finalize = []
+        self._by_key = {}
+
+
+class _ReplayState:
+    """Delivery reports of one replayed batch; permanent rejections count as handled."""
+
+    __slots__ = ("client", "error", "failed", "ok", "pending")
+
+    def __init__(self, client: AgentClient, n: int) -> None:
+        self.client = client
+        self.pending = n
+        self.ok = 0
+        self.failed = 0
+        self.error: KafkaError | None = None
+
+    def dr(self, err: KafkaError | None, msg: Any) -> None:
+        if err is None:
+            self.ok += 1
+        elif err.code() in PERMANENT_ERRORS:
+            self.client._reject(msg.topic(), err, msg.value())
+            self.ok += 1
+        else:
+            self.failed += 1
+            self.error = err
+        self.pending -= 1
+
+
+class AgentClient:
+    """Emits one agent's events. Thread-safe; one process per agent_id (a lock file says so)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        agent_id: str,
+        *,
+        session_id: str | None = None,
+        replica_id: str | None = None,
+        producer_name: str | None = None,
+        transport: Transport | None = None,
+        serde: Serde | None = None,
+        id_factory: Callable[[], str] | None = None,
+        on_delivery_error: Callable[[DeliveryFailure], None] | None = None,
+        spool_fsync: str = "interval",
+        queue_full_block_s: float = 0.5,
+        producer_config: dict[str, Any] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.agent_id = agent_id
+        self.replica_id = replica_id
+        self.producer_name = producer_name or settings.producer_name
+        self.on_delivery_error = on_delivery_error
+        self.queue_full_block_s = queue_full_block_s
+        self.serde = serde or _default_serde(settings)
+        self._new_id = id_factory or RandomIds()
+        self._key = agent_id.encode()
+        self._lock = threading.RLock()
+        self._closed = False
+        self._started = time.monotonic()
+
+        dir_name = agent_dir_name(agent_id, replica_id)
+        state_dir = Path(settings.data_dir) / "sdk" / "agents" / dir_name
+        state_dir.mkdir(parents=True, exist_ok=True)
+        self._lock_fd = os.open(state_dir / "lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(self._lock_fd)
+            raise RuntimeError(
+                f"agent {agent_id!r} is already running against {state_dir} (seq and spool "
+                "belong to one process at a time)"
+            ) from None
+        self._seq = SeqCounter(state_dir / "seq")
+        self.spool = Spool(
+            Path(settings.data_dir) / "spool" / dir_name,
+            max_bytes=settings.spool_max_bytes,
+            fsync=spool_fsync,
+        )
+        self.rejected = Path(settings.data_dir) / "spool" / f"{dir_name}.rejected"
+        self.blobs = BlobStore(Path(settings.data_dir) / "blobs")
+        self._thumbs: dict[str, tuple[bytes, int, int, str, int, int]] = {}
+
+        self._types: dict[str, _TypeInfo] = {}
+        self._topic_type: dict[str, str] = {}
+        self._producer_bytes = string_bytes(self.producer_name) + string_bytes(__version__)
+        self._ast_cache: dict[tuple[str, str], bytes] = {}
+        self._last_t = -1
+        self._last_tb = b""
+        self.session_id = session_id or str(uuid.uuid4())
+
+        # counters: each dict has a single writer thread (emit path vs transport thread)
+        self.emitted: dict[str, int] = {}
+        self.spooled: dict[str, int] = {}
+        self.delivered: dict[str, int] = {}
+        self.replayed: dict[str, int] = {}
+        self.failed: dict[str, int] = {}
+        self.respooled: dict[str, int] = {}
+        self._exported: dict[str, dict[str, int]] = {}
+        self._direct_sent = 0
+        self._direct_done = 0
+        self._pending_front: list[tuple[str, bytes | None, bytes]] = []
+        self._replay_backoff_until = 0.0
+        self._replay_state: _ReplayState | None = None
+        self._replay_failures = 0
+        self._spooling = not self.spool.empty
+        if self._spooling:
+            log.info("agent %s: %d spooled events from an earlier run will be replayed",
+                     agent_id, self.spool.depth_messages)
+
+        self._owns_transport = transport is None
+        self.transport = transport or Transport(settings, **(producer_config or {}))
+        self.transport.register(self)
+        self._produce = self.transport.producer.produce
+
+    # -- envelope and encoding ----------------------------------------------------------------
+    def _type_info(self, event_type: str) -> _TypeInfo:
+        schema = self.serde.contract.get(event_type)
+        if schema.topic is None:
+            raise ValueError(f"{event_type!r} has no topic")
+        if schema.expanded["fields"][0]["name"] != "envelope":
+            raise ValueError(f"{schema.name}: envelope must be the first field")
+        topic = self.settings.topic(schema.topic)
+        if self.serde.registry is None:
+            header = SOE_MAGIC + schema.fingerprint
+        else:
+            schema_id = self.serde.registry.id_for(f"{topic}-value", schema)
+            header = struct.pack(">bI", CONFLUENT_MAGIC, schema_id)
+        info = _TypeInfo(
+            schema.event_type, topic, header,
+            compile_fields(schema.expanded["fields"][1:], "encode_" + schema.name), schema,
+        )
+        for name in {event_type, schema.event_type, schema.name}:
+            self._types[name] = info
+        self._topic_type[topic] = schema.event_type
+        for d in (self.emitted, self.spooled, self.delivered, self.replayed, self.failed,
+                  self.respooled):
+            d.setdefault(topic, 0)
+        return info
+
+    def new_session(self, session_id: str | None = None) -> str:
+        """Start a new episode: later events carry this session_id (and it as trace_id)."""
+        self.session_id = session_id or str(uuid.uuid4())
+        return self.session_id
+
+    def emit(
+        self,
+        event_type: str,
+        body: dict[str, Any],
+        *,
+        parent_id: str | None = None,
+        event_time: int | None = None,
+        trace_id: str | None = None,
+        session_id: str | None = None,
+        event_id: str | None = None,
+    ) -> str:
+        """Emit one event; the envelope is filled here. Returns its event_id.
+
+        Raises EncodeError for a body that does not fit the schema, SpoolFullError when the
+        broker is away and the spool is at its cap (the event is not taken, seq unchanged).
+        """
+        info = self._types.get(event_type) or self._type_info(event_type)
+        if event_time is None:
+            event_time = time.time_ns() // 1_000_000
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("AgentClient is closed")
+            eid = event_id or self._new_id()
+            sid = session_id or self.session_id
+            tid = trace_id or sid
+            seq = self._seq.value + 1
+            o = bytearray(info.header)
+            eb = eid.encode()
+            if len(eb) == 36:
+                o.append(72)
+            else:
+                write_long(o, len(eb))
+            o += eb
+            ast = self._ast_cache.get((sid, tid))
+            if ast is None:
+                ast = self._ast_bytes(sid, tid)
+            o += ast
+            if parent_id is None:
+                o.append(0)
+            else:
+                o.append(2)
+                pb = parent_id.encode()
+                write_long(o, len(pb))
+                o += pb
+            if event_time != self._last_t:
+                self._last_tb = long_bytes(event_time)
+                self._last_t = event_time
+            o += self._last_tb
+            n = seq << 1  # zig-zag of a positive long, varint inline (hot path)
+            while n > 127:
+                o.append((n & 0x7F) | 0x80)
+                n >>= 7
+            o.append(n)
+            o += self._producer_bytes
+            try:
+                info.encode_body(body, o)
+                value = bytes(o)
+            except Exception:
+                value = self._encode_slow(info, body, eid, sid, tid, parent_id, event_time, seq)
+            if self._spooling:
+                self._send(info.topic, value)
+            else:
+                try:
+                    self._produce(info.topic, value, self._key)
+                    self._direct_sent += 1
+                except (BufferError, KafkaException):
+                    self._send(info.topic, value)
+            self._seq.set(seq)
+            self.emitted[info.topic] += 1
+        return eid
+
+    def _ast_bytes(self, sid: str, tid: str) -> bytes:
+        if len(self._ast_cache) > 256:
+            self._ast_cache.clear()
+        b = string_bytes(self.agent_id) + string_bytes(sid) + string_bytes(tid)
+        self._ast_cache[(sid, tid)] = b
+        return b
+
+    def _encode_slow(self, info: _TypeInfo, body: dict[str, Any], eid: str, sid: str, tid: str,
+                     parent_id: str | None, event_time: int, seq: int) -> bytes:
+        """fastavro's encoder: gives the proper EncodeError for a body that does not fit."""
+        record = dict(body)
+        record["envelope"] = {
+            "event_id": eid, "agent_id": self.agent_id, "session_id": sid, "trace_id": tid,
+            "parent_id": parent_id, "event_time": event_time, "seq": seq,
+            "producer": {"name": self.producer_name, "version": __version__},
+        }
+        return self.serde.encode(info.schema, record, topic=info.topic)
+
+    # -- sending ------------------------------------------------------------------------------
+    def _send(self, topic: str, value: bytes) -> None:
+        """Direct to librdkafka, or to the spool while spooling (caller holds the lock)."""
+        if not self._spooling:
+            producer = self.transport.producer
+            try:
+                producer.produce(topic, value, self._key)
+                self._direct_sent += 1
+                return
+            except BufferError:
+                if self._wait_for_room(topic, value):
+                    return
+                self._enter_spooling("local producer queue full")
+            except KafkaException as exc:
+                self._reject(topic, exc.args[0], value)
+                return
+        self.spool.append(topic, self._key, value)  # may raise SpoolFullError
+        self.spooled[topic] += 1
+
+    def _wait_for_room(self, topic: str, value: bytes) -> bool:
+        """Back-pressure: give librdkafka a moment to drain before falling back to the spool."""
+        deadline = time.monotonic() + self.queue_full_block_s
+        while self.transport.broker_up and time.monotonic() < deadline:
+            time.sleep(0.001)
+            try:
+                self.transport.producer.produce(topic, value, self._key)
+            except BufferError:
+                continue
+            self._direct_sent += 1
+            return True
+        return False
+
+    def _enter_spooling(self, why: str) -> None:
+        with self._lock:
+            if not self._spooling:
+                log.warning("agent %s: %s; spooling to %s", self.agent_id, why, self.spool.dir)
+                self._spooling = True
+
+    def _dr(self, err: KafkaError | None, msg: Any) -> None:
+        """Delivery report (transport thread): a replayed event while a replay batch is out
+        (no direct event is in flight then), a direct one otherwise."""
+        state = self._replay_state
+        if state is not None:
+            state.dr(err, msg)
+            return
+        if err is None:
+            topic = msg.topic()
+            self.delivered[topic] += 1
+            if not self._direct_done & 7:
+                lat = msg.latency()
+                if lat is not None:
+                    DELIVERY_LATENCY.observe(lat)
+        else:
+            self._direct_failed(err, msg)
+        self._direct_done += 1
+
+    def _direct_failed(self, err: KafkaError, msg: Any) -> None:
+        topic, value = msg.topic(), msg.value()
+        if err.code() in PERMANENT_ERRORS:
+            self._reject(topic, err, value)
+            return
+        with self._lock:
+            self._pending_front.append((topic, msg.key(), value))
+            self.respooled[topic] = self.respooled.get(topic, 0) + 1
+            if not self._spooling:
+                log.warning("agent %s: delivery failed (%s); spooling to %s",
+                            self.agent_id, err.str(), self.spool.dir)
+                self._spooling = True
+        self._notify(topic, err, value, respooled=True)
+
+    def _reject(self, topic: str, err: KafkaError, value: bytes | None) -> None:
+        """A failure retrying cannot fix: counted, logged, hooked, and kept on disk."""
+        self.failed[topic] = self.failed.get(topic, 0) + 1
+        log.error("agent %s: %s event rejected by kafka: %s (kept in %s)",
+                  self.agent_id, self._topic_type.get(topic, topic), err.str(), self.rejected)
+        if value is not None:
+            try:
+                with Spool(self.rejected, fsync="never") as dead:
+                    dead.append(topic, self._key, value)
+            except Exception:
+                log.exception("could not keep the rejected event")
+        self._notify(topic, err, value, respooled=False)
+
+    def _notify(self, topic: str, err: KafkaError, value: bytes | None, *, respooled: bool) -> None:
+        if self.on_delivery_error is None:
+            return
+        failure = DeliveryFailure(self.agent_id, self._topic_type.get(topic, topic), topic,
+                                  err, value, respooled)
+        try:
+            self.on_delivery_error(failure)
+        except Exception:
+            log.exception("on_delivery_error hook raised")
+
+    # -- replay (transport thread) ------------------------------------------------------------
+    def _flush_pending_front(self) -> None:
+        """Caller holds the lock and knows no direct event is in flight."""
+        if self._pending_front:
+            records = sorted(self._pending_front, key=lambda r: envelope_seq(r[2]))
+            self._pending_front = []
+            n = self.spool.prepend(records)
+            log.info("agent %s: %d undelivered events put back in front of the spool",
+                     self.agent_id, n)
+
+    def _replay(self, budget_s: float = 0.5) -> None:
+        if time.monotonic() < self._replay_backoff_until:
+            return
+        deadline = time.monotonic() + budget_s
+        producer = self.transport.producer
+        while time.monotonic() < deadline and self.transport.broker_up:
+            if self._replay_state is not None:
+                if self._replay_state.pending > 0:
+                    return  # an abandoned batch is still resolving inside librdkafka
+                self._replay_state = None
+            with self._lock:
+                if self._direct_sent - self._direct_done > 0:
+                    return  # librdkafka still owns older events; they go first
+                self._flush_pending_front()
+                batch = self.spool.read_batch(max_records=20_000, max_bytes=16 << 20)
+                if batch is None:
+                    if self._spooling:
+                        self._spooling = False
+                        self._publish_spool_depth()
+                        log.info("agent %s: spool drained, back to direct sends", self.agent_id)
+                    return
+            state = _ReplayState(self, len(batch))
+            self._replay_state = state
+            for topic, key, value in batch.records:
+                while True:
+                    try:
+                        producer.produce(topic, value, key)
+                        break
+                    except BufferError:
+                        producer.poll(0.05)
+                    except KafkaException as exc:  # e.g. the topic no longer exists
+                        self._reject(topic, exc.args[0], value)
+                        state.ok += 1
+                        state.pending -= 1
+                        break
+            self.transport.poll_until(lambda s=state: s.pending <= 0,
+                                      self.transport.message_timeout_s + 5)
+            if state.pending > 0 or state.failed:
+                self._replay_failures += 1
+                wait = min(30.0, 0.5 * 2**self._replay_failures)
+                self._replay_backoff_until = time.monotonic() + wait
+                log.warning("agent %s: replay of %d spooled events incomplete (%d failed: %s); "
+                            "retrying in %.1fs", self.agent_id, len(batch), state.failed,
+                            state.error.str() if state.error else "timeout", wait)
+                if state.pending <= 0:
+                    self._replay_state = None
+                return
+            self._replay_state = None
+            self._replay_failures = 0
+            with self._lock:
+                self.spool.ack(batch)
+            for topic, _key, _value in batch.records:
+                self.replayed[topic] = self.replayed.get(topic, 0) + 1
+
+    # -- housekeeping -------------------------------------------------------------------------
+    def _housekeeping(self) -> None:
+        """Once a second on the transport thread: fsync the spool, export metrics."""
+        if self.spool.fsync == "interval" and not self._closed:
+            try:
+                self.spool.sync()
+            except OSError:
+                log.exception("spool fsync failed")
+        self._export_metrics()
+
+    def _publish_spool_depth(self) -> None:
+        SPOOL_DEPTH_BYTES.labels(self.agent_id).set(self.spool.depth_bytes)
+        SPOOL_DEPTH_MESSAGES.labels(self.agent_id).set(self.spool.depth_messages)
+
+    def _export_metrics(self) -> None:
+        for name, counts, metric in (
+            ("delivered", self.delivered, EVENTS_PRODUCED),
+            ("spooled", self.spooled, EVENTS_SPOOLED),
+            ("replayed", self.replayed, EVENTS_REPLAYED),
+        ):
+            last = self._exported.setdefault(name, {})
+            for topic, n in list(counts.items()):
+                if n != last.get(topic, 0):
+                    metric.labels(self._topic_type.get(topic, topic)).inc(n - last.get(topic, 0))
+                    last[topic] = n
+        for name, counts, fate in (("failed", self.failed, "rejected"),
+                                   ("respooled", self.respooled, "respooled")):
+            last = self._exported.setdefault(name, {})
+            for topic, n in list(counts.items()):
+                if n != last.get(topic, 0):
+                    EVENTS_FAILED.labels(self._topic_type.get(topic, topic), fate).inc(
+                        n - last.get(topic, 0))
+                    last[topic] = n
+        self._publish_spool_depth()
+
+    # -- state --------------------------------------------------------------------------------
+    @property
+    def seq(self) -> int:
+        """The seq of the last event emitted by this agent (across restarts)."""
+        return self._seq.value
+
+    @property
+    def spooling(self) -> bool:
+        return self._spooling
+
+    def pending(self) -> int:
+        """Events emitted but not yet acknowledged by Kafka."""
+        return (self._direct_sent - self._direct_done) + len(self._pending_front) + (
+            self.spool.depth_messages
+        )
+
+    def stats(self) -> dict[str, Any]:
+        """Counts per event type, and what is still waiting."""
+
+        def by_type(d: dict[str, int]) -> dict[str, int]:
+            return {self._topic_type.get(t, t): n for t, n in d.items() if n}
+
+        return {
+            "emitted": by_type(self.emitted),
+            "delivered": by_type(self.delivered),
+            "spooled": by_type(self.spooled),
+            "replayed": by_type(self.replayed),
+            "respooled": by_type(self.respooled),
+            "failed": by_type(self.failed),
+            "pending": self.pending(),
+            "spool_messages": self.spool.depth_messages,
+            "spool_bytes": self.spool.depth_bytes,
+            "seq": self.seq,
+        }
+
+    def flush(self, timeout: float = 30.0) -> int:
+        """Wait until everything emitted so far reached Kafka; return how many have not."""
+        deadline = time.monotonic() + timeout
+        while True:
+            left = self.pending()
+            if left <= 0 or time.monotonic() >= deadline:
+                return max(left, 0)
+            time.sleep(0.005)
+
+    def close(self, timeout: float = 30.0) -> int:
+        """Flush, then release everything. Undelivered events stay in the spool (on disk) and
+        are replayed by the next AgentClient of this agent. Returns that number."""
+        if self._closed:
+            return 0
+        left = self.flush(timeout)
+        if self._owns_transport:
+            self.transport.unregister(self, finalize_later=True)
+            self.transport.close(timeout=1.0)  # purges what is left and calls _finalize
+        elif self._direct_sent - self._direct_done > 0:
+            # the shared producer still holds some of ours: finalize when it closes
+            self.transport.unregister(self, finalize_later=True)
+            self._closed = True
+            return left
+        else:
+            self.transport.unregister(self)
+            self._finalize()
+        return left
+
+    def _finalize(self) -> None:
+        with self._lock:
+            if self._lock_fd < 0:
+                return
+            self.transport._by_key.pop(self._key, None)
+            self._closed = True
+            self._flush_pending_front()
+            left = self.spool.depth_messages
+            self._export_metrics()
+            self.spool.close()
+            self._seq.close()
+            fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+            os.close(self._lock_fd)
+            self._lock_fd = -1
+        if left:
+            log.warning("agent %s: %d events not delivered; kept in %s for the next run",
+                        self.agent_id, left, self.spool.dir)
+
+    def __enter__(self) -> AgentClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- typed helpers --------------------------------------------------------------------------
+    def frame(
+        self,
+        image: Any = None,
+        *,
+        app: str = "",
+        width: int | None = None,
+        height: int | None = None,
+        phash: str | None = None,
+        change_ratio: float = 1.0,
+        changed_regions: Sequence[Any] = (),
+        thumbnail: bytes | None = None,
+        thumb_size: tuple[int, int] | None = None,
+        image_uri: str | None = None,
+        redactions: int = 0,
+        **envelope: Any,
+    ) -> str:
+        """A screen frame, claim-check style: `image` (bytes, PIL or numpy) goes to the blob
+        store, a small JPEG thumbnail rides inline, the event carries the cas:// URI."""
+        sha = None
+        if image is not None:
+            data = encode_image(image)
+            import hashlib
+
+            sha = hashlib.sha256(data).hexdigest()
+            cached = self._thumbs.get(sha)
+            if cached is None:
+                uri = self.blobs.put(data, sha)
+                tb, tw, th = make_thumbnail(data)
+                from producers.blobstore import to_pil
+
+                w, h = to_pil(data).size
+                cached = (tb, tw, th, average_hash(data), w, h)
+                if len(self._thumbs) > 512:
+                    self._thumbs.clear()
+                self._thumbs[sha] = cached
+            else:
+                uri = self.blobs.put(data, sha)
+            tb, tw, th, ph, w, h = cached
+            thumbnail = thumbnail if thumbnail is not None else tb
+            thumb_size = thumb_size or (tw, th)
+            phash = phash or ph
+            width, height = width or w, height or h
+            image_uri = image_uri or uri
+        body = {
+            "app": app,
+            "width": int(width or 0),
+            "height": int(height or 0),
+            "phash": phash or "",
+            "change_ratio": float(change_ratio),
+            "changed_regions": [_bbox(b) for b in changed_regions],
+            "thumbnail": thumbnail or b"",
+            "thumbnail_format": "jpeg",
+            "thumb_width": thumb_size[0] if thumb_size else 0,
+            "thumb_height": thumb_size[1] if thumb_size else 0,
+            "image_uri": image_uri,
+            "image_sha256": sha or (image_uri.rsplit("/", 1)[-1] if image_uri else None),
+            "redactions": redactions,
+        }
+        return self.emit("frame", body, **envelope)
+
+    def detection(
+        self,
+        frame_id: str,
+        elements: Iterable[dict[str, Any]],
+        *,
+        app: str = "",
+        duration_ms: float = 0.0,
+        parent_id: str | None = None,
+        **envelope: Any,
+    ) -> str:
+        """The UI elements found on frame `frame_id` (its event_id is the parent)."""
+        els = []
+        for i, e in enumerate(elements):
+            el = dict(e)
+            el.setdefault("element_id", f"e{i}")
+            el["bbox"] = _bbox(el.get("bbox", (0, 0, 0, 0)))
+            el.setdefault("kind", "other")
+            el.setdefault("confidence", 1.0)
+            el.setdefault("source", "opencv")
+            el.setdefault("interactable", el["kind"] in ("button", "text_field", "checkbox"))
+            els.append(el)
+        body = {"app": app, "frame_id": frame_id, "elements": els, "duration_ms": duration_ms}
+        return self.emit("detection", body, parent_id=parent_id or frame_id, **envelope)
+
+    def plan(
+        self,
+        goal: str,
+        steps: Iterable[dict[str, Any] | str],
+        *,
+        app: str = "",
+        planner: str = "rules",
+        **envelope: Any,
+    ) -> str:
+        """What the planner intends; actions point back at the returned id."""
+        out = []
+        for i, s in enumerate(steps):
+            step = {"description": s, "action_kind": "other"} if isinstance(s, str) else dict(s)
+            step.setdefault("index", i)
+            step.setdefault("description", step.get("action_kind", ""))
+            step.setdefault("action_kind", "other")
+            out.append(step)
+        return self.emit("plan", {"app": app, "goal": goal, "planner": planner, "steps": out},
+                         **envelope)
+
+    def action(
+        self,
+        kind: str,
+        *,
+        app: str = "",
+        plan_id: str | None = None,
+        step_index: int | None = None,
+        target: dict[str, Any] | str | None = None,
+        x: int | None = None,
+        y: int | None = None,
+        params: dict[str, str] | None = None,
+        executor: str = "pyautogui",
+        parent_id: str | None = None,
+        **envelope: Any,
+    ) -> str:
+        """One executor step (parent: the plan)."""
+        if isinstance(target, str) or target is None:
+            tgt: dict[str, Any] = {"label": target}
+        else:
+            tgt = dict(target)
+            if "bbox" in tgt and tgt["bbox"] is not None:
+                tgt["bbox"] = _bbox(tgt["bbox"])
+        if x is not None:
+            tgt["x"] = x
+        if y is not None:
+            tgt["y"] = y
+        body = {"app": app, "plan_id": plan_id, "step_index": step_index, "kind": kind,
+                "target": tgt, "params": {k: str(v) for k, v in (params or {}).items()},
+                "executor": executor}
+        return self.emit("action", body, parent_id=parent_id or plan_id, **envelope)
+
+    def outcome(
+        self,
+        action_id: str,
+        status: str,
+        duration_ms: float,
+        *,
+        app: str = "",
+        action_kind: str = "other",
+        error: str | None = None,
+        error_kind: str | None = None,
+        verification: dict[str, Any] | None = None,
+        executor: str = "pyautogui",
+        parent_id: str | None = None,
+        **envelope: Any,
+    ) -> str:
+        """What happened after action `action_id` (its event_id is the parent)."""
+        body = {"action_id": action_id, "app": app, "action_kind": action_kind,
+                "status": status, "duration_ms": float(duration_ms), "error": error,
+                "error_kind": error_kind, "verification": verification, "executor": executor}
+        return self.emit("outcome", body, parent_id=parent_id or action_id, **envelope)
+
+    def heartbeat(
+        self,
+        status: str = "ok",
+        *,
+        uptime_s: float | None = None,
+        cpu_percent: float | None = None,
+        rss_bytes: int | None = None,
+        queue_depth: int | None = None,
+        spool_depth: int | None = None,
+        **envelope: Any,
+    ) -> str:
+        """Liveness; queue and spool depth default to this client's own."""
+        body = {
+            "status": status,
+            "uptime_s": time.monotonic() - self._started if uptime_s is None else uptime_s,
+            "cpu_percent": cpu_percent,
+            "rss_bytes": rss_bytes,
+            "queue_depth": len(self.transport.producer) if queue_depth is None else queue_depth,
+            "spool_depth": self.spool.depth_messages if spool_depth is None else spool_depth,
+        }
+        return self.emit("heartbeat", body, **envelope)
+
+    def state_delta(
+        self,
+        key: str,
+        crdt_type: str,
+        payload: bytes,
+        *,
+        full_state: bool = False,
+        replica_id: str | None = None,
+        **envelope: Any,
+    ) -> str:
+        """A CRDT delta (payload in the CRDT's own encoding) from this replica."""
+        body = {"replica_id": replica_id or self.replica_id or self.agent_id,
+                "crdt_type": crdt_type, "key": key, "payload": payload,
+                "full_state": full_state}
+        return self.emit("state_delta", body, **envelope)
+
+
+def _bbox(b: Any) -> dict[str, int]:
+    """A BBox record from a dict or an (x, y, w, h) tuple."""
+    if isinstance(b, dict):
+        return {"x": int(b["x"]), "y": int(b["y"]), "w": int(b["w"]), "h": int(b["h"])}
+    x, y, w, h = b
+    return {"x": int(x), "y": int(y), "w": int(w), "h": int(h)}
+
+
+def _default_serde(settings: Settings) -> Serde:
+    """Confluent framing when a schema registry is configured, single-object otherwise."""
+    if not settings.schema_registry_url:
+        return Serde()
+    try:
+        from schemas import registry_client  # written by the schemas engineer
+    except ImportError as exc:
+        raise RuntimeError("schema_registry_url is set but schemas.registry_client is "
+                           "missing") from exc
+    factory = getattr(registry_client, "make_serde", None) or getattr(
+        registry_client, "serde_for", None)
+    if factory is None:
+        raise RuntimeError("schemas.registry_client offers no make_serde(settings)")
+    return factory(settings)
+
+
+def serve_sdk_metrics(settings: Settings) -> bool:
+    """Expose this process's SDK metrics on settings.sdk_metrics_port."""
+    from clawstream.metrics import serve_metrics
+
+    return serve_metrics(settings.sdk_metrics_port, settings.metrics_host)

@@ -1,0 +1,326 @@
+"""Event-time windows on Faust: the glue between Kafka and the pure `streams.windowing` code.
+
+One agent (`event-time`) reads partition p of every event topic (they are co-partitioned by
+agent_id, so faust assigns them together) and runs one `PartitionPipeline` per partition:
+windows, action↔outcome correlation and sessions share the partition's watermark.
+
+Why not faust's windowed tables: they close windows on the wall clock and drop late writes.
+Here the open windows, pending actions, open sessions and the per-source watermark marks live
+in one plain changelog-backed table (`event-time-state`, key "<partition>/<operator>/<key>").
+
+Processing, per batch of events (`noack_take`):
+1. decode (undecodable -> DLQ with the reason), feed the pipeline, advance the watermark;
+2. send what closed (aggregates, late events with their windows in headers, lost outcomes,
+   sessions, plan progress, fleet partials) and WAIT until Kafka acknowledged it;
+3. write the changed state to the changelog (the clock record last);
+4. ack the events (faust commits offsets only after flushing its producer).
+A crash anywhere re-reads events from the committed offset: events the restored state already
+holds are recognised by their offsets and skipped; a window emitted but not yet deleted is
+emitted again with the same deterministic event id, which ClickHouse collapses.
+
+Fleet-wide ('*') windows: each partition closes its own partial fleet window on its own
+watermark and sends it with its watermark to a single-partition internal topic; the
+`event-time-fleet` agent merges partials per window and closes it when the minimum watermark
+over the active partitions passes its end (see `streams.windowing.fleet`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from typing import Any
+
+from prometheus_client import Counter, Gauge
+
+from clawstream.settings import Settings
+from schemas.serde import DecodeError, Serde
+from schemas.topics import (
+    AGGREGATES,
+    DLQ,
+    EVENT_TOPICS,
+    LATE,
+    OUTCOMES,
+    SESSIONS,
+    TOPICS,
+)
+from streams.windowing import Event, Output, PartitionPipeline
+from streams.windowing.correlation import CorrelationOperator
+from streams.windowing.fleet import FleetMerger, decode_report, encode_report
+from streams.windowing.operator import WindowOperator
+from streams.windowing.sessions import SessionOperator
+from streams.windowing.watermark import NEVER
+from streams.windowing.windows import specs_from_settings
+
+log = logging.getLogger("clawstream.streams.windows")
+
+COMPONENT = "streams-windows"
+STATE_TABLE = "event-time-state"
+FLEET_TABLE = "event-time-fleet"
+BATCH_MAX = 5_000
+BATCH_WITHIN_S = 0.1
+#: A partition reports its watermark to the fleet merge at least this often while busy.
+REPORT_EVERY_S = 0.5
+#: Partitions silent for this long do not hold fleet-wide windows back.
+FLEET_IDLE_S = 5.0
+FLEET_TICK_S = 1.0
+
+EVENTS = Counter("clawstream_worker_events_total", "Events processed by the windows.",
+                 ["type"])
+LATE_EVENTS = Counter("clawstream_worker_late_events_total",
+                      "Events later than the watermark for at least one window.", ["type"])
+WINDOWS = Counter("clawstream_worker_windows_emitted_total", "Window aggregates emitted.",
+                  ["scope"])
+LOST = Counter("clawstream_worker_lost_outcomes_total", "Synthetic lost outcomes emitted.")
+SESSIONS_OUT = Counter("clawstream_worker_sessions_emitted_total", "Sessions emitted.")
+DLQ_OUT = Counter("clawstream_worker_dlq_total", "Undecodable events sent to the DLQ.",
+                  ["reason"])
+REPLAYED = Counter("clawstream_worker_replayed_events_total",
+                   "Events skipped because the restored state already held them.")
+WATERMARK = Gauge("clawstream_worker_watermark_ms", "Event-time watermark per partition.",
+                  ["partition"])
+
+
+class EventTimeProcessor:
+    """Declares the event-time agent, its table and topics on one faust app."""
+
+    OPERATORS = ("windows", "correlation", "sessions")
+
+    def __init__(self, app: Any, settings: Settings) -> None:
+        import faust
+
+        self.app = app
+        self.settings = settings
+        self.serde = Serde()
+        self.enabled: set[str] = set()
+        self.lateness_ms = round(settings.window_lateness_s * 1000)
+        self.specs = specs_from_settings(settings)
+        self.pipelines: dict[int, PartitionPipeline] = {}
+        self.last_report: dict[int, float] = {}
+        self.physical = {settings.topic(t): t for t in EVENT_TOPICS}
+        partitions = TOPICS[EVENT_TOPICS[0]].partitions
+        raw = {"key_serializer": "raw", "value_serializer": "raw"}
+        self.source = app.topic(*self.physical, **raw)
+        self.out = {
+            name: app.topic(settings.topic(name), **raw)
+            for name in (AGGREGATES, LATE, OUTCOMES, SESSIONS, DLQ)
+        }
+        self.fleet_topic = app.topic(f"{app.conf.id}-fleet-partials", partitions=1,
+                                     internal=True, **raw)
+        self.plan_topic = app.topic(f"{app.conf.id}-plan-progress", partitions=partitions,
+                                    internal=True, **raw)
+        self.table = app.Table(
+            STATE_TABLE, partitions=partitions, key_type=bytes, value_type=bytes,
+            help="Open windows, pending actions, open sessions and watermarks per partition.",
+            schema=faust.Schema(key_serializer="raw", value_serializer="raw"),
+        )
+        self.fleet_table = app.Table(
+            FLEET_TABLE, partitions=1, key_type=bytes, value_type=bytes,
+            help="Partial fleet-wide windows per source partition and their watermarks.",
+            schema=faust.Schema(key_serializer="raw", value_serializer="raw"),
+        )
+        self.fleet: FleetMerger | None = None
+        app.agent(self.source, name="event-time")(self._run)
+        app.agent(self.fleet_topic, name="event-time-fleet")(self._run_fleet)
+        app.timer(FLEET_TICK_S, on_leader=True, name="event-time-fleet-tick")(self._tick)
+        app.on_partitions_revoked.connect(self._on_revoked)
+
+    # -- pipelines per partition ------------------------------------------------------------------
+    def _new_pipeline(self) -> PartitionPipeline:
+        ops: list[Any] = []
+        s = self.settings
+        if "correlation" in self.enabled:
+            ops.append(CorrelationOperator(round(s.outcome_timeout_s * 1000)))
+        if "windows" in self.enabled:
+            ops.append(WindowOperator(self.specs))
+        if "sessions" in self.enabled:
+            ops.append(SessionOperator(round(s.session_gap_s * 1000)))
+        return PartitionPipeline(self.lateness_ms, ops)
+
+    def pipeline(self, partition: int) -> PartitionPipeline:
+        pl = self.pipelines.get(partition)
+        if pl is None:
+            pl = self.pipelines[partition] = self._new_pipeline()
+            prefix = f"{partition}/".encode()
+            restored = 0
+            for key, value in list(self.table.data.items()):
+                if key.startswith(prefix) and value is not None:
+                    pl.load(key[len(prefix):].decode(), value)
+                    restored += 1
+            if restored:
+                log.info("partition %d: restored %d state keys, watermark %s", partition,
+                         restored, pl.watermark)
+        return pl
+
+    async def _on_revoked(self, app: Any, revoked: Any, **kwargs: Any) -> None:
+        for tp in revoked:
+            if tp.topic in self.physical:
+                self.pipelines.pop(tp.partition, None)
+
+    def _lagging(self, partition: int, pl: PartitionPipeline) -> dict[str, bool]:
+        """Per source topic: is there a backlog (high-water mark beyond what we applied)?"""
+        from faust.types import TP
+
+        consumer = self.app.consumer
+        out = {}
+        for physical, logical in self.physical.items():
+            try:
+                hw = consumer.highwater(TP(physical, partition))
+            except Exception:  # not assigned (yet)
+                hw = None
+            mark = pl.clock.sources.get(logical)
+            applied = mark.offset if mark is not None else -1
+            out[logical] = hw is None or hw > applied + 1
+        return out
+
+    # -- the main agent ---------------------------------------------------------------------------
+    async def _run(self, stream: Any) -> None:
+        async for batch in stream.noack_take(BATCH_MAX, within=BATCH_WITHIN_S):
+            await self._handle_batch(batch)
+            for event in batch:
+                await stream.ack(event)
+
+    async def _handle_batch(self, batch: list[Any]) -> None:
+        outputs: list[tuple[int, Output]] = []
+        touched: set[int] = set()
+        dead = []
+        for event in batch:
+            msg = event.message
+            p = msg.partition
+            logical = self.physical.get(msg.topic, msg.topic)
+            pl = self.pipeline(p)
+            touched.add(p)
+            if pl.clock.is_replay(logical, msg.offset):
+                REPLAYED.inc()
+                continue
+            try:
+                decoded = self.serde.decode(msg.value)
+            except DecodeError as exc:
+                pl.clock.skip(logical, msg.offset)
+                dead.append((msg, exc.reason, exc.detail))
+                continue
+            et = decoded.schema.event_type
+            ev = Event(et, decoded.record, logical, msg.offset, raw=msg.value, key=msg.key,
+                       headers=tuple(msg.headers or ()))
+            EVENTS.labels(et).inc()
+            outputs.extend((p, o) for o in pl.process(ev))
+        for p in touched:
+            pl = self.pipelines[p]
+            outputs.extend((p, o) for o in pl.advance(self._lagging(p, pl)))
+        await self._send(outputs, dead, touched)
+        self._persist(touched)
+
+    async def _send(self, outputs: list[tuple[int, Output]], dead: list[Any],
+                    touched: set[int]) -> None:
+        from consumers.dlq import dlq_headers
+
+        futures = []
+        partials: dict[int, dict[str, Any]] = {}
+        for p, o in outputs:
+            if o.kind == "fleet_partial":
+                partials.setdefault(p, {})[o.key] = o.value
+                continue
+            futures.append(await self._send_one(p, o))
+        for msg, reason, detail in dead:
+            DLQ_OUT.labels(reason).inc()
+            futures.append(await self.out[DLQ].send(
+                key=msg.key, value=msg.value,
+                headers=dlq_headers(reason=reason, detail=detail, topic=msg.topic,
+                                    partition=msg.partition, offset=msg.offset,
+                                    failed_by=COMPONENT)))
+        now = time.monotonic()
+        for p in touched:
+            pl = self.pipelines[p]
+            if pl.watermark > NEVER:
+                WATERMARK.labels(str(p)).set(pl.watermark)
+            if "windows" not in self.enabled:
+                continue
+            if p in partials or now - self.last_report.get(p, 0.0) >= REPORT_EVERY_S:
+                self.last_report[p] = now
+                futures.append(await self.fleet_topic.send(
+                    key=b"fleet", value=encode_report(p, pl.watermark, partials.get(p, {}))))
+        if futures:
+            await asyncio.gather(*futures)  # delivered before the state says "done"
+
+    async def _send_one(self, p: int, o: Output) -> Any:
+        if o.kind == "aggregate":
+            WINDOWS.labels("agent").inc()
+            return await self.out[AGGREGATES].send(
+                key=o.key.encode(), value=self.serde.encode("aggregate", o.value))
+        if o.kind == "late":
+            ev: Event = o.value
+            LATE_EVENTS.labels(ev.event_type).inc()
+            headers = list(ev.headers) + [(k, v.encode()) for k, v in o.headers.items()]
+            return await self.out[LATE].send(key=ev.key, value=ev.raw, partition=p,
+                                             headers=headers)
+        if o.kind == "outcome":
+            LOST.inc()
+            return await self.out[OUTCOMES].send(
+                key=o.key.encode(), value=self.serde.encode("outcome", o.value), partition=p)
+        if o.kind == "session":
+            SESSIONS_OUT.inc()
+            return await self.out[SESSIONS].send(
+                key=o.key.encode(), value=self.serde.encode("session", o.value))
+        if o.kind == "plan":
+            return await self.plan_topic.send(
+                key=o.key.encode(), value=json.dumps(o.value).encode(), partition=p)
+        raise ValueError(f"unknown output kind {o.kind}")
+
+    def _persist(self, touched: set[int]) -> None:
+        for p in touched:
+            for key, value in self.pipelines[p].take_dirty().items():
+                k = f"{p}/{key}".encode()
+                if value is None:
+                    self.table.data.pop(k, None)
+                else:
+                    self.table.data[k] = value
+                self.table.send_changelog(p, k, value)
+
+    # -- fleet-wide merge ----------------------------------------------------------------------
+    def _merger(self) -> FleetMerger:
+        if self.fleet is None:
+            now = time.monotonic()
+            self.fleet = FleetMerger(round(FLEET_IDLE_S * 1000), FLEET_IDLE_S, started_at=now)
+            for key, value in list(self.fleet_table.data.items()):
+                if value is not None:
+                    self.fleet.load(key.decode(), value, now)
+        return self.fleet
+
+    async def _run_fleet(self, stream: Any) -> None:
+        async for value in stream:
+            merger = self._merger()
+            now = time.monotonic()
+            if value != b"tick":
+                p, wm, partials = decode_report(value)
+                merger.report(p, wm, partials, now)
+            futures = []
+            for rec in merger.advance(now):
+                WINDOWS.labels("fleet").inc()
+                futures.append(await self.out[AGGREGATES].send(
+                    key=b"*", value=self.serde.encode("aggregate", rec)))
+            if futures:
+                await asyncio.gather(*futures)
+            for key, data in merger.take_dirty().items():
+                k = key.encode()
+                if data is None:
+                    self.fleet_table.data.pop(k, None)
+                else:
+                    self.fleet_table.data[k] = data
+                self.fleet_table.send_changelog(0, k, data)
+
+    async def _tick(self) -> None:
+        await self.fleet_topic.send(key=b"fleet", value=b"tick")
+
+
+def processor(app: Any, settings: Settings) -> EventTimeProcessor:
+    """The app's event-time processor (declared on first use)."""
+    proc = getattr(app, "clawstream_event_time", None)
+    if proc is None:
+        proc = app.clawstream_event_time = EventTimeProcessor(app, settings)
+    return proc
+
+
+def register(app: Any, settings: Settings) -> None:
+    """Event-time tumbling/hopping windows -> claw.aggregates.v1, late -> claw.late.v1."""
+    processor(app, settings).enabled.add("windows")

@@ -1,0 +1,264 @@
+"""Alerting in the stream: the faust side of `streams.alerts` (which is pure).
+
+Flow, all in one faust app:
+
+1. `alerting-route` reads `claw.aggregates.v1`, `claw.outcomes.v1` and `claw.heartbeats.v1`
+   (raw bytes), decodes with schemas.serde (undecodable -> DLQ with the reason) and forwards a
+   compact JSON input to a single-partition internal topic. Rules such as the circuit breaker
+   per (app, executor) or "agent silent while others talk" need one view of the whole fleet,
+   and faust writes a table's changelog to the partition of the event being processed: one
+   input partition keeps the table's history in one ordered log.
+2. A leader-only timer puts a wall-clock `tick` on the same topic, so ticks are replayed in
+   order with the data after a crash (same decisions, same event ids).
+3. `alerting-evaluate` runs the `AlertEngine` with its state in the changelog-backed table
+   `alerting-state` and produces Alert events to `claw.alerts.v1`, keyed by agent, with
+   deterministic event ids (uuid5 of fingerprint + incident + state).
+
+A Prometheus gauge `clawstream_alerts_firing{rule,severity}` counts firing incidents; the rules
+file (settings.rules_file) is re-read when it changes, and a bad edit keeps the last good rules.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+from prometheus_client import Counter, Gauge
+
+from clawstream.settings import Settings
+from schemas.envelope import new_envelope
+from schemas.serde import DecodeError, Serde
+from schemas.topics import AGGREGATES, ALERTS, DLQ, HEARTBEATS, OUTCOMES
+from streams.alerts import AlertEngine, AlertEvent, RuleBook
+from streams.alerts.rules import DEFAULT_RULES_FILE, load_rules_file, merge_rulesets
+
+log = logging.getLogger("clawstream.alerting")
+
+if __name__ == "__main__":  # `python -m streams.alerting`: run the importable module's main,
+    import importlib  # so create_app's import of streams.alerting defines the metrics once.
+    import sys
+
+    sys.exit(importlib.import_module("streams.alerting").main())
+
+COMPONENT = "alerting"
+INPUT_TYPES = ("aggregate", "outcome", "heartbeat")
+TICK_SECONDS = 1.0
+RELOAD_CHECK_SECONDS = 1.0
+
+ALERTS_FIRING = Gauge(
+    "clawstream_alerts_firing", "Incidents currently firing.", ["rule", "severity"]
+)
+ALERT_EVENTS = Counter(
+    "clawstream_alerts_events_total", "Alert lifecycle events emitted.", ["rule", "state"]
+)
+ALERT_INPUTS = Counter(
+    "clawstream_alerts_inputs_total", "Events evaluated by the alert rules.", ["type"]
+)
+ALERT_DLQ = Counter("clawstream_alerts_dlq_total", "Undecodable inputs sent to the DLQ.",
+                    ["reason"])
+RULES_RELOADS = Counter(
+    "clawstream_alerts_rules_reloads_total", "Rules file reloads.", ["result"]
+)
+RULES_LOADED = Gauge("clawstream_alerts_rules_loaded", "Alert rules in force.")
+
+
+class RulesWatcher:
+    """Defaults + the user's file; re-read when the file changes, last good set kept."""
+
+    def __init__(self, user_file: Path | None, defaults: Path = DEFAULT_RULES_FILE) -> None:
+        self.user_file = Path(user_file) if user_file else None
+        self.defaults = defaults
+        self._mtime: float | None = None
+        base = load_rules_file(defaults)
+        self.book = RuleBook(base)
+        if self.user_file is not None:
+            self._mtime = self._stat()
+            if not self.book.try_reload(self._load):
+                log.error("alert rules NOT loaded, running the defaults only: %s",
+                          self.book.last_error)
+                RULES_RELOADS.labels("error").inc()
+        RULES_LOADED.set(len(self.book.rules.enabled()))
+
+    def _stat(self) -> float | None:
+        try:
+            return self.user_file.stat().st_mtime_ns if self.user_file else None
+        except OSError:
+            return None
+
+    def _load(self) -> Any:
+        assert self.user_file is not None
+        return merge_rulesets([load_rules_file(self.defaults), load_rules_file(self.user_file)])
+
+    def check(self) -> bool | None:
+        """Reload if the file changed: True swapped, False rejected, None unchanged."""
+        if self.user_file is None:
+            return None
+        mtime = self._stat()
+        if mtime == self._mtime:
+            return None
+        self._mtime = mtime
+        ok = self.book.try_reload(self._load)
+        if ok:
+            log.info("alert rules reloaded from %s: %d rules", self.user_file,
+                     len(self.book.rules.rules))
+            RULES_RELOADS.labels("ok").inc()
+        else:
+            log.error("alert rules file rejected, keeping the previous rules: %s",
+                      self.book.last_error)
+            RULES_RELOADS.labels("error").inc()
+        RULES_LOADED.set(len(self.book.rules.enabled()))
+        return ok
+
+
+def compact(record: dict[str, Any]) -> dict[str, Any]:
+    """A decoded record made JSON-safe for the internal topic (bytes fields dropped)."""
+    return {k: v for k, v in record.items() if not isinstance(v, bytes | bytearray)}
+
+
+def alert_record(ev: AlertEvent, producer: str = "clawstream-alerting") -> dict[str, Any]:
+    """The Alert Avro record of an engine event; the envelope's event_id is deterministic."""
+    agent = ev.labels.get("agent") or "*"
+    env = new_envelope(
+        agent,
+        ev.incident_id,
+        ev.event_time,
+        trace_id=ev.incident_id,
+        event_time=ev.event_time,
+        event_id=ev.event_id,
+        producer=producer,
+    )
+    return ev.to_record(env)
+
+
+class FiringGauge:
+    """Keeps `clawstream_alerts_firing` equal to the engine's firing incidents."""
+
+    def __init__(self) -> None:
+        self._seen: set[tuple[str, str]] = set()
+
+    def update(self, engine: AlertEngine) -> None:
+        counts: dict[tuple[str, str], int] = {}
+        for inc in engine.firing():
+            k = (inc["rule"], inc["severity"])
+            counts[k] = counts.get(k, 0) + 1
+        for k in self._seen - set(counts):
+            ALERTS_FIRING.labels(*k).set(0)
+        for k, n in counts.items():
+            ALERTS_FIRING.labels(*k).set(n)
+        self._seen |= set(counts)
+
+
+def register(app: Any, settings: Settings) -> None:
+    """Declare the alerting topics, table, agents and timers on a faust app."""
+    from consumers.dlq import dlq_headers
+
+    serde = Serde()
+    watcher = RulesWatcher(settings.rules_file)
+    source = app.topic(
+        settings.topic(AGGREGATES), settings.topic(OUTCOMES), settings.topic(HEARTBEATS),
+        key_serializer="raw", value_serializer="raw",
+    )
+    inputs = app.topic(
+        f"{app.conf.id}-alerting-input", partitions=1, internal=True,
+        key_serializer="raw", value_serializer="json",
+    )
+    alerts_topic = app.topic(settings.topic(ALERTS), key_serializer="raw",
+                             value_serializer="raw")
+    dlq_topic = app.topic(settings.topic(DLQ), key_serializer="raw", value_serializer="raw")
+    import faust
+
+    state = app.Table(
+        "alerting-state", partitions=1,
+        schema=faust.Schema(key_serializer="json", value_serializer="json"),
+        help="Alert evaluation state: incidents, counters, breakers, last activity.",
+    )
+    gauge = FiringGauge()
+    holder: dict[str, AlertEngine] = {}
+
+    def engine() -> AlertEngine:
+        if "e" not in holder:
+            holder["e"] = AlertEngine(watcher.book, state)
+        return holder["e"]
+
+    @app.agent(source, name="alerting-route")
+    async def route(stream: Any) -> None:
+        async for event in stream.events():
+            msg = event.message
+            try:
+                decoded = serde.decode(event.value)
+                etype = decoded.schema.event_type
+                if etype not in INPUT_TYPES:
+                    raise DecodeError("unexpected-type", f"{etype} on {msg.topic}")
+            except DecodeError as exc:
+                ALERT_DLQ.labels(exc.reason).inc()
+                await dlq_topic.send(
+                    key=event.key, value=event.value,
+                    headers=dlq_headers(reason=exc.reason, detail=exc.detail, topic=msg.topic,
+                                        partition=msg.partition, offset=msg.offset,
+                                        failed_by=COMPONENT),
+                )
+                continue
+            arrival = int((msg.timestamp or time.time()) * 1000)
+            await inputs.send(key=b"all", value={
+                "t": etype, "a": arrival, "r": compact(decoded.record),
+                "s": [msg.topic, msg.partition, msg.offset],
+            })
+
+    @app.agent(inputs, name="alerting-evaluate")
+    async def evaluate(stream: Any) -> None:
+        async for item in stream:
+            eng = engine()
+            kind = item.get("t")
+            if kind == "tick":
+                events = eng.tick(int(item["w"]))
+            else:
+                ALERT_INPUTS.labels(kind).inc()
+                events = eng.process(kind, item["r"], item.get("a"), item.get("s"))
+            for ev in events:
+                rec = alert_record(ev)
+                await alerts_topic.send(
+                    key=rec["envelope"]["agent_id"].encode(),
+                    value=serde.encode("alert", rec),
+                )
+                ALERT_EVENTS.labels(ev.rule, ev.state).inc()
+                log.info("alert %s %s %s labels=%s value=%s", ev.state, ev.rule,
+                         ev.transition or "", ev.labels, ev.value)
+            if events or kind == "tick":
+                gauge.update(eng)
+
+    @app.timer(TICK_SECONDS, on_leader=True, name="alerting-tick")
+    async def tick() -> None:
+        await inputs.send(key=b"all", value={"t": "tick", "w": int(time.time() * 1000)})
+
+    @app.timer(RELOAD_CHECK_SECONDS, name="alerting-rules-reload")
+    async def reload_rules() -> None:
+        watcher.check()
+
+
+def standalone_app(settings: Settings) -> Any:
+    """A faust app running only the alerting module (tests, or a dedicated alert worker).
+
+    Same configuration as the full worker (`streams.app.create_app`), with a shorter session
+    timeout so a restarted worker takes its partitions back quickly after a kill -9.
+    """
+    from streams.app import create_app
+
+    return create_app(settings, modules=("streams.alerting",), broker_session_timeout=10.0,
+                      broker_heartbeat_interval=2.0)
+
+
+def main() -> None:
+    """`python -m streams.alerting`: one alerting-only worker with metrics."""
+    import faust
+
+    from clawstream.metrics import serve_metrics
+    from clawstream.settings import get_settings
+
+    settings = get_settings()
+    serve_metrics(settings.worker_metrics_port, settings.metrics_host)
+    app = standalone_app(settings)
+    worker = faust.Worker(app, loglevel=settings.log_level.lower())
+    worker.execute_from_commandline()
+

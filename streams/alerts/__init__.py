@@ -1,0 +1,26 @@
+"""Pure alerting: rules (YAML, validated), evaluation state machines, incident lifecycle.
+
+No I/O here; `streams.alerting` wires it to Kafka and faust.
+"""
+
+from streams.alerts.engine import AlertEngine, AlertEvent, fingerprint
+from streams.alerts.rules import (
+    DEFAULT_RULES_FILE,
+    RuleBook,
+    RulesError,
+    RuleSet,
+    load_rules_file,
+    parse_rules,
+)
+
+__all__ = [
+    "DEFAULT_RULES_FILE",
+    "AlertEngine",
+    "AlertEvent",
+    "RuleBook",
+    "RuleSet",
+    "RulesError",
+    "fingerprint",
+    "load_rules_file",
+    "parse_rules",
+]

@@ -1,0 +1,79 @@
+"""The one Faust application of clawstream's stream processors.
+
+`create_app(settings)` builds the app (id `settings.worker_app_id`, raw bytes in and out:
+every module decodes with schemas.serde itself) and lets each module in `APP_MODULES`
+declare its topics, tables and agents through `register(app, settings)`. A failure of an
+optional module (import or register) is logged and the others still run.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from typing import Any
+
+from clawstream.settings import Settings
+
+log = logging.getLogger("clawstream.streams")
+
+#: Modules that declare agents on the app, in order.
+APP_MODULES: tuple[str, ...] = (
+    "streams.aggregation",
+    "streams.correlation",
+    "streams.sessions",
+    "streams.state_merge",
+    "streams.alerting",
+)
+#: Modules whose failure must stop the worker; the others are optional add-ons.
+CORE_MODULES = frozenset({"streams.aggregation", "streams.correlation", "streams.sessions"})
+#: Partitions of faust's own topics (tables' changelogs) unless a table says otherwise; the
+#: event topics have this many, and a table must match the stream it is keyed by.
+DEFAULT_PARTITIONS = 6
+
+
+def broker_urls(bootstrap_servers: str) -> list[str]:
+    return [f"kafka://{h.strip()}" for h in bootstrap_servers.split(",") if h.strip()]
+
+
+def create_app(settings: Settings, *, modules: tuple[str, ...] | None = None,
+               **overrides: Any) -> Any:
+    """Build the faust App and register the stream modules on it."""
+    import faust
+
+    conf: dict[str, Any] = {
+        "broker": broker_urls(settings.bootstrap_servers),
+        "value_serializer": "raw",
+        "key_serializer": "raw",
+        "store": "memory://",
+        "topic_partitions": DEFAULT_PARTITIONS,
+        "topic_replication_factor": 1,
+        "consumer_auto_offset_reset": "earliest",
+        "web_enabled": False,
+        "autodiscover": False,
+        "producer_acks": -1,
+        "producer_linger": 0.005,
+        "stream_buffer_maxsize": 16_384,
+        "broker_commit_interval": 1.0,
+        "table_standby_replicas": 0,
+    }
+    conf.update(overrides)
+    app = faust.App(settings.worker_app_id, **conf)
+    app.clawstream_settings = settings
+    loaded = []
+    for name in modules if modules is not None else APP_MODULES:
+        core = name in CORE_MODULES
+        try:
+            module = importlib.import_module(name)
+            register = getattr(module, "register", None)
+            if register is None:
+                log.warning("stream module %s has no register(app, settings), skipped", name)
+                continue
+            register(app, settings)
+        except Exception:
+            if core:
+                raise
+            log.exception("stream module %s failed to load; the others run without it", name)
+            continue
+        loaded.append(name)
+    app.clawstream_modules = tuple(loaded)
+    return app

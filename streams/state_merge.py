@@ -1,0 +1,186 @@
+"""CRDT state merging in the stream: StateDelta events -> merged, versioned AgentState.
+
+Flow, in one faust app (`register(app, settings)`; `python -m streams.state_merge` runs it alone):
+
+1. `state-merge` reads `claw.state-deltas.v1` (raw bytes, keyed by agent), decodes with
+   schemas.serde and joins the delta into the agent's merged state (streams.crdt). The table
+   `state-merge-agents` (changelog-backed, co-partitioned with the delta topic) stores each
+   agent's latest AgentState snapshot bytes, which carry the version and the full CRDT state,
+   so a worker killed with -9 recovers everything from the changelog.
+2. When a delta grows the state, the version goes up by one and the snapshot is produced to
+   `claw.agent-state.v1` (compacted, key agent_id). Merging is idempotent: redelivered or
+   duplicated deltas change nothing and bump no version; replaying a partition from its last
+   committed offset reproduces the same (version, state) pairs, so versions never go back.
+   The first delta touching an agent after a (re)start re-emits its stored snapshot as is, so a
+   snapshot lost in a crash is sent again.
+3. Each snapshot's summary goes to a one-partition internal topic; `state-rollup` keeps the
+   latest summary per agent in the table `state-merge-rollup`, and a timer emits the fleet-wide
+   AgentState (agent_id '*') when it changed.
+
+Undecodable messages, wrong event types and invalid CRDT payloads go to the DLQ with reasons.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from prometheus_client import Counter, Gauge
+
+from clawstream.settings import Settings
+from schemas.serde import DecodeError, Serde
+from schemas.topics import AGENT_STATE, DLQ, STATE_DELTAS, TOPICS
+from streams.crdt import CodecError, CRDTTypeMismatch
+from streams.crdt.snapshot import FLEET, StateMerger, rollup_record
+
+log = logging.getLogger("clawstream.state_merge")
+
+COMPONENT = "state-merge"
+ROLLUP_SECONDS = 0.5
+
+DELTAS = Counter("clawstream_state_merge_deltas_total",
+                 "StateDelta events processed, by result (merged, duplicate, dlq).", ["result"])
+SNAPSHOTS = Counter("clawstream_state_merge_snapshots_total", "AgentState snapshots emitted.")
+AGENTS = Gauge("clawstream_state_merge_agents", "Agents whose state this worker holds.")
+
+
+def register(app: Any, settings: Settings) -> None:
+    """Declare the state-merge topics, tables, agents and timer on a faust app."""
+    import faust
+
+    from consumers.dlq import dlq_headers
+
+    serde = Serde()
+    merger = StateMerger(serde)
+    deltas = app.topic(settings.topic(STATE_DELTAS), key_serializer="raw",
+                       value_serializer="raw")
+    snapshots = app.topic(settings.topic(AGENT_STATE), key_serializer="raw",
+                          value_serializer="raw")
+    dlq = app.topic(settings.topic(DLQ), key_serializer="raw", value_serializer="raw")
+    rollup_in = app.topic(f"{app.conf.id}-state-rollup", partitions=1, internal=True,
+                          key_serializer="raw", value_serializer="json")
+    table = app.Table(
+        "state-merge-agents", partitions=TOPICS[STATE_DELTAS].partitions,
+        key_type=bytes, value_type=bytes,  # faust picks the "raw" codec from these types
+        help="Per agent: the latest AgentState snapshot (version + merged CRDT state).",
+    )
+    rollup = app.Table(
+        "state-merge-rollup", partitions=1,
+        schema=faust.Schema(key_serializer="json", value_serializer="json"),
+        help="Per agent: the summary the fleet rollup is computed from.",
+    )
+    emitted: set[str] = set()  # agents whose snapshot this process has (re)sent
+    flags = {"rollup_dirty": False}
+    rollup_seen: set[str] = set()
+
+    async def dead(event: Any, reason: str, detail: str) -> None:
+        msg = event.message
+        DELTAS.labels("dlq").inc()
+        log.warning("state delta to DLQ (%s): %s", reason, detail[:200])
+        await dlq.send(key=event.key, value=event.value, headers=dlq_headers(
+            reason=reason, detail=detail, topic=msg.topic, partition=msg.partition,
+            offset=msg.offset, failed_by=COMPONENT))
+
+    @app.agent(deltas, name="state-merge")
+    async def merge(stream: Any) -> None:
+        async for event in stream.events():
+            try:
+                decoded = serde.decode(event.value)
+                if decoded.schema.event_type != "state_delta":
+                    raise DecodeError("unexpected-type",
+                                      f"{decoded.schema.name} on {event.message.topic}")
+                rec = decoded.record
+                agent = rec["envelope"]["agent_id"]
+                key = agent.encode()
+                stored = table.get(key)
+                current = merger.agents.get(agent)
+                if stored is None:
+                    merger.agents.pop(agent, None)
+                elif current is None or current.snapshot is not stored:
+                    merger.restore(stored)  # after recovery or a rebalance
+                result = merger.merge(rec)
+            except DecodeError as exc:
+                await dead(event, exc.reason, exc.detail)
+                continue
+            except CRDTTypeMismatch as exc:
+                await dead(event, "crdt-type-mismatch", str(exc))
+                continue
+            except CodecError as exc:
+                await dead(event, "bad-crdt-payload", str(exc))
+                continue
+            m = result.merged
+            DELTAS.labels("merged" if result.changed else "duplicate").inc()
+            if result.changed:
+                table[key] = m.snapshot
+            if m.version and (result.changed or agent not in emitted):
+                emitted.add(agent)
+                AGENTS.set(len(emitted))
+                await snapshots.send(key=key, value=m.snapshot)
+                SNAPSHOTS.inc()
+                await rollup_in.send(key=FLEET.encode(), value={"a": agent, **m.summary()})
+
+    @app.agent(rollup_in, name="state-rollup")
+    async def roll(stream: Any) -> None:
+        async for item in stream:
+            agent = item.pop("a")
+            cur = rollup.get(agent)
+            if cur is None or item["v"] > cur["v"]:
+                rollup[agent] = item
+                flags["rollup_dirty"] = True
+            elif agent not in rollup_seen:
+                flags["rollup_dirty"] = True  # re-emit after a restart
+            rollup_seen.add(agent)
+
+    @app.timer(ROLLUP_SECONDS, name="state-rollup-emit")
+    async def emit_rollup() -> None:
+        if not flags["rollup_dirty"]:
+            return
+        flags["rollup_dirty"] = False
+        summaries = {k: v for k, v in rollup.items() if k != FLEET}
+        if not summaries:
+            return
+        await snapshots.send(key=FLEET.encode(),
+                             value=serde.encode("agent_state", rollup_record(summaries)))
+        SNAPSHOTS.inc()
+
+
+def standalone_app(settings: Settings) -> Any:
+    """A faust app running only the state merger (tests, bench, or a dedicated worker)."""
+    import faust
+
+    app = faust.App(
+        settings.worker_app_id,
+        broker=f"kafka://{settings.bootstrap_servers}",
+        store="memory://",
+        datadir=str(settings.data_dir / "faust" / settings.worker_app_id),
+        key_serializer="raw",
+        value_serializer="raw",
+        topic_replication_factor=1,
+        topic_partitions=TOPICS[STATE_DELTAS].partitions,
+        web_enabled=False,
+        broker_commit_interval=1.0,
+        consumer_auto_offset_reset="earliest",
+        producer_linger_ms=5,
+    )
+    register(app, settings)
+    return app
+
+
+def main() -> None:
+    """`python -m streams.state_merge`: one state-merge-only worker with metrics."""
+    import faust
+
+    from clawstream.logs import setup_logging
+    from clawstream.metrics import serve_metrics
+    from clawstream.settings import get_settings
+
+    settings = get_settings()
+    setup_logging(settings.log_level)
+    serve_metrics(settings.worker_metrics_port, settings.metrics_host)
+    app = standalone_app(settings)
+    worker = faust.Worker(app, loglevel=settings.log_level.lower())
+    worker.execute_from_commandline()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,123 @@
+"""Fleet-wide windows: merging per-partition partial windows (pure).
+
+Each input partition closes its own fleet-scope ('*') windows on its own watermark and sends
+the partial state here, together with its watermark. A fleet window closes when the fleet
+watermark — the minimum over the partitions that are active — reaches its end; it is then
+the merge of the partials received. A partition that has not reported for `idle_ms` of wall
+clock is idle and does not hold the fleet back (otherwise one quiet agent would stall every
+fleet-wide figure); partials that arrive for an already closed fleet window are counted as
+late. Partials are stored per source partition, so a partial re-sent after a crash replaces
+the earlier copy instead of being counted twice.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from streams.windowing.operator import parse_window_key
+from streams.windowing.state import FLEET, WindowState, to_record
+from streams.windowing.watermark import NEVER
+
+
+@dataclass
+class PartitionReport:
+    watermark: int
+    seen_at: float  # wall clock (s) when last heard from
+
+
+def encode_report(partition: int, watermark: int, partials: dict[str, WindowState]) -> bytes:
+    return json.dumps({
+        "p": partition,
+        "wm": watermark,
+        "partials": {k: base64.b64encode(v.to_bytes()).decode() for k, v in partials.items()},
+    }, separators=(",", ":")).encode()
+
+
+def decode_report(data: bytes) -> tuple[int, int, dict[str, bytes]]:
+    obj = json.loads(data)
+    return obj["p"], obj["wm"], {k: base64.b64decode(v) for k, v in obj["partials"].items()}
+
+
+class FleetMerger:
+    def __init__(self, idle_ms: int, startup_grace_s: float, *, started_at: float,
+                 producer: str = "clawstream-windows") -> None:
+        self.idle_s = idle_ms / 1000
+        self.grace_until = started_at + startup_grace_s
+        self.producer = producer
+        self.partitions: dict[int, PartitionReport] = {}
+        self.partials: dict[str, dict[int, bytes]] = {}
+        self.watermark = NEVER
+        self.late_partials = 0
+        self._dirty: set[str] = set()
+
+    def report(self, partition: int, watermark: int, partials: dict[str, bytes],
+               now: float) -> None:
+        rep = self.partitions.get(partition)
+        if rep is None:
+            rep = self.partitions[partition] = PartitionReport(watermark, now)
+        rep.watermark = max(rep.watermark, watermark)
+        rep.seen_at = now
+        self._dirty.add(f"p|{partition}")
+        for key, data in partials.items():
+            spec, start, _ = parse_window_key(key)
+            if start + spec.size_ms <= self.watermark:
+                self.late_partials += 1
+                continue
+            self.partials.setdefault(key, {})[partition] = data
+            self._dirty.add(f"w|{key}")
+
+    def fleet_watermark(self, now: float) -> int:
+        if now < self.grace_until or not self.partitions:
+            return self.watermark
+        active = [r.watermark for r in self.partitions.values() if now - r.seen_at < self.idle_s]
+        if not active:  # everyone quiet: what they said last is all there is
+            active = [max(r.watermark for r in self.partitions.values())]
+        return max(self.watermark, min(active))
+
+    def advance(self, now: float) -> list[dict[str, Any]]:
+        """Close fleet windows the fleet watermark has passed; WindowAggregate records."""
+        wm = self.watermark = self.fleet_watermark(now)
+        out = []
+        for key in sorted(self.partials):
+            spec, start, _ = parse_window_key(key)
+            if start + spec.size_ms > wm:
+                continue
+            parts = self.partials.pop(key)
+            self._dirty.add(f"w|{key}")
+            merged = WindowState()
+            for data in parts.values():
+                merged.merge(WindowState.from_bytes(data))
+            out.append(to_record(merged, size_ms=spec.size_ms, step_ms=spec.step_ms, start=start,
+                                 scope=FLEET, watermark=wm, key=key, producer=self.producer))
+        return out
+
+    # -- state ----------------------------------------------------------------------------------
+    def take_dirty(self) -> dict[str, bytes | None]:
+        out: dict[str, bytes | None] = {}
+        for key in self._dirty:
+            kind, _, ident = key.partition("|")
+            if kind == "p":
+                rep = self.partitions.get(int(ident))
+                out[key] = json.dumps(rep.watermark).encode() if rep else None
+            else:
+                parts = self.partials.get(ident)
+                out[key] = json.dumps(
+                    {str(p): base64.b64encode(d).decode() for p, d in parts.items()}
+                ).encode() if parts else None
+        out["fleet_wm"] = json.dumps(self.watermark).encode()
+        self._dirty.clear()
+        return out
+
+    def load(self, key: str, data: bytes, now: float) -> None:
+        if key == "fleet_wm":
+            self.watermark = max(self.watermark, json.loads(data))
+            return
+        kind, _, ident = key.partition("|")
+        if kind == "p":
+            self.partitions[int(ident)] = PartitionReport(json.loads(data), now)
+        else:
+            self.partials[ident] = {int(p): base64.b64decode(d)
+                                    for p, d in json.loads(data).items()}

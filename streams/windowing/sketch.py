@@ -1,0 +1,140 @@
+"""DDSketch (1% relative error) with a compact, dependency-free byte encoding.
+
+The encoding carries the relative accuracy, the exact count/sum/min/max, the zero bucket and
+the non-empty bins of both stores as (key delta, count) varints, so a sketch read back is
+bin-for-bin the one written and two windows' sketches merge exactly (DDSketch is mergeable).
+ddsketch's own protobuf form would need `protobuf` installed; this needs nothing.
+
+Layout (little endian): b"DD" version(1) accuracy(f64) count(f64) sum(f64) min(f64) max(f64)
+zero(f64) then for the positive and the negative store: n(varint) and n pairs of
+zigzag-varint key delta and count (varint when integral, flagged per store, else f64).
+"""
+
+from __future__ import annotations
+
+import struct
+
+from ddsketch import DDSketch
+
+RELATIVE_ACCURACY = 0.01
+MAGIC = b"DD"
+VERSION = 1
+_HEAD = struct.Struct("<dddddd")
+
+
+def new_sketch(relative_accuracy: float = RELATIVE_ACCURACY) -> DDSketch:
+    return DDSketch(relative_accuracy=relative_accuracy)
+
+
+def _put_varint(out: bytearray, n: int) -> None:
+    while n >= 0x80:
+        out.append((n & 0x7F) | 0x80)
+        n >>= 7
+    out.append(n)
+
+
+def _get_varint(buf: bytes, pos: int) -> tuple[int, int]:
+    shift = result = 0
+    while True:
+        b = buf[pos]
+        pos += 1
+        result |= (b & 0x7F) << shift
+        if b < 0x80:
+            return result, pos
+        shift += 7
+
+
+def _zz(n: int) -> int:
+    return (n << 1) ^ (n >> 63) if n >= 0 else ((-n) << 1) - 1
+
+
+def _unzz(n: int) -> int:
+    return (n >> 1) if not n & 1 else -((n + 1) >> 1)
+
+
+def _encode_store(out: bytearray, store) -> None:  # type: ignore[no-untyped-def]
+    pairs = [(store.offset + i, c) for i, c in enumerate(store.bins) if c]
+    _put_varint(out, len(pairs))
+    if not pairs:
+        return
+    integral = all(float(c).is_integer() for _, c in pairs)
+    out.append(1 if integral else 0)
+    prev = 0
+    for key, c in pairs:
+        _put_varint(out, _zz(key - prev))
+        prev = key
+        if integral:
+            _put_varint(out, int(c))
+        else:
+            out += struct.pack("<d", c)
+
+
+def _decode_store(buf: bytes, pos: int, store) -> int:  # type: ignore[no-untyped-def]
+    n, pos = _get_varint(buf, pos)
+    if not n:
+        return pos
+    integral = buf[pos] == 1
+    pos += 1
+    key = 0
+    for _ in range(n):
+        delta, pos = _get_varint(buf, pos)
+        key += _unzz(delta)
+        if integral:
+            c, pos = _get_varint(buf, pos)
+            count = float(c)
+        else:
+            (count,) = struct.unpack_from("<d", buf, pos)
+            pos += 8
+        store.add(key, count)
+    return pos
+
+
+def encode_sketch(sketch: DDSketch) -> bytes:
+    """Bytes of `sketch`; an empty sketch encodes to b"" (the schema default)."""
+    if sketch.count == 0:
+        return b""
+    out = bytearray(MAGIC)
+    out.append(VERSION)
+    out += struct.pack("<d", sketch._relative_accuracy)
+    out += _HEAD.pack(sketch._count, sketch._sum, sketch._min, sketch._max,
+                      sketch._zero_count, 0.0)
+    _encode_store(out, sketch._store)
+    _encode_store(out, sketch._negative_store)
+    return bytes(out)
+
+
+def decode_sketch(data: bytes, relative_accuracy: float = RELATIVE_ACCURACY) -> DDSketch:
+    """The sketch encoded by `encode_sketch`; b"" gives an empty one."""
+    if not data:
+        return new_sketch(relative_accuracy)
+    if data[:2] != MAGIC or data[2] != VERSION:
+        raise ValueError("not a clawstream DDSketch encoding")
+    (accuracy,) = struct.unpack_from("<d", data, 3)
+    count, total, lo, hi, zero, _ = _HEAD.unpack_from(data, 11)
+    sketch = new_sketch(accuracy)
+    pos = _decode_store(data, 11 + _HEAD.size, sketch._store)
+    _decode_store(data, pos, sketch._negative_store)
+    sketch._zero_count = zero
+    sketch._count = count
+    sketch._sum = total
+    sketch._min = lo
+    sketch._max = hi
+    return sketch
+
+
+def merge_encoded(a: bytes, b: bytes) -> bytes:
+    """Merge two encoded sketches (what a reader of two windows does)."""
+    if not a:
+        return b
+    if not b:
+        return a
+    left = decode_sketch(a)
+    left.merge(decode_sketch(b))
+    return encode_sketch(left)
+
+
+def quantiles(sketch: DDSketch, qs: tuple[float, ...] = (0.5, 0.95, 0.99)) -> list[float | None]:
+    """Quantile values, None for an empty sketch."""
+    if sketch.count == 0:
+        return [None for _ in qs]
+    return [sketch.get_quantile_value(q) for q in qs]

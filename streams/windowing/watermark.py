@@ -1,0 +1,102 @@
+"""Per-partition event-time watermark over several source topics (pure).
+
+A worker reads partition p of every event topic (they are co-partitioned by agent_id). The
+watermark of partition p is the highest event time seen minus the allowed lateness, except
+that a source topic still catching up (its consumed offset below its high-water mark) holds
+the watermark at its own progress: otherwise, after a restart, a fast topic read ahead of a
+slow one would make the slow one's backlog late. Sources that are caught up never hold it
+back, so an idle topic does not stall the partition.
+
+The watermark is monotonic; a window whose end is <= the watermark is closed for good.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+NEVER = -(1 << 62)
+
+
+@dataclass
+class SourceMark:
+    """What has been applied from one source topic of the partition."""
+
+    max_time: int = NEVER
+    offset: int = -1
+
+
+class PartitionClock:
+    def __init__(self, lateness_ms: int) -> None:
+        self.lateness_ms = lateness_ms
+        self.sources: dict[str, SourceMark] = {}
+        self.watermark: int = NEVER
+        self.max_seen: int = NEVER
+        self.dirty = False
+
+    def is_replay(self, source: str, offset: int) -> bool:
+        """True for an event at or below the highest offset already applied from `source`."""
+        mark = self.sources.get(source)
+        return mark is not None and offset <= mark.offset
+
+    def skip(self, source: str, offset: int) -> None:
+        """Note an offset that carried no usable event (it went to the DLQ)."""
+        mark = self.sources.get(source)
+        if mark is None:
+            mark = self.sources[source] = SourceMark()
+        if offset > mark.offset:
+            mark.offset = offset
+            self.dirty = True
+
+    def observe(self, source: str, offset: int, event_time: int) -> None:
+        mark = self.sources.get(source)
+        if mark is None:
+            mark = self.sources[source] = SourceMark()
+        if offset > mark.offset:
+            mark.offset = offset
+        if event_time > mark.max_time:
+            mark.max_time = event_time
+        if event_time > self.max_seen:
+            self.max_seen = event_time
+        self.dirty = True
+
+    def candidate(self, lagging: Mapping[str, bool] | None = None) -> int:
+        """The watermark the sources allow now (before monotonic clamping)."""
+        if self.max_seen == NEVER:
+            return NEVER
+        bound = self.max_seen
+        for source, is_lagging in (lagging or {}).items():
+            if not is_lagging:
+                continue
+            mark = self.sources.get(source)
+            if mark is None or mark.max_time == NEVER:
+                return NEVER  # a source with a backlog we have not started reading
+            bound = min(bound, mark.max_time)
+        return bound - self.lateness_ms
+
+    def advance(self, lagging: Mapping[str, bool] | None = None) -> bool:
+        """Move the watermark forward if the sources allow; True when it moved."""
+        cand = self.candidate(lagging)
+        if cand > self.watermark:
+            self.watermark = cand
+            self.dirty = True
+            return True
+        return False
+
+    # -- byte form ----------------------------------------------------------------------------
+    def to_bytes(self) -> bytes:
+        return json.dumps(
+            {"wm": self.watermark, "max": self.max_seen,
+             "src": {k: [m.max_time, m.offset] for k, m in self.sources.items()}},
+            separators=(",", ":"),
+        ).encode()
+
+    def load(self, data: bytes) -> None:
+        obj = json.loads(data)
+        self.watermark = max(self.watermark, obj["wm"])
+        self.max_seen = max(self.max_seen, obj["max"])
+        for k, (t, off) in obj["src"].items():
+            mark = self.sources.setdefault(k, SourceMark())
+            mark.max_time = max(mark.max_time, t)
+            mark.offset = max(mark.offset, off)

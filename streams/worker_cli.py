@@ -1,0 +1,30 @@
+"""`clawstream worker`: run the stream processors (one faust worker per process).
+
+Start more processes with the same settings to share the partitions: they join one consumer
+group (the app id) and faust moves table state with the partitions.
+"""
+
+from __future__ import annotations
+
+import click
+
+
+@click.command("worker")
+@click.option("--loglevel", default=None, help="Log level (default: CLAWSTREAM_LOG_LEVEL).")
+@click.option("--logfile", type=click.Path(dir_okay=False), default=None,
+              help="Write the log to this file instead of stderr.")
+def worker(loglevel: str | None, logfile: str | None) -> None:
+    """Run windows, correlation, sessions (and the other stream modules) until stopped."""
+    from faust.worker import Worker
+
+    from clawstream.metrics import serve_metrics
+    from clawstream.settings import get_settings
+    from streams.app import create_app
+
+    settings = get_settings()
+    level = (loglevel or settings.log_level).upper()
+    serve_metrics(settings.worker_metrics_port, settings.metrics_host)
+    app = create_app(settings)
+    click.echo(f"clawstream worker {settings.worker_app_id} on {settings.bootstrap_servers} "
+               f"(modules: {', '.join(app.clawstream_modules)})", err=True)
+    Worker(app, loglevel=level, logfile=logfile, quiet=True).execute_from_commandline()

@@ -1,0 +1,171 @@
+"""Crafted records for the alerting tests (decoded form: ints for times, str for ids)."""
+
+from __future__ import annotations
+
+import itertools
+import uuid
+from typing import Any
+
+_seq = itertools.count()
+
+
+def envelope(agent: str, t: int) -> dict[str, Any]:
+    return {
+        "event_id": str(uuid.uuid4()),
+        "agent_id": agent,
+        "session_id": "s-" + agent,
+        "trace_id": "t-" + agent,
+        "parent_id": None,
+        "event_time": t,
+        "seq": next(_seq),
+        "producer": {"name": "test", "version": "0"},
+    }
+
+
+def aggregate(
+    t_end: int,
+    *,
+    agent: str = "a1",
+    app: str = "calc",
+    kind: str = "click",
+    size_ms: int = 10_000,
+    success: int = 0,
+    failure: int = 0,
+    lost: int = 0,
+    p95: float | None = None,
+    ocr: float | None = None,
+    late: int = 0,
+) -> dict[str, Any]:
+    total = success + failure + lost
+    return {
+        "envelope": envelope(agent, t_end),
+        "window_kind": "tumbling",
+        "window_size_ms": size_ms,
+        "window_step_ms": size_ms,
+        "window_start": t_end - size_ms,
+        "window_end": t_end,
+        "scope_agent": agent,
+        "scope_app": app,
+        "scope_action_kind": kind,
+        "counts": {"outcome": total, "late": late},
+        "outcomes": {"success": success, "failure": failure, "lost": lost},
+        "success_rate": (success / total) if total else None,
+        "latency_p50_ms": None,
+        "latency_p95_ms": p95,
+        "latency_p99_ms": None,
+        "latency_sketch": b"",
+        "detections": 0,
+        "frames": 0,
+        "ocr_confidence_mean": ocr,
+        "frame_change_ratio_mean": None,
+        "active_agents": 1,
+        "lost_outcomes": lost,
+        "watermark": t_end,
+    }
+
+
+def outcome(
+    t: int,
+    status: str,
+    *,
+    agent: str = "a1",
+    app: str = "calc",
+    kind: str = "click",
+    executor: str = "pyautogui",
+) -> dict[str, Any]:
+    return {
+        "envelope": envelope(agent, t),
+        "action_id": str(uuid.uuid4()),
+        "app": app,
+        "action_kind": kind,
+        "status": status,
+        "duration_ms": 12.0,
+        "error": None if status == "success" else "boom",
+        "error_kind": None,
+        "verification": None,
+        "executor": executor,
+    }
+
+
+def heartbeat(t: int, agent: str = "a1") -> dict[str, Any]:
+    return {
+        "envelope": envelope(agent, t),
+        "status": "ok",
+        "uptime_s": 1.0,
+        "cpu_percent": None,
+        "rss_bytes": None,
+        "queue_depth": 0,
+        "spool_depth": 0,
+    }
+
+
+# --- real-broker helpers ----------------------------------------------------------------------
+
+
+def produce(settings: Any, items: list[tuple[str, dict[str, Any]]]) -> None:
+    """Encode and produce (event_type, record) pairs, keyed by agent, and wait for acks."""
+    from confluent_kafka import Producer
+
+    from schemas.registry import contract
+    from schemas.serde import Serde
+
+    serde = Serde()
+    p = Producer({"bootstrap.servers": settings.bootstrap_servers, "linger.ms": 5})
+    for etype, rec in items:
+        topic = settings.topic(contract().get(etype).topic)
+        p.produce(topic, key=rec["envelope"]["agent_id"].encode(), value=serde.encode(etype, rec))
+    assert p.flush(30) == 0
+
+
+def read_topic_records(
+    settings: Any, logical_topic: str, timeout: float = 1.0, raw: bool = False
+) -> list[Any]:
+    """Every message on a topic from the beginning, decoded (the Message if not, or raw)."""
+    from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+
+    from schemas.serde import DecodeError, Serde
+
+    serde = Serde()
+    topic = settings.topic(logical_topic)
+    c = Consumer({"bootstrap.servers": settings.bootstrap_servers, "group.id": "x-" + topic,
+                  "enable.auto.commit": False, "enable.partition.eof": True})
+    meta = c.list_topics(topic, timeout=10).topics[topic]
+    parts = [TopicPartition(topic, p, OFFSET_BEGINNING) for p in meta.partitions]
+    c.assign(parts)
+    out: list[Any] = []
+    eof: set[int] = set()
+    import time as _t
+
+    deadline = _t.monotonic() + max(timeout, 10.0)
+    while len(eof) < len(parts) and _t.monotonic() < deadline:
+        m = c.poll(timeout)
+        if m is None:
+            continue
+        if m.error():
+            if m.error().code() == -191:  # _PARTITION_EOF
+                eof.add(m.partition())
+            continue
+        if raw:
+            out.append(m)
+            continue
+        try:
+            out.append(serde.decode(m.value()).record)
+        except DecodeError:
+            out.append(m)
+    c.close()
+    return out
+
+
+def wait_for_alerts(settings: Any, predicate: Any, timeout: float = 60.0) -> list[dict]:
+    """Poll claw.alerts.v1 until predicate(alerts) is true; return the alerts."""
+    import time as _t
+
+    deadline = _t.monotonic() + timeout
+    alerts: list[dict] = []
+    while _t.monotonic() < deadline:
+        alerts = [a for a in read_topic_records(settings, "claw.alerts.v1", 0.2)
+                  if isinstance(a, dict)]
+        if predicate(alerts):
+            return alerts
+        _t.sleep(0.5)
+    raise AssertionError(f"alerts never matched; got {[(a['rule'], a['state']) for a in alerts]}")

@@ -1,0 +1,129 @@
+"""docker-compose.yml cannot run here (no Docker engine), so check that it agrees with the code:
+services, images, ports, settings, mounts and commands."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from clawstream.cli import COMMANDS
+from clawstream.settings import PROJECT_ROOT, Settings
+
+COMPOSE = PROJECT_ROOT / "docker-compose.yml"
+DEFAULTS = Settings(_env_file=None)
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict:
+    return yaml.safe_load(COMPOSE.read_text())
+
+
+def host_ports(service: dict) -> dict[int, int]:
+    """container port -> host port."""
+    out = {}
+    for spec in service.get("ports", []):
+        host, container = str(spec).rsplit(":", 1)[-2:] if str(spec).count(":") else (spec, spec)
+        out[int(container)] = int(host.split(":")[-1])
+    return out
+
+
+def test_services_present(compose: dict) -> None:
+    expected = {"kafka", "clickhouse", "grafana", "prometheus", "alertmanager", "sink",
+                "worker", "notifier", "topics", "fleet"}
+    assert expected <= set(compose["services"])
+
+
+def test_images_are_pinned(compose: dict) -> None:
+    for name, svc in compose["services"].items():
+        image = svc.get("image")
+        assert image, f"{name} has no image"
+        assert ":" in image and not image.endswith(":latest"), f"{name}: pin {image}"
+    assert compose["services"]["kafka"]["image"].startswith("apache/kafka:4.")
+    assert compose["services"]["clickhouse"]["image"].startswith("clickhouse/clickhouse-server:")
+
+
+def test_kafka_host_port_matches_default_bootstrap(compose: dict) -> None:
+    default_port = int(DEFAULTS.bootstrap_servers.split(",")[0].rsplit(":", 1)[1])
+    kafka = compose["services"]["kafka"]
+    assert host_ports(kafka)[9092] == default_port
+    env = kafka["environment"]
+    assert env["KAFKA_PROCESS_ROLES"] == "broker,controller"  # KRaft, no ZooKeeper
+    assert f"127.0.0.1:{default_port}" in env["KAFKA_ADVERTISED_LISTENERS"]
+
+
+def test_worker_metrics_ports_match_settings(compose: dict) -> None:
+    svcs = compose["services"]
+    assert host_ports(svcs["sink"]) == {DEFAULTS.sink_metrics_port: DEFAULTS.sink_metrics_port}
+    assert host_ports(svcs["worker"]) == {
+        DEFAULTS.worker_metrics_port: DEFAULTS.worker_metrics_port}
+    assert host_ports(svcs["notifier"]) == {
+        DEFAULTS.notifier_metrics_port: DEFAULTS.notifier_metrics_port}
+    assert host_ports(svcs["fleet"]) == {DEFAULTS.sdk_metrics_port: DEFAULTS.sdk_metrics_port}
+
+
+def test_worker_env_names_real_settings(compose: dict) -> None:
+    fields = {f"CLAWSTREAM_{n.upper()}" for n in Settings.model_fields}
+    for name in ("sink", "worker", "notifier", "fleet", "topics"):
+        env = compose["services"][name]["environment"]
+        unknown = {k for k in env if k.startswith("CLAWSTREAM_")} - fields
+        assert not unknown, f"{name}: unknown settings {unknown}"
+        dsn = env["CLAWSTREAM_CLICKHOUSE_DSN"]
+        assert dsn.startswith("http://") and "@clickhouse:8123" in dsn
+        assert env["CLAWSTREAM_BOOTSTRAP_SERVERS"] == "kafka:29092"
+        assert "INTERNAL://kafka:29092" in compose["services"]["kafka"]["environment"][
+            "KAFKA_ADVERTISED_LISTENERS"]
+
+
+def test_worker_commands_exist(compose: dict) -> None:
+    for name in ("sink", "worker", "notifier", "fleet", "topics"):
+        cmd = compose["services"][name]["command"]
+        assert cmd[0] == "clawstream" and cmd[1] in COMMANDS, f"{name}: {cmd}"
+
+
+def test_clickhouse_credentials_agree(compose: dict) -> None:
+    ch = compose["services"]["clickhouse"]["environment"]
+    dsn = compose["services"]["sink"]["environment"]["CLAWSTREAM_CLICKHOUSE_DSN"]
+    user, password = re.match(r"http://([^:]+):([^@]+)@", dsn).groups()
+    assert (user, password) == (ch["CLICKHOUSE_USER"], ch["CLICKHOUSE_PASSWORD"])
+    assert ch["CLICKHOUSE_DB"] == DEFAULTS.clickhouse_database
+
+
+def test_mounts_exist_in_repo(compose: dict) -> None:
+    for name, svc in compose["services"].items():
+        for vol in svc.get("volumes", []):
+            src = str(vol).split(":")[0]
+            if src.startswith("./"):
+                assert (PROJECT_ROOT / src).exists(), f"{name} mounts missing {src}"
+
+
+def test_grafana_has_clickhouse_plugin_and_datasource(compose: dict) -> None:
+    grafana = compose["services"]["grafana"]
+    assert "grafana-clickhouse-datasource" in grafana["environment"]["GF_INSTALL_PLUGINS"]
+    ds = yaml.safe_load(
+        (PROJECT_ROOT / "infra/grafana/provisioning/datasources/datasources.yml").read_text())
+    types = {d["type"] for d in ds["datasources"]}
+    assert {"grafana-clickhouse-datasource", "prometheus"} <= types
+    ch = next(d for d in ds["datasources"] if d["type"] == "grafana-clickhouse-datasource")
+    assert ch["jsonData"]["host"] == "clickhouse"
+    assert ch["jsonData"]["defaultDatabase"] == DEFAULTS.clickhouse_database
+
+
+def test_prometheus_scrapes_every_worker(compose: dict) -> None:
+    prom = yaml.safe_load((PROJECT_ROOT / "infra/prometheus/prometheus.yml").read_text())
+    targets = {t for job in prom["scrape_configs"] for sc in job["static_configs"]
+               for t in sc["targets"]}
+    for svc, port in (("sink", DEFAULTS.sink_metrics_port), ("worker",
+                      DEFAULTS.worker_metrics_port), ("notifier", DEFAULTS.notifier_metrics_port),
+                      ("fleet", DEFAULTS.sdk_metrics_port)):
+        assert svc in compose["services"]
+        assert f"{svc}:{port}" in targets
+
+
+def test_dockerfile_copies_every_package() -> None:
+    text = (PROJECT_ROOT / "Dockerfile").read_text()
+    for pkg in ("clawstream", "schemas", "producers", "streams", "consumers", "infra"):
+        assert re.search(rf"^COPY {pkg} {pkg}$", text, re.M), pkg
+    assert Path(PROJECT_ROOT / "pyproject.toml").exists()

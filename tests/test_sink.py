@@ -1,0 +1,245 @@
+"""The ClickHouse sink against the real broker and a real chdb engine in a tmp folder."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+import sink_helpers
+from confluent_kafka import Consumer, Producer
+
+from clawstream.settings import Settings
+from consumers import clickhouse as ch
+from consumers.dlq import parse_headers
+from consumers.sink import Sink
+from consumers.tables import TABLES
+from schemas.registry import contract
+from schemas.samples import sample
+from schemas.serde import Serde
+from schemas.topics import DLQ
+
+pytestmark = []
+
+PER_TYPE_SQL = "SELECT event_type, count() FROM events GROUP BY event_type"
+
+
+def counts_per_type(settings: Settings) -> Counter[str]:
+    return Counter({k: int(v) for k, v in ch.query(settings, PER_TYPE_SQL).rows})
+
+
+def physical_duplicates(settings: Settings) -> dict[str, int]:
+    """Rows stored more than once per event_id, ignoring FINAL (what merges would remove)."""
+    out = {}
+    with ch.local_client(settings) as client:
+        for table in ("frames", "detection_frames", "plans", "actions", "outcomes",
+                      "heartbeats", "state_deltas"):
+            n, u = client.query(f"SELECT count(), uniqExact(event_id) FROM {table}",
+                                settings={"final": 0}).result_rows[0]
+            out[table] = int(n) - int(u)
+    return out
+
+
+# --- pure / local ---------------------------------------------------------------------------------
+
+
+def test_split_statements_respects_quotes_and_comments() -> None:
+    sql = """
+    -- a comment; with a semicolon
+    CREATE TABLE a (x String DEFAULT 'a;b') ENGINE = Memory;
+    /* block; comment */ SELECT "we;ird", `id;x` FROM a;
+    SELECT 'it''s; fine', 'back\\'slash;';
+    ;;
+    """
+    parts = ch.split_statements(sql)
+    assert len(parts) == 3
+    assert parts[0].startswith("CREATE TABLE a") and "'a;b'" in parts[0]
+    assert '"we;ird"' in parts[1] and "`id;x`" in parts[1]
+    assert parts[2] == "SELECT 'it''s; fine', 'back\\'slash;'"
+
+
+@pytest.mark.parametrize("event_type", sorted(TABLES))
+def test_row_functions_match_their_columns(event_type: str) -> None:
+    rng = random.Random(3)
+    serde = Serde()
+    for _ in range(20):
+        rec = serde.decode(serde.encode(event_type, sample(event_type, rng))).record
+        for spec in TABLES[event_type]:
+            made = spec.row(rec, "topic", 1, 2)
+            rows = made if spec.multi else [made]
+            for row in rows:
+                assert len(row) == len(spec.columns), spec.table
+                assert row[-3:] == ("topic", 1, 2)
+
+
+def test_migrations_are_idempotent_and_queries_open_chdb_locally(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path / "data", chdb_endpoint_port=0)
+    client = ch.connect(settings)
+    try:
+        first = ch.migrate(client)
+        second = ch.migrate(client)
+        assert first == [m.version for m in ch.discover()]
+        assert second == []
+        # every statement again, as if the versions had not been recorded
+        for mig in ch.discover():
+            for stmt in mig.statements():
+                client.command(stmt)
+        versions = client.query("SELECT version FROM schema_migrations FINAL ORDER BY version")
+        assert [r[0] for r in versions.result_rows] == first
+        tables = {r[0] for r in client.query("SHOW TABLES").result_rows}
+        assert {"frames", "detections", "detection_frames", "plans", "actions", "outcomes",
+                "heartbeats", "state_deltas", "events", "schema_migrations"} <= tables
+    finally:
+        client.close()
+    # nobody holds the directory now: query() opens it itself
+    assert ch.query(settings, "SELECT count() FROM events").rows == [(0,)]
+
+
+# --- against the real broker ---------------------------------------------------------------
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_end_to_end_20_agents_x_1000_events_counts_exact(cs_settings: Settings) -> None:
+    sent = sink_helpers.produce_fleet_or_samples(cs_settings, agents=20, per_agent=1000)
+    assert sum(sent.values()) == 20_000
+    stats = Sink(cs_settings, serve_metrics_endpoint=False).run(until_idle=5)
+    assert stats.dead_letters == 0
+    assert counts_per_type(cs_settings) == sent
+    res = ch.query(cs_settings, "SELECT count(), uniqExact(event_id), uniqExact(agent_id) "
+                                "FROM events")
+    assert res.rows == [(20_000, 20_000, 20)]
+    # one row per UI element, each tied to its detection event
+    elements = ch.query(cs_settings, "SELECT sum(elements) FROM detection_frames").rows[0][0]
+    assert ch.query(cs_settings, "SELECT count() FROM detections").rows == [(elements,)]
+
+
+@pytest.mark.integration
+def test_redelivery_never_shows_a_row_twice(cs_settings: Settings) -> None:
+    """Both dedup layers: resume-from-ClickHouse offsets, and ReplacingMergeTree + FINAL."""
+    sent = sink_helpers.produce(cs_settings, sink_helpers.encoded_events(4, 300, seed=11))
+    Sink(cs_settings, serve_metrics_endpoint=False).run(until_idle=4)
+    assert counts_per_type(cs_settings) == sent
+
+    # a fresh group re-reads everything; the sink sees the offsets already in ClickHouse
+    again = cs_settings.model_copy(update={"sink_group": cs_settings.sink_group + "-2"})
+    stats = Sink(again, serve_metrics_endpoint=False).run(until_idle=4)
+    assert stats.rows == 0 and sum(stats.skipped_on_resume.values()) == 1200
+    assert physical_duplicates(cs_settings) == dict.fromkeys(physical_duplicates(cs_settings), 0)
+
+    # without that check every event is stored twice, yet queries still count it once
+    third = cs_settings.model_copy(update={"sink_group": cs_settings.sink_group + "-3"})
+    stats = Sink(third, serve_metrics_endpoint=False, resume_from_clickhouse=False).run(
+        until_idle=4)
+    assert stats.messages == 1200
+    assert sum(physical_duplicates(cs_settings).values()) > 0
+    assert counts_per_type(cs_settings) == sent
+    assert ch.query(cs_settings, "SELECT count() FROM actions").rows == [(sent["action"],)]
+
+
+def _sink_process(settings: Settings, log: Path, *args: str) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "CLAWSTREAM_SINK_BATCH_ROWS": "1500",
+           "CLAWSTREAM_SINK_BATCH_SECONDS": "0.2", "CLAWSTREAM_SINK_METRICS_PORT": "0"}
+    with open(log, "ab") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "clawstream.cli", "sink", *args],
+            stdout=out, stderr=subprocess.STDOUT, env=env, cwd=Path(__file__).parent.parent,
+        )
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_kill_9_mid_stream_then_restart_counts_exact(cs_settings: Settings, tmp_path: Path) -> None:
+    events = sink_helpers.encoded_events(10, 1000, seed=5)
+    sent = sink_helpers.produce(cs_settings, events)
+    log = tmp_path / "sink.log"
+    proc = _sink_process(cs_settings, log, "--until-idle", "30")
+    try:
+        # other processes query through the sink's endpoint while it owns chdb
+        deadline = time.monotonic() + 60
+        seen = 0
+        while time.monotonic() < deadline:
+            try:
+                seen = ch.query(cs_settings, "SELECT count() FROM events").rows[0][0]
+            except ch.ClickHouseUnavailable:
+                seen = 0
+            if seen > 0:
+                break
+            time.sleep(0.05)
+        assert 0 < seen < 10_000, f"sink made no progress to interrupt ({seen}): {log.read_text()}"
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    # the dead owner's endpoint file is stale; restart drains the rest
+    proc = _sink_process(cs_settings, log, "--until-idle", "4")
+    assert proc.wait(120) == 0, log.read_text()
+    assert counts_per_type(cs_settings) == sent
+    ids = ch.query(cs_settings, "SELECT count(), uniqExact(event_id) FROM events").rows[0]
+    assert ids == (10_000, 10_000)
+    assert set(physical_duplicates(cs_settings).values()) == {0}, log.read_text()
+    assert "Cannot lock" not in log.read_text()
+
+
+@pytest.mark.integration
+def test_poison_messages_go_to_dlq_and_good_ones_land(cs_settings: Settings) -> None:
+    serde = Serde()
+    rng = random.Random(9)
+    topic = cs_settings.topic(contract().get("action").topic)
+    good_ids = []
+    action = serde.encode("action", sample("action", rng))
+    poison = {
+        b"\x13\x37random bytes that are no avro": "bad-magic",
+        b"\xc3\x01\x01\x02": "truncated",
+        b"\xc3\x01" + b"\xee" * 8 + b"body": "unknown-fingerprint",
+        action[:10] + b"\xff\xff\xff\xff\xff\xff": "corrupt-body",
+        action[:-3]: "corrupt-body",
+        serde.encode("heartbeat", sample("heartbeat", rng)): "wrong-topic",
+    }
+    bad_id = sample("action", rng)
+    bad_id["envelope"]["event_id"] = "not-a-uuid"
+    poison[serde.encode("action", bad_id)] = "invalid-record"
+    p = Producer({"bootstrap.servers": cs_settings.bootstrap_servers})
+    for value in poison:
+        rec = sample("action", rng, agent_id="agent-p")
+        good_ids.append(rec["envelope"]["event_id"])
+        p.produce(topic, value=serde.encode("action", rec), key=b"agent-p")
+        p.produce(topic, value=value, key=b"agent-p")
+    p.produce(topic, value=None, key=b"agent-p")  # a tombstone-like empty message
+    assert p.flush(30) == 0
+
+    stats = Sink(cs_settings, serve_metrics_endpoint=False).run(until_idle=4)
+    assert stats.dead_letters == len(poison) + 1
+
+    got = ch.query(cs_settings, "SELECT toString(event_id) FROM actions").rows
+    assert sorted(r[0] for r in got) == sorted(good_ids)
+
+    c = Consumer({"bootstrap.servers": cs_settings.bootstrap_servers,
+                  "group.id": f"dlq-check-{cs_settings.topic_namespace}",
+                  "auto.offset.reset": "earliest"})
+    c.subscribe([cs_settings.topic(DLQ)])
+    dead = []
+    deadline = time.monotonic() + 30
+    while len(dead) < len(poison) + 1 and time.monotonic() < deadline:
+        m = c.poll(0.5)
+        if m is not None and not m.error():
+            dead.append(m)
+    c.close()
+    by_value = {m.value(): parse_headers(m.headers()) for m in dead}
+    assert len(by_value) == len(poison) + 1
+    for value, reason in poison.items():
+        h = by_value[value]
+        assert h["clawstream.error.reason"] == reason, h
+        assert h["clawstream.source.topic"] == topic
+        assert h["clawstream.failed.by"] == "sink"
+        assert int(h["clawstream.source.offset"]) >= 0 and h["clawstream.error.detail"]
+    assert by_value[None]["clawstream.error.reason"] == "empty"
+    assert all(m.key() == b"agent-p" for m in dead)

@@ -1,0 +1,353 @@
+"""The stream worker end to end: real broker, `clawstream worker` subprocesses, the real sink
+into chdb. Event-time windows, lateness, correlation, sessions, crash recovery."""
+
+from __future__ import annotations
+
+import json
+import random
+import threading
+import time
+import uuid
+from collections import Counter, defaultdict
+from pathlib import Path
+from typing import Any
+
+import pytest
+from streams_helpers import Emitter, WorkerProcess, decoded, element, read_topic
+
+from clawstream.settings import Settings
+from streams.windowing.sketch import decode_sketch
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+T0 = 1_767_225_600_000  # 2026-01-01T00:00:00Z, aligned to every window size used
+LATENESS = 5_000
+WINDOWS = ((10_000, 10_000), (60_000, 60_000), (300_000, 60_000))
+
+
+# -- the offline recomputation (independent of streams.windowing) -------------------------------
+def starts(t: int, size: int, step: int) -> list[int]:
+    first = (t - size) // step * step + step
+    return [s for s in range(first, t + 1, step) if s <= t < s + size]
+
+
+def scope(ev: dict[str, Any]) -> tuple[str, str, str]:
+    kind = ev.get("kind") if ev["type"] == "action" else ev.get("action_kind", "")
+    return ev["agent"], ev.get("app") or "", kind or ""
+
+
+def expected_windows(events: list[dict[str, Any]], late: dict[str, set[tuple[str, int]]],
+                     watermark_by_agent: dict[str, int]) -> dict[tuple, Counter]:
+    """(size, step, start, agent, app, kind) -> counts per type, of closed windows only."""
+    out: dict[tuple, Counter] = defaultdict(Counter)
+    for ev in events:
+        for size, step in WINDOWS:
+            label = f"t{size}" if size == step else f"h{size}/{step}"
+            for s in starts(ev["t"], size, step):
+                if (label, s) in late.get(ev["id"], set()):
+                    continue
+                if s + size > watermark_by_agent[ev["agent"]]:
+                    continue  # still open
+                for sc in (scope(ev), ("*", "*", "*")):
+                    out[(size, step, s, *sc)][ev["type"]] += 1
+    return out
+
+
+def late_index(settings: Settings) -> tuple[dict[str, set[tuple[str, int]]], list[Any]]:
+    msgs = read_topic(settings, "claw.late.v1", timeout=10, idle=2)
+    idx: dict[str, set[tuple[str, int]]] = defaultdict(set)
+    for m in msgs:
+        h = {k: v.decode() for k, v in m.headers() or []}
+        for label, start, _end in json.loads(h["clawstream.late.windows"]):
+            idx[h["clawstream.late.event_id"]].add((label, start))
+    return idx, msgs
+
+
+def agg_key(r: dict[str, Any]) -> tuple:
+    return (r["window_size_ms"], r["window_step_ms"], r["window_start"], r["scope_agent"],
+            r["scope_app"], r["scope_action_kind"])
+
+
+def check_windows(aggs: list[dict[str, Any]], expected: dict[tuple, Counter],
+                  watermark: int) -> None:
+    got = {agg_key(r): r for r in aggs}
+    # every window whose end the watermark passed and that holds events was emitted
+    missing = [k for k in expected if k not in got]
+    assert not missing, f"{len(missing)} windows never emitted, e.g. {missing[:3]}"
+    for k, r in got.items():
+        if r["window_end"] > watermark:
+            continue
+        assert Counter(r["counts"]) == expected[k], (k, r["counts"], expected[k])
+
+
+# -- crafted streams -------------------------------------------------------------------------------
+def realistic_stream(em: Emitter, agents: int, seconds: int, rng: random.Random,
+                     jitter_share: float = 0.3) -> None:
+    apps = ("mail", "calc")
+    for a in range(agents):
+        agent = f"agent-{a}"
+        tau = T0 + rng.randint(0, 500)
+        while tau < T0 + seconds * 1000:
+            tau += rng.randint(100, 300)
+            t = tau - (rng.randint(0, 2_500) if rng.random() < jitter_share else 0)
+            app = rng.choice(apps)
+            r = rng.random()
+            if r < 0.25:
+                em.emit("frame", agent, t, app=app, change_ratio=rng.random())
+            elif r < 0.45:
+                em.emit("detection", agent, t, app=app,
+                        elements=[element(rng.choice([None, rng.random()]))
+                                  for _ in range(rng.randint(0, 4))])
+            elif r < 0.85:
+                kind = rng.choice(["click", "type"])
+                aid = em.emit("action", agent, t, app=app, kind=kind)
+                if rng.random() < 0.95:
+                    dur = rng.lognormvariate(5, 0.8)
+                    em.emit("outcome", agent, t + int(dur), app=app, action_kind=kind,
+                            action_id=aid, parent_id=aid, duration_ms=dur,
+                            status="success" if rng.random() < 0.8 else "failure")
+            else:
+                em.emit("heartbeat", agent, t)
+
+
+def sent_events(em: Emitter) -> list[dict[str, Any]]:
+    out = []
+    for rec in em.sent:
+        env = rec["envelope"]
+        out.append({"type": rec["type"], "id": env["event_id"], "agent": env["agent_id"],
+                    "t": env["event_time"], "app": rec.get("app"), "kind": rec.get("kind"),
+                    "action_kind": rec.get("action_kind")})
+    return out
+
+
+# -- tests ---------------------------------------------------------------------------------
+def test_windows_lateness_and_clickhouse_match_offline(cs_settings: Settings,
+                                                       tmp_path: Path) -> None:
+    """Out-of-order within lateness: right window; beyond: late topic; CH == offline."""
+    from consumers import clickhouse as ch
+    from consumers.sink import Sink
+
+    rng = random.Random(11)
+    em = Emitter(cs_settings)
+    realistic_stream(em, agents=5, seconds=90, rng=rng)
+    # a few events far behind the watermark: late for their 10 s and 60 s windows
+    late_ids = {em.emit("frame", f"agent-{a}", T0 + 12_000 + a, app="mail", change_ratio=0.5)
+                for a in range(5)}
+    flush_t = T0 + 1_000_000
+    for a in range(5):
+        em.emit("heartbeat", f"agent-{a}", flush_t)  # moves every watermark far ahead
+    em.flush()
+    jittered = [e for e in sent_events(em) if e["id"] not in late_ids]
+
+    worker = WorkerProcess(cs_settings, tmp_path / "worker.log").start()
+    try:
+        msgs = read_topic(cs_settings, "claw.aggregates.v1", min_count=50, timeout=120, idle=10)
+    finally:
+        worker.stop()
+    aggs = decoded(msgs)
+    ids = Counter(r["envelope"]["event_id"] for r in aggs)
+    assert ids and max(ids.values()) == 1, "a window was emitted twice"
+
+    late, late_msgs = late_index(cs_settings)
+    assert late_ids <= set(late), "events beyond the lateness must go to the late topic"
+    for eid in late_ids:
+        assert ("t10000", T0 + 10_000) in late[eid] and ("t60000", T0) in late[eid]
+        assert ("h300000/60000", T0 - 180_000) not in late[eid]  # that window was still open
+    assert not set(late) - late_ids, "in-order or within-lateness events were reported late"
+    assert len(late_msgs) == len(late_ids)
+
+    # lost outcomes the correlator produced are part of the raw outcomes
+    events = sent_events(em)
+    lost = [r for r in decoded(read_topic(cs_settings, "claw.outcomes.v1", timeout=10, idle=2))
+            if r["envelope"]["producer"]["name"] == "clawstream-correlator"]
+    n_actions = sum(e["type"] == "action" for e in events)
+    n_outcomes = sum(e["type"] == "outcome" for e in events)
+    assert len(lost) == n_actions - n_outcomes  # every action without an outcome, once
+    wm = flush_t - LATENESS
+    expected = expected_windows(
+        events + [{"type": "outcome", "id": r["envelope"]["event_id"],
+                   "agent": r["envelope"]["agent_id"], "t": r["envelope"]["event_time"],
+                   "app": r["app"], "action_kind": r["action_kind"]} for r in lost],
+        late, defaultdict(lambda: wm))
+    check_windows(aggs, expected, wm)
+    assert jittered  # (the stream really had out-of-order events within the lateness)
+
+    # the real sink lands raw events and aggregates in chdb; ClickHouse agrees with offline
+    sink = Sink(cs_settings, serve_endpoint=False, serve_metrics_endpoint=False)
+    sink.run(until_idle=3.0, max_seconds=120)
+    client = ch.connect(cs_settings)
+    try:
+        q = lambda sql: ch.run_query(client, sql).rows  # noqa: E731
+        raw = q("""
+            SELECT 'frame', toString(event_id), agent_id, app, '',
+              toUnixTimestamp64Milli(event_time), 0 FROM frames
+            UNION ALL SELECT 'detection', toString(event_id), agent_id, app, '',
+              toUnixTimestamp64Milli(event_time), 0 FROM detection_frames
+            UNION ALL SELECT 'action', toString(event_id), agent_id, app, kind,
+              toUnixTimestamp64Milli(event_time), 0 FROM actions
+            UNION ALL SELECT 'outcome', toString(event_id), agent_id, app, action_kind,
+              toUnixTimestamp64Milli(event_time), duration_ms FROM outcomes
+            UNION ALL SELECT 'heartbeat', toString(event_id), agent_id, '', '',
+              toUnixTimestamp64Milli(event_time), 0 FROM heartbeats""")
+        assert len(raw) == len(events) + len(lost)
+        offline_events = [{"type": r[0], "id": r[1], "agent": r[2], "app": r[3],
+                           "kind": r[4], "action_kind": r[4], "t": r[5], "dur": r[6]}
+                          for r in raw]
+        offline = expected_windows(offline_events, late, defaultdict(lambda: wm))
+        rows = q("""SELECT window_size_ms, window_step_ms, toUnixTimestamp64Milli(window_start),
+                           scope_agent, scope_app, scope_action_kind, counts,
+                           latency_p50_ms, latency_p95_ms, latency_p99_ms, latency_sketch
+                    FROM window_aggregates""")
+        assert len(rows) == len(aggs)
+        assert {tuple(r[:6]) for r in rows} == set(offline)
+        durations: dict[tuple, list[float]] = defaultdict(list)
+        lost_ids = {r["envelope"]["event_id"] for r in lost}
+        for e in offline_events:
+            if e["type"] != "outcome" or e["id"] in lost_ids:
+                continue  # lost outcomes have no latency
+            for s in starts(e["t"], 60_000, 60_000):
+                if ("t60000", s) not in late.get(e["id"], set()):
+                    durations[(60_000, 60_000, s, e["agent"], e["app"], e["kind"])].append(
+                        e["dur"])
+        checked = 0
+        for r in rows:
+            key = tuple(r[:6])
+            assert Counter(r[6]) == offline[key], key
+            if key in durations and len(durations[key]) >= 5:
+                xs = sorted(durations[key])
+                for q_, got in zip((0.5, 0.95, 0.99), r[7:10], strict=True):
+                    exact = xs[int(q_ * (len(xs) - 1))]
+                    assert abs(got - exact) <= 0.01 * exact + 1e-9, (key, q_, got, exact)
+                assert decode_sketch(r[10]).count == len(xs)
+                checked += 1
+        assert checked >= 5
+    finally:
+        client.close()
+
+
+def test_correlation_lost_outcomes_plan_progress_and_sessions(cs_settings: Settings,
+                                                              tmp_path: Path) -> None:
+    em = Emitter(cs_settings)
+    a = "agent-x"
+    plan = em.emit("plan", a, T0, steps=[
+        {"index": 0, "description": "open", "action_kind": "click"},
+        {"index": 1, "description": "type", "action_kind": "type"}], session_id="ep1")
+    a1 = em.emit("action", a, T0 + 1_000, plan_id=plan, step_index=0, session_id="ep1")
+    em.emit("outcome", a, T0 + 1_500, action_id=a1, parent_id=a1, session_id="ep1",
+            duration_ms=500.0)
+    a2 = em.emit("action", a, T0 + 2_000, kind="type", plan_id=plan, step_index=1,
+                 session_id="ep1")  # never answered -> lost
+    a3 = str(uuid.uuid4())
+    em.emit("outcome", a, T0 + 2_400, action_id=a3, parent_id=a3, status="failure",
+            session_id="ep1")  # the outcome comes first ...
+    em.emit("action", a, T0 + 2_200, event_id=a3, session_id="ep1")  # ... then its action
+    em.emit("frame", a, T0 + 5_000, session_id="ep1")
+    # second episode after a gap longer than 30 s
+    for i in range(3):
+        aid = em.emit("action", a, T0 + 70_000 + i * 1_000, session_id="ep2")
+        em.emit("outcome", a, T0 + 70_500 + i * 1_000, action_id=aid, session_id="ep2")
+    em.emit("heartbeat", a, T0 + 500_000)
+    em.flush()
+
+    worker = WorkerProcess(cs_settings, tmp_path / "worker.log").start()
+    try:
+        sessions = decoded(read_topic(cs_settings, "claw.sessions.v1", min_count=2,
+                                      timeout=120, idle=3))
+        outcomes = decoded(read_topic(cs_settings, "claw.outcomes.v1", min_count=6,
+                                      timeout=30, idle=3))
+        plans = read_topic(cs_settings, f"{cs_settings.worker_app_id}-plan-progress",
+                           min_count=1, timeout=30, idle=2)
+    finally:
+        worker.stop()
+    lost = [o for o in outcomes if o["status"] == "lost"]
+    assert len(lost) == 1, "exactly the unanswered action is lost, once (no loop)"
+    assert lost[0]["action_id"] == a2 and lost[0]["envelope"]["parent_id"] == a2
+    assert lost[0]["envelope"]["producer"]["name"] == "clawstream-correlator"
+    assert lost[0]["envelope"]["event_time"] == T0 + 2_000 + 30_000
+    assert lost[0]["action_kind"] == "type" and lost[0]["envelope"]["session_id"] == "ep1"
+
+    progress = [json.loads(m.value()) for m in plans]
+    assert [(p["plan_id"], p["steps_done"], p["steps_failed"], p["complete"])
+            for p in progress] == [(plan, 1, 1, True)]
+
+    sessions.sort(key=lambda s: s["session_start"])
+    assert [(s["session_start"], s["session_end"]) for s in sessions] == [
+        (T0, T0 + 5_000), (T0 + 70_000, T0 + 72_500)]
+    first, second = sessions
+    assert first["envelope"]["session_id"] == "ep1"
+    assert (first["steps"], first["successes"], first["failures"]) == (3, 1, 2)  # + lost
+    assert first["events"] == 8 and first["success"] is False
+    assert (second["steps"], second["successes"], second["failures"]) == (3, 3, 0)
+    assert second["success"] is True and second["duration_ms"] == 2_500
+
+
+def test_kill9_mid_stream_loses_and_double_counts_nothing(cs_settings: Settings,
+                                                          tmp_path: Path) -> None:
+    """A worker killed with -9 mid-stream and restarted: every window once, counts exact."""
+    em = Emitter(cs_settings)
+    rng = random.Random(5)
+    agents = [f"agent-{i}" for i in range(4)]
+    stop = threading.Event()
+    speed = 3  # event time runs 3x the wall clock, so many windows close during the run
+    start_wall = time.monotonic()
+
+    def produce() -> None:
+        last: dict[str, int] = {}
+        while not stop.is_set():
+            now = T0 + int((time.monotonic() - start_wall) * 1000 * speed)
+            for agent in agents:
+                t = max(last.get(agent, T0), now - rng.randint(0, 1_500))
+                kind = rng.choice(["frame", "action", "heartbeat"])
+                if kind == "action":
+                    aid = em.emit("action", agent, t, kind=rng.choice(["click", "type"]))
+                    em.emit("outcome", agent, t + 50, action_id=aid, duration_ms=50.0)
+                else:
+                    em.emit(kind, agent, t)
+                last[agent] = t
+            em.producer.poll(0)
+            time.sleep(0.01)
+
+    log = tmp_path / "worker.log"
+    worker = WorkerProcess(cs_settings, log).start()
+    thread = threading.Thread(target=produce, daemon=True)
+    thread.start()
+    try:
+        # wait until the first windows come out, then kill -9 mid-stream
+        first = read_topic(cs_settings, "claw.aggregates.v1", min_count=5, timeout=90, idle=0.5)
+        assert first, "worker produced nothing before the crash"
+        time.sleep(2.0)
+        worker.kill9()
+        time.sleep(3.0)
+        worker = WorkerProcess(cs_settings, log).start()
+        time.sleep(12.0)
+        stop.set()
+        thread.join()
+        flush_t = max(e["envelope"]["event_time"] for e in em.sent) + 400_000
+        for agent in agents:
+            em.emit("heartbeat", agent, flush_t)
+        em.flush()
+        time.sleep(5.0)
+        msgs = read_topic(cs_settings, "claw.aggregates.v1", min_count=1, timeout=120, idle=10)
+    finally:
+        stop.set()
+        worker.stop()
+    assert "restored" in log.read_text(), "the restarted worker did not restore its state"
+    aggs = decoded(msgs)
+    by_id: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for r in aggs:
+        by_id[r["envelope"]["event_id"]].append(r)
+    for copies in by_id.values():  # a re-emission after the crash is the same window, same counts
+        assert all(c["counts"] == copies[0]["counts"] for c in copies)
+    unique = [copies[0] for copies in by_id.values()]
+    late, _ = late_index(cs_settings)
+    events = sent_events(em)
+    wm = flush_t - LATENESS
+    expected = expected_windows(events, late, defaultdict(lambda: wm))
+    check_windows(unique, expected, wm)
+    # every event is in its closed 10 s window or on the late topic for it, exactly once
+    closed = [e for e in events if e["t"] - e["t"] % 10_000 + 10_000 <= wm]
+    counted = sum(sum(r["counts"].values()) for r in unique
+                  if r["window_size_ms"] == 10_000 and r["scope_agent"] != "*")
+    n_late = sum(("t10000", e["t"] - e["t"] % 10_000) in late.get(e["id"], set())
+                 for e in closed)
+    assert counted + n_late == len(closed)

@@ -1,0 +1,378 @@
+"""Fast unit tests of the pure event-time logic (no broker)."""
+
+from __future__ import annotations
+
+import random
+import uuid
+
+import pytest
+
+from schemas.serde import Serde
+from streams.windowing import (
+    CORRELATOR,
+    CorrelationOperator,
+    Event,
+    PartitionPipeline,
+    SessionOperator,
+    WindowOperator,
+    WindowSpec,
+    parse_specs,
+)
+from streams.windowing.fleet import FleetMerger, decode_report, encode_report
+from streams.windowing.sketch import decode_sketch, encode_sketch, merge_encoded, new_sketch
+from streams.windowing.state import FLEET, WindowState
+from streams.windowing.watermark import NEVER, PartitionClock
+from streams.windowing.windows import hopping, tumbling
+
+S = 1000
+
+
+# -- helpers -------------------------------------------------------------------------------------
+class Maker:
+    """Builds decoded records the way serde returns them, with per-topic offsets."""
+
+    def __init__(self) -> None:
+        self.offsets: dict[str, int] = {}
+
+    def ev(self, et: str, t: int, agent: str = "a1", **body) -> Event:
+        source = {"frame": "frames", "detection": "detections", "plan": "plans",
+                  "action": "actions", "outcome": "outcomes", "heartbeat": "heartbeats"}[et]
+        off = self.offsets.get(source, -1) + 1
+        self.offsets[source] = off
+        env = {"event_id": body.pop("event_id", str(uuid.uuid4())), "agent_id": agent,
+               "session_id": body.pop("session_id", "s1"), "trace_id": "tr",
+               "parent_id": body.pop("parent_id", None), "event_time": t, "seq": off,
+               "producer": {"name": body.pop("producer", "clawstream-sdk"), "version": "1"}}
+        rec = {"envelope": env, **body}
+        return Event(et, rec, source, off)
+
+
+def pipeline(lateness=5 * S, timeout=30 * S, gap=30 * S, specs=None) -> PartitionPipeline:
+    return PartitionPipeline(lateness, [
+        CorrelationOperator(timeout),
+        WindowOperator(specs or [tumbling(10)]),
+        SessionOperator(gap),
+    ])
+
+
+def run(p: PartitionPipeline, events) -> list:
+    out = []
+    for ev in events:
+        out += p.process(ev)
+        out += p.advance()
+    return out
+
+
+def aggs(outs, label_size=10 * S):
+    return {(o.value["scope_agent"], o.value["scope_app"], o.value["scope_action_kind"],
+             o.value["window_start"]): o.value
+            for o in outs if o.kind == "aggregate" and o.value["window_size_ms"] == label_size}
+
+
+# -- windows -------------------------------------------------------------------------------------
+def test_tumbling_assignment_boundaries() -> None:
+    w = tumbling(10)
+    assert w.assign(0) == [(0, 10_000)]
+    assert w.assign(9_999) == [(0, 10_000)]
+    assert w.assign(10_000) == [(10_000, 20_000)]
+    assert w.assign(-1) == [(-10_000, 0)]
+
+
+def test_hopping_assignment_covers_size_over_step_windows() -> None:
+    w = hopping(300, 60)
+    got = w.assign(125_000)
+    assert got == [(-120_000, 180_000), (-60_000, 240_000), (0, 300_000),
+                   (60_000, 360_000), (120_000, 420_000)]
+    assert all(s <= 125_000 < e for s, e in got)
+    assert len(hopping(10, 3).assign(7_000)) in (3, 4)
+    for t in range(0, 20_000, 7):  # every window containing t, and only those
+        starts = {s for s, _ in hopping(10, 3).assign(t)}
+        assert starts == {s for s in range(-12_000, 21_000, 3_000) if s <= t < s + 10_000}
+
+
+def test_parse_specs_from_settings_strings() -> None:
+    specs = parse_specs("10,60", "300/60")
+    assert specs == [WindowSpec(10_000, 10_000), WindowSpec(60_000, 60_000),
+                     WindowSpec(300_000, 60_000)]
+    assert [s.kind for s in specs] == ["tumbling", "tumbling", "hopping"]
+    with pytest.raises(ValueError):
+        WindowSpec(10, 20)
+
+
+# -- sketch --------------------------------------------------------------------------------------
+def test_sketch_roundtrip_merge_and_accuracy() -> None:
+    rng = random.Random(7)
+    xs = [rng.lognormvariate(5, 1.2) for _ in range(20_000)]
+    a, b, both = new_sketch(), new_sketch(), new_sketch()
+    for i, x in enumerate(xs):
+        (a if i % 2 else b).add(x)
+        both.add(x)
+    merged = decode_sketch(merge_encoded(encode_sketch(a), encode_sketch(b)))
+    assert merged.count == len(xs)
+    xs.sort()
+    for q in (0.5, 0.95, 0.99):
+        exact = xs[int(q * (len(xs) - 1))]
+        assert merged.get_quantile_value(q) == pytest.approx(both.get_quantile_value(q))
+        assert abs(merged.get_quantile_value(q) - exact) / exact <= 0.011
+    assert encode_sketch(new_sketch()) == b""
+    assert decode_sketch(b"").count == 0
+    with pytest.raises(ValueError):
+        decode_sketch(b"XX\x01garbage")
+
+
+# -- state ---------------------------------------------------------------------------------------
+def test_window_state_merge_is_commutative_and_roundtrips() -> None:
+    m = Maker()
+    evs = [m.ev("outcome", 1, status="success", duration_ms=10.0, action_id="x"),
+           m.ev("outcome", 2, agent="a2", status="failure", duration_ms=30.0, action_id="y"),
+           m.ev("frame", 3, change_ratio=0.5),
+           m.ev("detection", 4, elements=[{"ocr_confidence": 0.8}, {"ocr_confidence": None}])]
+    parts = [WindowState() for _ in evs]
+    for st, ev in zip(parts, evs, strict=True):
+        st.add(ev.event_type, ev.record, ev.agent, ev.event_time)
+    ab = WindowState().merge(parts[0]).merge(parts[1]).merge(parts[2]).merge(parts[3])
+    ba = WindowState().merge(parts[3]).merge(parts[2]).merge(parts[1]).merge(parts[0])
+    for st in (ab, ba, WindowState.from_bytes(ab.to_bytes())):
+        assert st.counts == {"outcome": 2, "frame": 1, "detection": 1}
+        assert st.outcomes == {"success": 1, "failure": 1}
+        assert st.success_rate == 0.5
+        assert st.agents == {"a1", "a2"}
+        assert st.detections == 2 and st.ocr_n == 1
+        assert st.sketch.count == 2
+
+
+# -- watermark -----------------------------------------------------------------------------------
+def test_clock_is_monotonic_and_waits_for_lagging_sources() -> None:
+    c = PartitionClock(5 * S)
+    assert c.candidate() == NEVER
+    c.observe("frames", 0, 100 * S)
+    assert c.advance({"frames": False, "outcomes": True}) is False  # outcomes not read yet
+    c.observe("outcomes", 0, 20 * S)
+    c.advance({"frames": False, "outcomes": True})
+    assert c.watermark == 15 * S  # held at the lagging source's progress
+    c.advance({"frames": False, "outcomes": False})
+    assert c.watermark == 95 * S
+    c.observe("outcomes", 1, 30 * S)
+    c.advance({"outcomes": True})
+    assert c.watermark == 95 * S  # never goes back
+    assert c.is_replay("outcomes", 1) and not c.is_replay("outcomes", 2)
+
+
+# -- windows pipeline ------------------------------------------------------------------------------
+def test_out_of_order_within_lateness_counts_in_right_window_and_late_goes_out() -> None:
+    m = Maker()
+    p = pipeline()
+    evs = [m.ev("frame", 1 * S, change_ratio=0.1), m.ev("frame", 12 * S, change_ratio=0.1),
+           m.ev("frame", 8 * S, change_ratio=0.1),   # out of order, wm = 7 s: on time
+           m.ev("frame", 16 * S, change_ratio=0.1),  # wm -> 11 s: closes [0, 10)
+           m.ev("frame", 9 * S, change_ratio=0.1),   # beyond lateness: late
+           m.ev("heartbeat", 40 * S)]                # closes [10, 20)
+    out = run(p, evs)
+    a = aggs(out)
+    assert a[("a1", "", "", 0)]["counts"] == {"frame": 2}
+    assert a[("a1", "", "", 10 * S)]["counts"] == {"frame": 2}
+    late = [o for o in out if o.kind == "late"]
+    assert len(late) == 1 and late[0].value.event_time == 9 * S
+    assert late[0].headers["clawstream.late.windows"] == '[["t10000",0,10000]]'
+    keys = [(o.value["window_start"], o.value["scope_agent"]) for o in out if o.kind == "aggregate"]
+    assert len(keys) == len(set(keys))  # each window emitted once
+    fleet = [o for o in out if o.kind == "fleet_partial"]
+    assert {o.key for o in fleet} == {"t10000|0|*|*|*", "t10000|10000|*|*|*"}
+    assert fleet[0].value.counts == {"frame": 2}
+
+
+def test_scopes_split_by_app_and_action_kind_and_aggregate_fields() -> None:
+    m = Maker()
+    p = pipeline(specs=[tumbling(10)], timeout=100 * S)
+    evs = [m.ev("action", 1 * S, app="mail", kind="click", event_id="A1"),
+           m.ev("outcome", 2 * S, app="mail", action_kind="click", status="success",
+                duration_ms=100.0, action_id="A1"),
+           m.ev("outcome", 3 * S, app="mail", action_kind="click", status="failure",
+                duration_ms=300.0, action_id="A2"),
+           m.ev("action", 4 * S, app="mail", kind="type"),
+           m.ev("detection", 5 * S, app="mail", frame_id="f",
+                elements=[{"ocr_confidence": 0.5}, {"ocr_confidence": 0.7}, {}]),
+           m.ev("heartbeat", 30 * S)]
+    a = aggs(run(p, evs))
+    click = a[("a1", "mail", "click", 0)]
+    assert click["counts"] == {"action": 1, "outcome": 2}
+    assert click["outcomes"] == {"success": 1, "failure": 1}
+    assert click["success_rate"] == 0.5
+    assert click["latency_p50_ms"] == pytest.approx(100, rel=0.01)
+    sk = decode_sketch(click["latency_sketch"])
+    assert sk.count == 2 and sk.get_quantile_value(1.0) == pytest.approx(300, rel=0.01)
+    det = a[("a1", "mail", "", 0)]
+    assert det["detections"] == 3 and det["detection_events"] == 1
+    assert det["ocr_confidence_mean"] == pytest.approx(0.6)
+    assert det["detections_per_frame"] == 3
+    assert a[("a1", "mail", "type", 0)]["counts"] == {"action": 1}
+    serde = Serde()
+    for rec in a.values():
+        assert serde.decode(serde.encode("aggregate", rec)).record["counts"] == rec["counts"]
+
+
+def test_lagging_source_holds_windows_open() -> None:
+    m = Maker()
+    p = pipeline()
+    p.process(m.ev("frame", 1 * S, change_ratio=0.0))
+    p.process(m.ev("frame", 50 * S, change_ratio=0.0))
+    assert p.advance({"frames": False, "outcomes": True}) == []  # outcomes backlog unread
+    p.process(m.ev("outcome", 2 * S, status="success", duration_ms=1.0, action_id="z"))
+    out = p.advance({"frames": False, "outcomes": False})
+    a = aggs(out)
+    assert a[("a1", "", "", 0)]["counts"] == {"frame": 1}
+    assert ("a1", "", "other", 0) in a  # the outcome was not late
+
+
+def test_crash_and_restore_from_changelog_neither_loses_nor_double_counts() -> None:
+    rng = random.Random(3)
+    m = Maker()
+    evs = []
+    t = 0
+    for _ in range(600):
+        t += rng.randint(0, 400)
+        et = rng.choice(["frame", "outcome", "heartbeat"])
+        body = ({"change_ratio": 0.2} if et == "frame" else
+                {"status": rng.choice(["success", "failure"]), "duration_ms": 5.0,
+                 "action_id": str(uuid.uuid4())} if et == "outcome" else {})
+        evs.append(m.ev(et, max(0, t - rng.randint(0, 3000)), agent=rng.choice("xyz"), **body))
+    evs.append(m.ev("heartbeat", t + 600 * S))
+    reference = [o for o in run(pipeline(specs=[tumbling(10), hopping(60, 20)]), evs)]
+
+    # Crash: changelog holds the state after event 400, offsets committed only up to 250.
+    p1 = pipeline(specs=[tumbling(10), hopping(60, 20)])
+    changelog: dict[str, bytes | None] = {}
+    emitted = []
+    for i, ev in enumerate(evs[:400]):
+        emitted += p1.process(ev) + p1.advance()
+        if i % 37 == 0 or i == 399:
+            changelog.update(p1.take_dirty())
+    p2 = pipeline(specs=[tumbling(10), hopping(60, 20)])
+    for k, v in changelog.items():
+        if v is not None:
+            p2.load(k, v)
+    for ev in evs[250:]:
+        emitted += p2.process(ev) + p2.advance()
+
+    def by_id(outs):
+        return {o.value["envelope"]["event_id"]: o.value for o in outs if o.kind == "aggregate"}
+
+    ref, got = by_id(reference), by_id(emitted)
+    assert set(ref) == set(got)
+    for k in ref:
+        assert got[k]["counts"] == ref[k]["counts"], k
+        assert got[k]["outcomes"] == ref[k]["outcomes"]
+    lates = lambda outs: sorted(o.value.envelope["event_id"] for o in outs if o.kind == "late")  # noqa: E731
+    assert lates(emitted) == lates(reference)
+
+
+# -- correlation ---------------------------------------------------------------------------------
+def test_action_outcome_pairs_lost_outcome_and_no_loop() -> None:
+    m = Maker()
+    p = pipeline(timeout=30 * S)
+    cor = p.operators["cor"]
+    evs = [m.ev("action", 1 * S, app="mail", kind="click", event_id="A1"),
+           m.ev("outcome", 2 * S, app="mail", action_kind="click", status="success",
+                duration_ms=1000.0, action_id="A1", parent_id="A1"),
+           m.ev("outcome", 3 * S, app="mail", action_kind="type", status="failure",
+                duration_ms=20.0, action_id="A3"),          # arrives before its action
+           m.ev("action", 2500, app="mail", kind="type", event_id="A3"),
+           m.ev("action", 5 * S, app="mail", kind="click", event_id="A2"),  # never answered
+           m.ev("heartbeat", 60 * S)]
+    out = run(p, evs)
+    assert sorted((pr.action_id, pr.status) for pr in cor.pairs) == [
+        ("A1", "success"), ("A2", "lost"), ("A3", "failure")]
+    lost = [o.value for o in out if o.kind == "outcome"]
+    assert len(lost) == 1
+    rec = lost[0]
+    assert rec["status"] == "lost" and rec["action_id"] == "A2"
+    assert rec["envelope"]["producer"]["name"] == CORRELATOR
+    assert rec["envelope"]["event_time"] == 35 * S
+    Serde().encode("outcome", rec)
+    # counted once, in the window of its event time, and not late
+    a = aggs(out)
+    assert a[("a1", "mail", "click", 30 * S)]["outcomes"] == {"lost": 1}
+    assert a[("a1", "mail", "click", 30 * S)]["lost_outcomes"] == 1
+    assert not [o for o in out if o.kind == "late"]
+    # reading its own output back changes nothing
+    back = Event("outcome", rec, "outcomes", 99)
+    assert p.process(back) == []
+    assert cor.pairs[-1].action_id != "again"
+    out2 = p.advance()
+    assert not [o for o in out2 if o.kind == "outcome"]
+
+
+def test_plan_progress_done_and_failed() -> None:
+    m = Maker()
+    p = pipeline(timeout=10 * S)
+    plan = m.ev("plan", 0, app="mail", goal="send", event_id="P1",
+                steps=[{"index": i} for i in range(3)])
+    evs = [plan]
+    for i, status in enumerate(["success", "failure", None]):
+        evs.append(m.ev("action", (i + 1) * S, app="mail", kind="click", event_id=f"A{i}",
+                        plan_id="P1", step_index=i))
+        if status:
+            evs.append(m.ev("outcome", (i + 1) * S + 500, status=status, duration_ms=5.0,
+                            action_id=f"A{i}"))
+    evs.append(m.ev("heartbeat", 100 * S))
+    plans = [o.value for o in run(p, evs) if o.kind == "plan"]
+    assert len(plans) == 1
+    assert plans[0]["steps_total"] == 3 and plans[0]["steps_done"] == 1
+    assert plans[0]["steps_failed"] == 2 and plans[0]["complete"]
+
+
+# -- sessions ------------------------------------------------------------------------------------
+def test_sessions_split_on_gap_merge_bridges_and_emit_once() -> None:
+    m = Maker()
+    p = pipeline(gap=30 * S, timeout=1000 * S, lateness=30 * S)
+    evs = [m.ev("action", 0, app="mail", kind="click"),
+           m.ev("outcome", 1 * S, status="success", duration_ms=1.0, action_id="q"),
+           m.ev("action", 50 * S, app="calc", kind="type"),      # new session (gap 49 s)
+           m.ev("frame", 25 * S, app="calc", change_ratio=0.0),  # bridges both: merge
+           m.ev("action", 200 * S, app="mail", kind="click"),    # third session
+           m.ev("heartbeat", 400 * S)]                            # heartbeats are not activity
+    out = run(p, evs)
+    sessions = [o.value for o in out if o.kind == "session"]
+    assert [(s["session_start"], s["session_end"]) for s in sessions] == [
+        (0, 50 * S), (200 * S, 200 * S)]
+    first = sessions[0]
+    assert first["events"] == 4 and first["steps"] == 2 and first["successes"] == 1
+    assert first["success"] is True and first["apps"] == ["calc", "mail"]
+    assert len({s["envelope"]["event_id"] for s in sessions}) == 2
+    for s in sessions:
+        Serde().encode("session", s)
+
+
+def test_lost_outcome_is_counted_in_the_session_of_its_action() -> None:
+    m = Maker()
+    p = pipeline(gap=30 * S, timeout=30 * S)
+    out = run(p, [m.ev("action", 0, kind="click", event_id="L1"), m.ev("heartbeat", 100 * S)])
+    sessions = [o.value for o in out if o.kind == "session"]
+    assert len(sessions) == 1
+    assert sessions[0]["failures"] == 1 and sessions[0]["success"] is False
+
+
+# -- fleet ---------------------------------------------------------------------------------------
+def test_fleet_merge_min_watermark_idle_and_idempotent_resend() -> None:
+    st = WindowState()
+    st.add("frame", {"change_ratio": 0.5}, "a1", 1)
+    st2 = WindowState()
+    st2.add("frame", {"change_ratio": 0.5}, "a2", 2)
+    key = "t10000|0|*|*|*"
+    f = FleetMerger(idle_ms=3000, startup_grace_s=1.0, started_at=0.0)
+    p0, wm0, parts0 = decode_report(encode_report(0, 12 * S, {key: st}))
+    f.report(p0, wm0, parts0, now=2.0)
+    f.report(1, 5 * S, {}, now=2.0)
+    assert f.advance(now=2.1) == []  # partition 1 is behind
+    f.report(1, 11 * S, {key: st2.to_bytes()}, now=2.5)
+    f.report(1, 11 * S, {key: st2.to_bytes()}, now=2.6)  # re-sent after a crash: replaces, not adds
+    recs = f.advance(now=2.7)
+    assert len(recs) == 1
+    assert recs[0]["counts"] == {"frame": 2} and recs[0]["active_agents"] == 2
+    assert recs[0]["scope_agent"] == FLEET.agent
+    # partition 1 goes quiet: after idle_ms it no longer holds the fleet back
+    f.report(0, 40 * S, {"t10000|20000|*|*|*": st.to_bytes()}, now=3.0)
+    assert f.advance(now=3.1) == []
+    assert [r["window_start"] for r in f.advance(now=6.0)] == [20 * S]
+    f.report(1, 12 * S, {key: st2.to_bytes()}, now=6.5)  # a partial for a closed window is late
+    assert f.late_partials == 1
