@@ -90,10 +90,11 @@ def capture_encoded(
     """The exact bytes the SDK produces for `events` (captured, not sent)."""
     captured: list[tuple[str, bytes]] = []
     with AgentClient(settings, "bench-capture") as client:
-        client._spooling = True  # every event takes the _send path, which we capture
-        client._send = lambda topic, value: captured.append((topic, value))  # type: ignore
+        client._produce = lambda topic, value, key: captured.append((topic, value))
         for event_type, body, parent in events:
             client.emit(event_type, body, parent_id=parent)
+        client._direct_done = client._direct_sent  # nothing was really sent
+    assert len(captured) == len(events)
     return captured
 
 

@@ -132,6 +132,8 @@ def main() -> None:
     ap.add_argument("--events", type=int, default=500_000)
     ap.add_argument("--batch-rows", type=int, default=None)
     ap.add_argument("--keep", action="store_true", help="keep topics and data")
+    ap.add_argument("--no-fast-path", action="store_true",
+                    help="decode in Python (fastavro) instead of letting ClickHouse read Avro")
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
     ns = f"bench{uuid.uuid4().hex[:8]}."
@@ -152,10 +154,11 @@ def main() -> None:
         print(f"prepared {len(events):,} events in {t1 - t0:.1f}s, produced in {t2 - t1:.1f}s "
               f"({dict(sent)})")
 
-        stats = Sink(settings, serve_endpoint=False, serve_metrics_endpoint=False).run(
-            until_idle=3)
+        stats = Sink(settings, serve_endpoint=False, serve_metrics_endpoint=False,
+                     fast_path=not args.no_fast_path).run(until_idle=3)
         sink_rate = stats.rows / stats.busy_seconds
-        print(f"sink:   {stats.messages:,} messages -> {stats.rows:,} rows in "
+        mode = "python decode" if args.no_fast_path else "fast path"
+        print(f"sink ({mode}): {stats.messages:,} messages -> {stats.rows:,} rows in "
               f"{stats.busy_seconds:.2f}s ({stats.batches} batches of <= "
               f"{settings.sink_batch_rows:,} rows): {sink_rate:,.0f} rows/s, "
               f"{stats.messages / stats.busy_seconds:,.0f} messages/s")

@@ -5,14 +5,14 @@ sink near 50k messages/s. Single-object-encoded messages already hold the plain 
 body after their 10-byte header, and ClickHouse reads Avro object container files natively.
 So for a batch of messages of one current schema the sink concatenates, per message,
 
-    [kafka_partition int][kafka_offset long] + original body + [kafka_end fixed(8)]
+    [kafka_partition fixed(4)][kafka_offset fixed(8)] + original body + [kafka_end fixed(8)]
 
-as one record of an *extended* schema (the event's fields framed by two metadata fields), one
-container block per message, and inserts the whole container with `INSERT ... SELECT <column
-expressions> FROM file(...)`. `kafka_end` is offset XOR a constant: if a body is truncated or
-carries trailing bytes the reader loses alignment, `kafka_end` no longer matches, and the
-SELECT's `throwIf` fails the insert; the sink then redoes that batch through the careful
-Python path, which sends the bad messages to the DLQ. Pure: no I/O here.
+as one record of an *extended* schema (the event's fields framed by metadata fields), all in
+one container block, and inserts the container with `INSERT ... SELECT <column expressions>
+FROM file(...)`. `kafka_end` is the offset XOR a constant: if a body is truncated or carries
+trailing bytes the reader loses alignment, `kafka_end` stops matching, and the SELECT's
+`throwIf` fails the insert; the sink then redoes that batch through the careful Python path,
+which sends the bad messages to the DLQ. Pure: no I/O here.
 """
 
 from __future__ import annotations
@@ -24,11 +24,13 @@ import struct
 from typing import Any
 
 END_XOR = 0x5A17C0DE5A17C0DE
+_PACK_HEAD = struct.Struct("<IQ").pack
 _PACK_Q = struct.Struct("<Q").pack
+PARTITION_SQL = "toUInt16(reinterpretAsUInt32(kafka_partition))"
 #: SQL that fails the insert when a record was not read exactly where it was written
-CHECK_SQL = f"throwIf(reinterpretAsUInt64(kafka_end) != bitXor(kafka_offset, {END_XOR}), " \
-            "'avro record misaligned (corrupt body)')"
-OFFSET_SQL = f"toUInt64(kafka_offset) + {CHECK_SQL}"
+CHECK_SQL = (f"throwIf(reinterpretAsUInt64(kafka_end) != bitXor(reinterpretAsUInt64("
+             f"kafka_offset), {END_XOR}), 'avro record misaligned (corrupt body)')")
+OFFSET_SQL = f"reinterpretAsUInt64(kafka_offset) + {CHECK_SQL}"
 
 
 def zigzag(n: int) -> bytes:
@@ -48,8 +50,9 @@ def extended_schema(expanded: dict[str, Any]) -> dict[str, Any]:
     ext["name"] = ext["name"].rsplit(".", 1)[-1] + "Framed"
     ext["namespace"] = "clawstream.sink"
     ext["fields"] = [
-        {"name": "kafka_partition", "type": "int"},
-        {"name": "kafka_offset", "type": "long"},
+        {"name": "kafka_partition", "type": {"type": "fixed", "name": "KafkaPartition",
+                                             "size": 4}},
+        {"name": "kafka_offset", "type": {"type": "fixed", "name": "KafkaOffset", "size": 8}},
         *ext["fields"],
         {"name": "kafka_end", "type": {"type": "fixed", "name": "KafkaEnd", "size": 8}},
     ]
@@ -94,9 +97,9 @@ def structure(schema: dict[str, Any]) -> str:
 
 
 class BlockWriter:
-    """Builds one Avro container (header, then a block per message) for one schema."""
+    """Builds one Avro container (header and a single block) for one schema."""
 
-    __slots__ = ("_parts", "_sync", "count", "header")
+    __slots__ = ("_parts", "_size", "_sync", "count", "header")
 
     def __init__(self, ext_schema: dict[str, Any]) -> None:
         self._sync = os.urandom(16)
@@ -106,21 +109,26 @@ class BlockWriter:
             + b"".join(zigzag(len(k)) + k + zigzag(len(v)) + v for k, v in meta.items())
             + b"\x00" + self._sync
         )
-        self._parts: list[bytes] = [self.header]
+        self._parts: list[bytes | memoryview] = []
+        self._size = 0
         self.count = 0
 
     def add(self, partition: int, offset: int, body: bytes | memoryview) -> None:
         """Append one message; `body` is the Avro binary record (no wire header)."""
-        head = zigzag(partition) + zigzag(offset)
-        size = len(head) + len(body) + 8
-        self._parts.append(b"\x02" + zigzag(size) + head)
-        self._parts.append(body)
-        self._parts.append(_PACK_Q(offset ^ END_XOR) + self._sync)
+        parts = self._parts
+        parts.append(_PACK_HEAD(partition, offset))
+        parts.append(body)
+        parts.append(_PACK_Q(offset ^ END_XOR))
+        self._size += 20 + len(body)
         self.count += 1
 
     def getvalue(self) -> bytes:
-        return b"".join(self._parts)
+        if not self.count:
+            return self.header
+        return b"".join((self.header, zigzag(self.count), zigzag(self._size), *self._parts,
+                         self._sync))
 
     def clear(self) -> None:
-        self._parts = [self.header]
+        self._parts = []
+        self._size = 0
         self.count = 0

@@ -184,10 +184,12 @@ def _lock_holder(path: Path) -> str | None:
             fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
         except OSError:
             try:
-                first = status.read_text(errors="replace").splitlines()[0]
+                first = status.read_text(errors="replace").splitlines()[0].strip()
             except (OSError, IndexError):
-                first = "unknown pid"
-            return first.strip() or "unknown pid"
+                first = ""
+            if first == f"PID: {os.getpid()}":
+                return None  # our own engine: more clients in this process are fine
+            return first or "unknown pid"
         fcntl.flock(fd, fcntl.LOCK_UN)
         return None
     finally:

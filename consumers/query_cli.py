@@ -49,6 +49,16 @@ CANNED: dict[str, list[tuple[str, str]]] = {
          "labels['app'] AS app, round(value, 4) AS value, transition, incident_id "
          "FROM alerts ORDER BY event_time DESC LIMIT 50"),
     ],
+    # CRDT engineer: latest merged state per agent (agent_id '*' is the fleet rollup first)
+    "fleet-state": [
+        ("Fleet state (merged CRDTs, latest version per agent)",
+         "SELECT agent_id, version, actions_total, error_budget, status, current_task, "
+         "length(replicas) AS replicas, "
+         "arraySum(arrayMap(x -> length(x), mapValues(ui_memory))) AS ui_elements, "
+         "length(mapKeys(ui_memory)) AS apps, toString(settings) AS settings, "
+         "event_time AS updated "
+         "FROM agent_state FINAL ORDER BY agent_id != '*', agent_id LIMIT 1000"),
+    ],
 }
 
 

@@ -24,6 +24,7 @@ import signal
 import threading
 import time
 from collections.abc import Iterable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,7 +35,13 @@ from tenacity import RetryCallState, Retrying, retry_if_exception, wait_exponent
 
 from clawstream.settings import Settings
 from consumers import clickhouse as ch
-from consumers.avroblock import OFFSET_SQL, BlockWriter, extended_schema, structure
+from consumers.avroblock import (
+    OFFSET_SQL,
+    PARTITION_SQL,
+    BlockWriter,
+    extended_schema,
+    structure,
+)
 from consumers.dlq import DeadLetters
 from consumers.tables import TABLES, RowError, TableSpec, primary_spec
 from schemas.registry import contract
@@ -58,8 +65,12 @@ INSERT_SECONDS = Histogram("clawstream_sink_insert_seconds", "Latency of one tab
 INSERT_ERRORS = Counter("clawstream_sink_insert_errors_total", "Failed insert attempts", ["table"])
 DLQ_MESSAGES = Counter("clawstream_sink_dlq_messages_total", "Messages sent to the DLQ",
                        ["reason"])
-LAG = Gauge("clawstream_sink_consumer_lag", "Messages behind the partition end",
+LAG = Gauge("clawstream_sink_consumer_lag",
+            "Messages not yet committed (in ClickHouse): partition end minus committed offset",
             ["topic", "partition"])
+FETCH_LAG = Gauge("clawstream_sink_fetch_lag",
+                  "Messages not yet handed to the sink: partition end minus position",
+                  ["topic", "partition"])
 LAST_COMMIT = Gauge("clawstream_sink_last_commit_timestamp_seconds", "Time of the last commit")
 
 
@@ -96,6 +107,16 @@ class SinkStats:
         return self.last_commit_at - self.first_message_at
 
 
+@dataclass
+class _Batch:
+    """What one commit covers: fast-path containers, Python-built rows, offsets to commit."""
+
+    fast: list[tuple[_Route, bytes, int, list[Any]]]
+    slow: list[tuple[TableSpec, list[Any]]]
+    offsets: list[TopicPartition]
+    counts: dict[str, int]
+
+
 class _Route:
     """Per physical topic: the expected event type, its tables' row buffers, and the fast
     path's container writer (None when the fast path does not apply)."""
@@ -122,7 +143,7 @@ class _Route:
             for spec in specs:
                 assert spec.select is not None
                 exprs = ", ".join(e.replace("{topic}", literal).replace("{offset}", OFFSET_SQL)
-                                  for e in spec.select)
+                                  .replace("{partition}", PARTITION_SQL) for e in spec.select)
                 self.fast_sql.append((spec, (
                     f"INSERT INTO {spec.table} ({', '.join(spec.columns)}) SELECT {exprs} "
                     f"FROM file('{{path}}', 'Avro', '{struct_sql}') {spec.array_join}"
@@ -172,6 +193,9 @@ class Sink:
         self._owner: ch.ChdbOwner | None = None
         self._owner_client: Client | None = None
         self._offsets: dict[tuple[str, int], int] = {}
+        self._inflight: tuple[_Batch, Future[int]] | None = None
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sink-writer")
+        self._client_lock = threading.Lock()
         self._counts: dict[str, int] = {}
         self._batch_rows = 0
         self._batch_started = 0.0
@@ -236,9 +260,11 @@ class Sink:
     def close(self) -> None:
         """Flush what is pending, commit, leave the group, release ClickHouse."""
         try:
-            if self.consumer is not None and self._offsets:
+            if self.consumer is not None:
                 self._flush()
         finally:
+            self._inflight = None
+            self._writer.shutdown(wait=True)
             if self.consumer is not None:
                 self.consumer.close()
                 self.consumer = None
@@ -285,9 +311,11 @@ class Sink:
                         last_message = now
                         if self.stats.first_message_at is None:
                             self.stats.first_message_at = now
+                if self._inflight is not None and self._inflight[1].done():
+                    self._drain()
                 if self._offsets and (self._batch_rows >= batch_rows_max
                                       or now - self._batch_started >= batch_seconds):
-                    self._flush()
+                    self._submit()
                 if once and self._assigned and self._eof >= self._assigned and not msgs:
                     break
                 if not self._assigned and now - started < ASSIGNMENT_WAIT_S:
@@ -298,8 +326,7 @@ class Sink:
                     break
                 if max_seconds is not None and now - started >= max_seconds:
                     break
-            if self._offsets:
-                self._flush()
+            self._flush()
         finally:
             self.close()
         return self.stats
@@ -308,6 +335,7 @@ class Sink:
         """Decode and buffer one fetched list; True if any real message was in it."""
         routes = self.routes
         decode = self.serde.decode
+        buffers = self.buffers
         offsets = self._offsets
         eof = self._eof
         counts = self._counts
@@ -341,12 +369,13 @@ class Sink:
                 route.fast_msgs.append(msg)
                 rows += 1
                 continue
-            rows += self._slow(msg, route, decode)
+            rows += self._slow(msg, route, decode, buffers)
         self._batch_rows += rows
         self.stats.messages += n_msgs
         return got
 
-    def _slow(self, msg: Any, route: _Route, decode: Any) -> int:
+    def _slow(self, msg: Any, route: _Route, decode: Any,
+              buffers: dict[str, list[Any]]) -> int:
         """Decode one message in Python and buffer its rows (or dead-letter it)."""
         topic, partition, offset = route.topic, msg.partition(), msg.offset()
         try:
@@ -360,13 +389,14 @@ class Sink:
             return 0
         rec = record.record
         try:
-            built = [(buf, spec.row(rec, topic, partition, offset), spec.multi)
-                     for spec, buf in route.specs]
+            built = [(spec.table, spec.row(rec, topic, partition, offset), spec.multi)
+                     for spec, _buf in route.specs]
         except (RowError, KeyError, TypeError, ValueError, AttributeError) as exc:
             self._dead(msg, "invalid-record", f"{type(exc).__name__}: {exc}")
             return 0
         rows = 0
-        for buf, made, multi in built:
+        for table, made, multi in built:
+            buf = buffers.setdefault(table, [])
             if multi:
                 buf.extend(made)
                 rows += len(made)
@@ -385,28 +415,56 @@ class Sink:
         DLQ_MESSAGES.labels(reason).inc()
         self.stats.dead_letters += 1
 
-    # -- batch end: insert, then commit ----------------------------------------------------------
+    # -- batch end: insert (on the writer thread), then commit (here) --------------------------
     def _flush(self) -> None:
+        """Write everything pending and commit it before returning."""
+        self._submit()
+        self._drain()
+
+    def _submit(self) -> None:
+        """Hand the pending batch to the writer thread (after the previous one committed).
+
+        One batch is written while the next is consumed and built: chdb releases the GIL, so
+        ClickHouse's work overlaps with Kafka fetching and row building.
+        """
         if not self._offsets:
             return
-        assert self._client is not None and self.consumer is not None and self.dlq is not None
-        total = 0
+        batch = self._cut()
+        self._drain()
+        self._inflight = (batch, self._writer.submit(self._write, batch))
+
+    def _cut(self) -> _Batch:
+        fast = []
         for route in self.routes.values():
             if route.fast is not None and route.fast.count:
-                total += self._insert_fast(route)
+                fast.append((route, route.fast.getvalue(), route.fast.count, route.fast_msgs))
+                route.fast.clear()
+                route.fast_msgs = []
+        slow = []
         for spec in self.insert_order:
             buf = self.buffers[spec.table]
-            if not buf:
-                continue
-            self._insert(spec, buf)
-            total += len(buf)
-            ROWS.labels(spec.table).inc(len(buf))
-            buf.clear()
-        self.dlq.flush()
-        offsets = [TopicPartition(t, p, o + 1) for (t, p), o in self._offsets.items()]
-        n_messages = len(self._offsets)
+            if buf:
+                slow.append((spec, buf[:]))
+                buf.clear()
+        batch = _Batch(fast, slow,
+                       [TopicPartition(t, p, o + 1) for (t, p), o in self._offsets.items()],
+                       dict(self._counts))
+        self._offsets.clear()
+        self._counts.clear()
+        self._batch_rows = 0
+        self._batch_started = time.monotonic()
+        return batch
+
+    def _drain(self) -> None:
+        """Wait for the batch being written, then commit its offsets."""
+        if self._inflight is None:
+            return
+        batch, future = self._inflight
+        self._inflight = None
+        total = future.result()  # an insert that gave up raises here: nothing is committed
+        assert self.consumer is not None
         try:
-            self.consumer.commit(offsets=offsets, asynchronous=False)
+            self.consumer.commit(offsets=batch.offsets, asynchronous=False)
         except KafkaException as exc:
             # Rows are in; a lost commit only means redelivery, which the resume check and
             # ReplacingMergeTree absorb.
@@ -418,46 +476,61 @@ class Sink:
         self.stats.last_commit_at = time.monotonic()
         BATCHES.inc()
         BATCH_ROWS.observe(total)
-        for topic, n in self._counts.items():
+        for topic, n in batch.counts.items():
             MESSAGES.labels(topic).inc(n)
-        self._counts.clear()
-        log.debug("batch: %d rows from %d partitions committed", total, n_messages)
-        self._offsets.clear()
-        self._batch_rows = 0
-        self._batch_started = time.monotonic()
+        log.debug("batch: %d rows from %d partitions committed", total, len(batch.offsets))
 
-    def _insert_fast(self, route: _Route) -> int:
-        """Insert a topic's fast-path container; on a ClickHouse error redo it in Python."""
-        assert self._client is not None and route.fast is not None
+    def _write(self, batch: _Batch) -> int:
+        """Writer thread: every insert of a batch, then the DLQ acknowledgements."""
+        assert self.dlq is not None
+        total = 0
+        redo: dict[str, list[Any]] = {}
+        for route, data, n, msgs in batch.fast:
+            total += self._insert_fast(route, data, n, msgs, redo)
+        slow = dict(batch.slow)  # TableSpec -> rows
+        for table, rows in redo.items():
+            if rows:
+                spec = self.specs[table]
+                slow[spec] = slow.get(spec, []) + rows
+        for spec in self.insert_order:  # secondary tables first
+            rows = slow.get(spec)
+            if rows:
+                self._insert(spec, rows)
+                total += len(rows)
+                ROWS.labels(spec.table).inc(len(rows))
+        self.dlq.flush()
+        return total
+
+    def _insert_fast(self, route: _Route, data: bytes, n: int, msgs: list[Any],
+                     redo: dict[str, list[Any]]) -> int:
+        """Insert a topic's fast-path container; if ClickHouse rejects it, decode its messages
+        in Python into `redo` (bad ones go to the DLQ)."""
+        assert self._client is not None
         tmp_dir = self.settings.data_dir / "sink-tmp"
         tmp_dir.mkdir(parents=True, exist_ok=True)
         path = tmp_dir / f"{os.getpid()}-{route.event_type}.avro"
-        path.write_bytes(route.fast.getvalue())
-        n = route.fast.count
-        msgs = route.fast_msgs
-        route.fast.clear()
-        route.fast_msgs = []
+        path.write_bytes(data)
+        quoted = str(path).replace("\\", "\\\\").replace("'", "\\'")
         total = 0
         try:
             for spec, sql in route.fast_sql:
                 t0 = time.perf_counter()
-                self._client.command(sql.replace("{path}", str(path)))
+                with self._client_lock:
+                    self._client.command(sql.replace("{path}", quoted))
+                    rows = n if not spec.multi else int(self._client.command(
+                        f"SELECT count() FROM file('{quoted}', 'Avro') {spec.array_join}"))
                 INSERT_SECONDS.labels(spec.table).observe(time.perf_counter() - t0)
-                rows = n
-                if spec.multi:
-                    rows = int(self._client.command(
-                        f"SELECT count() FROM file('{path}', 'Avro') {spec.array_join}"))
                 ROWS.labels(spec.table).inc(rows)
                 total += rows
         except Exception as exc:
-            # in-process engine, local file: a failure means bad bytes in the batch (else the
-            # careful path's own insert fails too, and retries with backoff)
+            # in-process engine, local file: a failure means bad bytes in the batch (if not,
+            # the careful path's own insert fails too, and retries with backoff)
             INSERT_ERRORS.labels(route.event_type).inc()
             log.warning("fast path rejected a %s batch (%s); redoing it record by record",
                         route.event_type, str(exc).split("\n")[0][:300])
             decode = self.serde.decode
             for msg in msgs:
-                self._slow(msg, route, decode)
+                self._slow(msg, route, decode, redo)
         finally:
             path.unlink(missing_ok=True)
         return total
@@ -493,8 +566,9 @@ class Sink:
 
         def attempt() -> None:
             t0 = time.perf_counter()
-            client.insert(spec.table, columns, column_names=list(spec.columns),
-                          column_oriented=True)
+            with self._client_lock:
+                client.insert(spec.table, columns, column_names=list(spec.columns),
+                              column_oriented=True)
             INSERT_SECONDS.labels(spec.table).observe(time.perf_counter() - t0)
 
         self._retrying(spec.table, attempt)
@@ -511,7 +585,7 @@ class Sink:
         consumer.assign(partitions)
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        if self._offsets:
+        if self._offsets or self._inflight is not None:
             try:
                 self._flush()
             except Exception as exc:
@@ -560,11 +634,12 @@ class Sink:
             spec = primary_spec(route.event_type) if route else None
             if spec is None:
                 continue
-            res = self._client.query(
-                f"SELECT kafka_partition, max(kafka_offset) FROM {spec.table} "
-                "WHERE kafka_topic = {t:String} GROUP BY kafka_partition",
-                parameters={"t": topic},
-            )
+            with self._client_lock:
+                res = self._client.query(
+                    f"SELECT kafka_partition, max(kafka_offset) FROM {spec.table} "
+                    "WHERE kafka_topic = {t:String} GROUP BY kafka_partition",
+                    parameters={"t": topic},
+                )
             for partition, offset in res.result_rows:
                 out[(topic, int(partition))] = int(offset)
         return out
@@ -577,9 +652,16 @@ class Sink:
                 for pid, p in t.get("partitions", {}).items():
                     if pid == "-1":
                         continue
-                    lag = p.get("consumer_lag", -1)
-                    if lag is not None and lag >= 0:
-                        LAG.labels(tname, pid).set(lag)
+                    hi = p.get("hi_offset", -1)
+                    if hi is None or hi < 0:
+                        continue
+                    committed = p.get("committed_offset", -1)
+                    base = committed if committed is not None and committed >= 0 \
+                        else p.get("lo_offset", 0)
+                    LAG.labels(tname, pid).set(max(hi - base, 0))
+                    app = p.get("app_offset", -1)
+                    pos = app if app is not None and app >= 0 else p.get("lo_offset", 0)
+                    FETCH_LAG.labels(tname, pid).set(max(hi - pos, 0))
         except (ValueError, AttributeError) as exc:
             log.debug("bad stats: %s", exc)
 

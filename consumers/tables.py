@@ -105,7 +105,7 @@ ENVELOPE_SELECT: tuple[str, ...] = (
     "fromUnixTimestamp64Milli(envelope.event_time, 'UTC')", "toUInt64(envelope.seq)",
     "envelope.producer.name", "envelope.producer.version",
 )
-KAFKA_SELECT: tuple[str, ...] = ("{topic}", "toUInt16(kafka_partition)", "{offset}")
+KAFKA_SELECT: tuple[str, ...] = ("{topic}", "{partition}", "{offset}")
 
 
 def _select(*typed: str) -> tuple[str, ...]:

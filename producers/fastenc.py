@@ -31,6 +31,23 @@ def write_long(out: bytearray, n: int) -> None:
     out.append(n)
 
 
+#: Encoded short strings (length prefix included), shared by every compiled encoder.
+_STRING_CACHE: dict[str, bytes] = {}
+_STRING_CACHE_MAX = 8192
+
+
+def encode_string(s: str) -> bytes:
+    """Avro string bytes of `s`, remembered when short. Non-strings raise (no .encode)."""
+    b = s.encode()
+    n = len(b)
+    out = bytes((n << 1,)) + b if n < 64 else long_bytes(n) + b
+    if n < 64:
+        if len(_STRING_CACHE) >= _STRING_CACHE_MAX:
+            _STRING_CACHE.clear()
+        _STRING_CACHE[s] = out
+    return out
+
+
 def long_bytes(n: int) -> bytes:
     out = bytearray()
     write_long(out, n)
@@ -87,15 +104,17 @@ class _Gen:
         elif t == "boolean":
             self.emit(depth, f"o.append(1 if {expr} else 0)")
         elif t in ("int", "long"):
-            self.emit(depth, f"wl(o, {expr})")
+            self.emit(depth, f"if 0 <= {expr} < 64: o.append({expr} << 1)")
+            self.emit(depth, f"else: wl(o, {expr})")
         elif t == "float":
             self.emit(depth, f"o += pf({expr})")
         elif t == "double":
             self.emit(depth, f"o += pd({expr})")
         elif t == "string":
+            # most strings repeat (apps, kinds, labels): their encoding comes from a cache
             b = self.var("b")
-            self.emit(depth, f"{b} = {expr}.encode()")
-            self.length(f"len({b})", depth)
+            self.emit(depth, f"{b} = sc({expr})")
+            self.emit(depth, f"if {b} is None: {b} = es({expr})")
             self.emit(depth, f"o += {b}")
         elif t == "bytes":
             self.length(f"len({expr})", depth)
@@ -170,7 +189,8 @@ def compile_fields(fields: list[dict[str, Any]], name: str = "encode") -> Encode
     gen = _Gen()
     gen.record_fields(fields, "r", 1)
     src = f"def {name}(r, o):\n" + ("\n".join(gen.lines) or "    pass") + "\n"
-    namespace: dict[str, Any] = {"wl": write_long, "pf": _PACK_FLOAT, "pd": _PACK_DOUBLE}
+    namespace: dict[str, Any] = {"wl": write_long, "pf": _PACK_FLOAT, "pd": _PACK_DOUBLE,
+                                 "sc": _STRING_CACHE.get, "es": encode_string}
     namespace.update(gen.consts)
     exec(compile(src, f"<avro-encoder {name}>", "exec"), namespace)
     fn: Encoder = namespace[name]

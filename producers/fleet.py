@@ -334,7 +334,8 @@ def generate_fleet(cfg: FleetConfig) -> Iterator[GenEvent]:
 
 
 def expected_counts(cfg: FleetConfig) -> dict[str, int]:
-    """Events per type the fleet sends (what end-to-end tests compare against)."""
+    """Events per type the fleet sends (what end-to-end tests compare against). A stateful
+    `state_delta_hook` must be fresh (see `producers.fleet_cli.build_config`)."""
     counts: Counter[str] = Counter()
     for i in range(cfg.agents):
         counts.update(ev.event_type for ev in generate_agent(cfg, i))

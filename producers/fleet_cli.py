@@ -116,6 +116,37 @@ class _progress:
             self._p.stop()
 
 
+def _state_hook(replicas: int) -> object:
+    """CRDT state per agent (producers.state, CRDT engineer); None when replicas is 0."""
+    if replicas <= 0:
+        return None
+    from producers.state import FleetStateHook
+
+    return FleetStateHook(replicas=replicas)
+
+
+def build_config(
+    *,
+    agents: int,
+    events_per_agent: int,
+    seed: int = 0,
+    failure_rate: float = 0.05,
+    apps: tuple[str, ...] = DEFAULT_APPS,
+    start_time_ms: int | None = None,
+    agent_prefix: str = "agent",
+    state_replicas: int = 2,
+) -> FleetConfig:
+    """The FleetConfig `clawstream fleet` runs with these options. Build a fresh one for each
+    use: the CRDT hook keeps state, so `expected_counts(build_config(...))` gives exactly the
+    per-type counts the same command line sends."""
+    return FleetConfig(
+        agents=agents, events_per_agent=events_per_agent, seed=seed,
+        failure_rate=failure_rate, apps=apps, agent_prefix=agent_prefix,
+        state_delta_hook=_state_hook(state_replicas),  # type: ignore[arg-type]
+        start_time_ms=int(time.time() * 1000) if start_time_ms is None else start_time_ms,
+    )
+
+
 @click.command("fleet")
 @click.option("--agents", type=int, default=10, show_default=True, help="Number of agents.")
 @click.option("--events-per-agent", type=int, default=1000, show_default=True)
@@ -135,20 +166,20 @@ class _progress:
 @click.option("--metrics/--no-metrics", default=False,
               help="Serve the SDK's /metrics on CLAWSTREAM_SDK_METRICS_PORT while running.")
 @click.option("--progress/--no-progress", default=True)
+@click.option("--state-replicas", type=int, default=2, show_default=True,
+              help="Replicas per agent keeping CRDT state (state_delta events); 0 = none.")
 def fleet(agents: int, events_per_agent: int, seed: int, rate: float, failure_rate: float,
           apps: str, start_time: str | None, agent_prefix: str, flush_timeout: float,
-          metrics: bool, progress: bool) -> None:
+          metrics: bool, progress: bool, state_replicas: int) -> None:
     """Simulate N agents emitting causally linked events through the SDK."""
     from rich.console import Console
     from rich.table import Table
 
-    start_ms = parse_time(start_time)
-    cfg = FleetConfig(
+    cfg = build_config(
         agents=agents, events_per_agent=events_per_agent, seed=seed,
         failure_rate=failure_rate, apps=tuple(a.strip() for a in apps.split(",") if a.strip()),
-        agent_prefix=agent_prefix,
-        **({"start_time_ms": start_ms} if start_ms is not None
-           else {"start_time_ms": int(time.time() * 1000)}),
+        start_time_ms=parse_time(start_time), agent_prefix=agent_prefix,
+        state_replicas=state_replicas,
     )
     if metrics:
         from producers.sdk import serve_sdk_metrics

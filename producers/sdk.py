@@ -24,6 +24,7 @@ and Prometheus metrics (``clawstream_sdk_*``).
 
 from __future__ import annotations
 
+import atexit
 import fcntl
 import logging
 import mmap
@@ -32,6 +33,7 @@ import struct
 import threading
 import time
 import uuid
+import weakref
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,7 +46,14 @@ from prometheus_client import Counter, Gauge, Histogram
 from clawstream import __version__
 from clawstream.settings import Settings
 from producers.blobstore import BlobStore, average_hash, encode_image, make_thumbnail
-from producers.fastenc import compile_fields, long_bytes, string_bytes, write_long
+from producers.fastenc import (
+    _STRING_CACHE,
+    compile_fields,
+    encode_string,
+    long_bytes,
+    string_bytes,
+    write_long,
+)
 from producers.spool import Spool, SpoolFullError  # noqa: F401 (re-exported)
 from schemas.registry import EventSchema
 from schemas.serde import CONFLUENT_MAGIC, SOE_MAGIC, Serde
@@ -93,6 +102,7 @@ PERMANENT_ERRORS = frozenset(
     }
 )
 
+_cached_string = _STRING_CACHE.get
 _VARIANT = {c: "89ab"[int(c, 16) & 3] for c in "0123456789abcdef"}
 
 
@@ -100,17 +110,20 @@ class RandomIds:
     """uuid4 strings from batched os.urandom: ~4x cheaper than str(uuid.uuid4())."""
 
     def __init__(self) -> None:
-        self._buf = ""
-        self._pos = 0
+        self._ids: list[str] = []
+        self._pop = self._ids.pop
 
     def __call__(self) -> str:
-        p = self._pos
-        if p >= len(self._buf):
-            self._buf = os.urandom(16 * 2048).hex()
-            p = 0
-        h = self._buf[p : p + 32]
-        self._pos = p + 32
-        return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{_VARIANT[h[16]]}{h[17:20]}-{h[20:]}"
+        try:
+            return self._pop()
+        except IndexError:
+            h = os.urandom(16 * 1024).hex()
+            v = _VARIANT
+            ids = self._ids
+            for i in range(0, len(h), 32):
+                x = h[i : i + 32]
+                ids.append(f"{x[:8]}-{x[8:12]}-4{x[13:16]}-{v[x[16]]}{x[17:20]}-{x[20:]}")
+            return self._pop()
 
 
 @dataclass(frozen=True)
@@ -185,9 +198,11 @@ def envelope_seq(value: bytes) -> int:
             shift += 7
 
     for _ in range(4):  # event_id, agent_id, session_id, trace_id
-        pos += read_long()
+        n = read_long()  # (read before adding: read_long moves pos)
+        pos += n
     if read_long() == 1:  # parent_id union branch "string"
-        pos += read_long()
+        n = read_long()
+        pos += n
     read_long()  # event_time
     return read_long()
 
@@ -199,7 +214,7 @@ def producer_config(settings: Settings, **overrides: Any) -> dict[str, Any]:
         "enable.idempotence": True,
         "acks": "all",
         "compression.type": "lz4",
-        "linger.ms": 10,
+        "linger.ms": 20,
         "batch.size": 1_000_000,
         "batch.num.messages": 10_000,
         "queue.buffering.max.messages": 500_000,
@@ -212,6 +227,9 @@ def producer_config(settings: Settings, **overrides: Any) -> dict[str, Any]:
         # murmur2 like the Java client and aiokafka: every client maps agent_id alike.
         "partitioner": "murmur2_random",
         "client.id": settings.producer_name,
+        # librdkafka's own log lines go through Python logging, not straight to stderr
+        "logger": logging.getLogger("producers.sdk.librdkafka"),
+        "log.connection.close": False,
     }
     conf.update(overrides)
     return conf
@@ -317,6 +335,8 @@ class Transport:
                 raise RuntimeError(f"agent {client.agent_id!r} already has a client here")
             self.clients = [*self.clients, client]
             self._by_key[client._key] = client
+        if not self.broker_up:
+            client._enter_spooling("kafka unreachable")
 
     def unregister(self, client: AgentClient, *, finalize_later: bool = False) -> None:
         with self._lock:
@@ -343,6 +363,9 @@ class Transport:
         self.clients = []
         self._to_finalize = []
         self._by_key = {}
+        close = getattr(self.producer, "close", None)
+        if close is not None:  # confluent-kafka >= 2.x: free librdkafka's threads now
+            close()
 
 
 class _ReplayState:
@@ -414,6 +437,7 @@ class AgentClient:
                 "belong to one process at a time)"
             ) from None
         self._seq = SeqCounter(state_dir / "seq")
+        self._seq_mm, self._seq_store = self._seq._mm, SeqCounter._FMT.pack_into
         self.spool = Spool(
             Path(settings.data_dir) / "spool" / dir_name,
             max_bytes=settings.spool_max_bytes,
@@ -454,6 +478,9 @@ class AgentClient:
         self.transport = transport or Transport(settings, **(producer_config or {}))
         self.transport.register(self)
         self._produce = self.transport.producer.produce
+        ref = weakref.ref(self)
+        self._atexit = lambda: (c := ref()) is not None and c.close(timeout=5)
+        atexit.register(self._atexit)  # a forgotten close() must not lose queued events
 
     # -- envelope and encoding ----------------------------------------------------------------
     def _type_info(self, event_type: str) -> _TypeInfo:
@@ -526,9 +553,7 @@ class AgentClient:
                 o.append(0)
             else:
                 o.append(2)
-                pb = parent_id.encode()
-                write_long(o, len(pb))
-                o += pb
+                o += _cached_string(parent_id) or encode_string(parent_id)
             if event_time != self._last_t:
                 self._last_tb = long_bytes(event_time)
                 self._last_t = event_time
@@ -552,7 +577,8 @@ class AgentClient:
                     self._direct_sent += 1
                 except (BufferError, KafkaException):
                     self._send(info.topic, value)
-            self._seq.set(seq)
+            self._seq.value = seq
+            self._seq_store(self._seq_mm, 0, seq)  # persisted (mmap) before returning
             self.emitted[info.topic] += 1
         return eid
 
@@ -716,7 +742,7 @@ class AgentClient:
                                       self.transport.message_timeout_s + 5)
             if state.pending > 0 or state.failed:
                 self._replay_failures += 1
-                wait = min(30.0, 0.5 * 2**self._replay_failures)
+                wait = min(10.0, 0.5 * 2**self._replay_failures)
                 self._replay_backoff_until = time.monotonic() + wait
                 log.warning("agent %s: replay of %d spooled events incomplete (%d failed: %s); "
                             "retrying in %.1fs", self.agent_id, len(batch), state.failed,
@@ -726,10 +752,10 @@ class AgentClient:
                 return
             self._replay_state = None
             self._replay_failures = 0
+            for topic, _key, _value in batch.records:  # counted before pending() drops
+                self.replayed[topic] = self.replayed.get(topic, 0) + 1
             with self._lock:
                 self.spool.ack(batch)
-            for topic, _key, _value in batch.records:
-                self.replayed[topic] = self.replayed.get(topic, 0) + 1
 
     # -- housekeeping -------------------------------------------------------------------------
     def _housekeeping(self) -> None:
@@ -801,13 +827,15 @@ class AgentClient:
             "seq": self.seq,
         }
 
-    def flush(self, timeout: float = 30.0) -> int:
+    def flush(self, timeout: float = 30.0, *, stop_when_broker_down: bool = False) -> int:
         """Wait until everything emitted so far reached Kafka; return how many have not."""
         deadline = time.monotonic() + timeout
         while True:
             left = self.pending()
             if left <= 0 or time.monotonic() >= deadline:
                 return max(left, 0)
+            if stop_when_broker_down and not self.transport.broker_up:
+                return left  # nothing to wait for: close() keeps them on disk
             time.sleep(0.005)
 
     def close(self, timeout: float = 30.0) -> int:
@@ -815,7 +843,8 @@ class AgentClient:
         are replayed by the next AgentClient of this agent. Returns that number."""
         if self._closed:
             return 0
-        left = self.flush(timeout)
+        atexit.unregister(self._atexit)
+        left = self.flush(timeout, stop_when_broker_down=True)
         if self._owns_transport:
             self.transport.unregister(self, finalize_later=True)
             self.transport.close(timeout=1.0)  # purges what is left and calls _finalize

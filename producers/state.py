@@ -146,4 +146,49 @@ class AgentStateReplica:
         return len(bodies)
 
 
-__all__ = ["SCHEMA", "AgentStateReplica", "StateDeltaSink"]
+class FleetStateHook:
+    """`FleetConfig.state_delta_hook` for the fleet simulator: each synthetic agent runs
+    `replicas` replicas (outcomes go round-robin to them) that count actions, spend the error
+    budget on failures, learn the UI labels they acted on (and forget one not found), track
+    task and status; every `emit_every` outcomes of a replica its deltas are emitted, every
+    `full_every` its full state. Deterministic: LWW stamps are the outcomes' event times."""
+
+    def __init__(self, replicas: int = 2, emit_every: int = 10, full_every: int = 100) -> None:
+        self.replicas = max(1, replicas)
+        self.emit_every = max(1, emit_every)
+        self.full_every = max(self.emit_every, full_every)
+        self.agents: dict[str, list[AgentStateReplica]] = {}
+        self.outcomes: dict[str, int] = {}
+
+    def __call__(self, agent_id: str, outcome: Any) -> list[dict[str, Any]]:
+        reps = self.agents.get(agent_id)
+        if reps is None:
+            reps = self.agents[agent_id] = [
+                AgentStateReplica(agent_id, f"{agent_id}/r{i}", anti_entropy_s=float("inf"))
+                for i in range(self.replicas)]
+        n = self.outcomes.get(agent_id, 0)
+        self.outcomes[agent_id] = n + 1
+        rep = reps[n % self.replicas]
+        body, ts = outcome.body, outcome.event_time
+        app, ok = body["app"], body["status"] == "success"
+        label = (body.get("verification") or {}).get("expected")
+        rep.record_action()
+        rep.set_task(f"{app}: {body['action_kind']}", ts=ts)
+        if ok:
+            if label:
+                rep.learn_element(app, label)
+            rep.set_status("running", ts=ts)
+        else:
+            rep.spend_error_budget()
+            if label and body.get("error_kind") == "element_not_found":
+                rep.forget_element(app, label)
+            rep.set_status("degraded", ts=ts)
+        k = n // self.replicas + 1  # outcomes this replica has seen
+        if k % self.full_every == 0:
+            return rep.delta_bodies(full_state=True)
+        if k % self.emit_every == 0:
+            return rep.delta_bodies(full_state=False)
+        return []
+
+
+__all__ = ["SCHEMA", "AgentStateReplica", "FleetStateHook", "StateDeltaSink"]

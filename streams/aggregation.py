@@ -65,6 +65,7 @@ REPORT_EVERY_S = 0.5
 #: Partitions silent for this long do not hold fleet-wide windows back.
 FLEET_IDLE_S = 5.0
 FLEET_TICK_S = 1.0
+DEBUG_WM = bool(__import__("os").environ.get("CLAWSTREAM_DEBUG_WATERMARK"))
 
 EVENTS = Counter("clawstream_worker_events_total", "Events processed by the windows.",
                  ["type"])
@@ -121,6 +122,7 @@ class EventTimeProcessor:
             schema=faust.Schema(key_serializer="raw", value_serializer="raw"),
         )
         self.fleet: FleetMerger | None = None
+        self._plan_topic_declared = False
         app.agent(self.source, name="event-time")(self._run)
         app.agent(self.fleet_topic, name="event-time-fleet")(self._run_fleet)
         app.timer(FLEET_TICK_S, on_leader=True, name="event-time-fleet-tick")(self._tick)
@@ -148,6 +150,9 @@ class EventTimeProcessor:
                 if key.startswith(prefix) and value is not None:
                     pl.load(key[len(prefix):].decode(), value)
                     restored += 1
+            if DEBUG_WM:
+                log.info("partition %d: new pipeline, table has %d keys", partition,
+                         len(self.table.data))
             if restored:
                 log.info("partition %d: restored %d state keys, watermark %s", partition,
                          restored, pl.watermark)
@@ -207,9 +212,14 @@ class EventTimeProcessor:
             outputs.extend((p, o) for o in pl.process(ev))
         for p in touched:
             pl = self.pipelines[p]
-            outputs.extend((p, o) for o in pl.advance(self._lagging(p, pl)))
+            lag = self._lagging(p, pl)
+            before = pl.watermark
+            outputs.extend((p, o) for o in pl.advance(lag))
+            if DEBUG_WM:
+                log.info("p%d wm %s -> %s lag=%s marks=%s", p, before, pl.watermark, lag,
+                         {k: (m.max_time, m.offset) for k, m in pl.clock.sources.items()})
         await self._send(outputs, dead, touched)
-        self._persist(touched)
+        await self._persist(touched)
 
     async def _send(self, outputs: list[tuple[int, Output]], dead: list[Any],
                     touched: set[int]) -> None:
@@ -263,11 +273,17 @@ class EventTimeProcessor:
             return await self.out[SESSIONS].send(
                 key=o.key.encode(), value=self.serde.encode("session", o.value))
         if o.kind == "plan":
+            if not self._plan_topic_declared:  # faust only declares topics agents read
+                await self.plan_topic.maybe_declare()
+                self._plan_topic_declared = True
             return await self.plan_topic.send(
                 key=o.key.encode(), value=json.dumps(o.value).encode(), partition=p)
         raise ValueError(f"unknown output kind {o.kind}")
 
-    def _persist(self, touched: set[int]) -> None:
+    async def _persist(self, touched: set[int]) -> None:
+        """Changed state to the changelog (straight to the producer: faust's table buffer
+        sends one message at a time), the clock record of each partition last."""
+        send = self.table.changelog_topic.send
         for p in touched:
             for key, value in self.pipelines[p].take_dirty().items():
                 k = f"{p}/{key}".encode()
@@ -275,7 +291,7 @@ class EventTimeProcessor:
                     self.table.data.pop(k, None)
                 else:
                     self.table.data[k] = value
-                self.table.send_changelog(p, k, value)
+                await send(key=k, value=value, partition=p)
 
     # -- fleet-wide merge ----------------------------------------------------------------------
     def _merger(self) -> FleetMerger:
@@ -307,7 +323,7 @@ class EventTimeProcessor:
                     self.fleet_table.data.pop(k, None)
                 else:
                     self.fleet_table.data[k] = data
-                self.fleet_table.send_changelog(0, k, data)
+                await self.fleet_table.changelog_topic.send(key=k, value=data, partition=0)
 
     async def _tick(self) -> None:
         await self.fleet_topic.send(key=b"fleet", value=b"tick")

@@ -55,6 +55,10 @@ def create_app(settings: Settings, *, modules: tuple[str, ...] | None = None,
         "stream_buffer_maxsize": 16_384,
         "broker_commit_interval": 1.0,
         "table_standby_replicas": 0,
+        # a worker killed with -9 leaves the group after this long; its replacement (or the
+        # other workers) take its partitions over then
+        "broker_session_timeout": 10.0,
+        "broker_heartbeat_interval": 2.0,
     }
     conf.update(overrides)
     app = faust.App(settings.worker_app_id, **conf)

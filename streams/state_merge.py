@@ -7,12 +7,13 @@ Flow, in one faust app (`register(app, settings)`; `python -m streams.state_merg
    `state-merge-agents` (changelog-backed, co-partitioned with the delta topic) stores each
    agent's latest AgentState snapshot bytes, which carry the version and the full CRDT state,
    so a worker killed with -9 recovers everything from the changelog.
-2. When a delta grows the state, the version goes up by one and the snapshot is produced to
-   `claw.agent-state.v1` (compacted, key agent_id). Merging is idempotent: redelivered or
-   duplicated deltas change nothing and bump no version; replaying a partition from its last
-   committed offset reproduces the same (version, state) pairs, so versions never go back.
-   The first delta touching an agent after a (re)start re-emits its stored snapshot as is, so a
-   snapshot lost in a crash is sent again.
+2. When a delta grows the state, the version goes up by one and the table is written. Merging
+   is idempotent: redelivered or duplicated deltas change nothing and bump no version;
+   replaying a partition from its last committed offset reproduces the same (version, state)
+   pairs, so a version never names two states. Every 0.2 s a timer produces the latest
+   snapshot of each agent that changed to `claw.agent-state.v1` (compacted, key agent_id): a
+   burst of deltas yields one snapshot. After recovery every stored snapshot is produced
+   again, so one lost in a crash is sent (same version, same bytes).
 3. Each snapshot's summary goes to a one-partition internal topic; `state-rollup` keeps the
    latest summary per agent in the table `state-merge-rollup`, and a timer emits the fleet-wide
    AgentState (agent_id '*') when it changed.
@@ -31,12 +32,13 @@ from clawstream.settings import Settings
 from schemas.serde import DecodeError, Serde
 from schemas.topics import AGENT_STATE, DLQ, STATE_DELTAS, TOPICS
 from streams.crdt import CodecError, CRDTTypeMismatch
-from streams.crdt.snapshot import FLEET, StateMerger, rollup_record
+from streams.crdt.snapshot import FLEET, StateMerger, rollup_record, summary
 
 log = logging.getLogger("clawstream.state_merge")
 
 COMPONENT = "state-merge"
 ROLLUP_SECONDS = 0.5
+SNAPSHOT_SECONDS = 0.2
 
 DELTAS = Counter("clawstream_state_merge_deltas_total",
                  "StateDelta events processed, by result (merged, duplicate, dlq).", ["result"])
@@ -69,8 +71,18 @@ def register(app: Any, settings: Settings) -> None:
         schema=faust.Schema(key_serializer="json", value_serializer="json"),
         help="Per agent: the summary the fleet rollup is computed from.",
     )
-    emitted: set[str] = set()  # agents whose snapshot this process has (re)sent
+    pending: dict[str, bytes] = {}  # agent -> snapshot not yet produced (coalesced)
     flags = {"rollup_dirty": False}
+
+    @table.on_recover
+    async def recovered() -> None:
+        """After a (re)start or rebalance: re-emit every stored snapshot (one lost in a crash
+        is sent again; same version, same bytes, so duplicates are harmless)."""
+        n = 0
+        for key, snap in table.items():
+            pending[key.decode()] = snap
+            n += 1
+        log.info("state-merge table recovered from its changelog: %d agents", n)
     rollup_seen: set[str] = set()
 
     async def dead(event: Any, reason: str, detail: str) -> None:
@@ -112,12 +124,27 @@ def register(app: Any, settings: Settings) -> None:
             DELTAS.labels("merged" if result.changed else "duplicate").inc()
             if result.changed:
                 table[key] = m.snapshot
-            if m.version and (result.changed or agent not in emitted):
-                emitted.add(agent)
-                AGENTS.set(len(emitted))
-                await snapshots.send(key=key, value=m.snapshot)
-                SNAPSHOTS.inc()
-                await rollup_in.send(key=FLEET.encode(), value={"a": agent, **m.summary()})
+                pending[agent] = m.snapshot
+
+    @app.timer(SNAPSHOT_SECONDS, name="state-merge-snapshots")
+    async def emit_snapshots() -> None:
+        """Produce the latest snapshot of each agent changed since the last tick: a burst of
+        deltas for one agent yields one snapshot, not one per delta. The table (written per
+        delta) is the durable state; `recovered` covers a crash before this tick."""
+        if not pending:
+            return
+        batch = dict(pending)
+        pending.clear()
+        for agent, snap in batch.items():
+            await snapshots.send(key=agent.encode(), value=snap)
+            SNAPSHOTS.inc()
+            m = merger.agents.get(agent)
+            if m is not None and m.snapshot is snap and m.record is not None:
+                info = m.summary()
+            else:  # restored after recovery, or moved on since: read what is being sent
+                info = summary(serde.decode(snap).record)
+            await rollup_in.send(key=FLEET.encode(), value={"a": agent, **info})
+        AGENTS.set(len(merger.agents))
 
     @app.agent(rollup_in, name="state-rollup")
     async def roll(stream: Any) -> None:
@@ -148,11 +175,13 @@ def standalone_app(settings: Settings) -> Any:
     """A faust app running only the state merger (tests, bench, or a dedicated worker)."""
     import faust
 
+    datadir = settings.data_dir / "faust" / settings.worker_app_id
+    datadir.mkdir(parents=True, exist_ok=True)
     app = faust.App(
         settings.worker_app_id,
         broker=f"kafka://{settings.bootstrap_servers}",
         store="memory://",
-        datadir=str(settings.data_dir / "faust" / settings.worker_app_id),
+        datadir=str(datadir),
         key_serializer="raw",
         value_serializer="raw",
         topic_replication_factor=1,

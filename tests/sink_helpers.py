@@ -74,14 +74,17 @@ def produce(settings: Settings, events: list[tuple[str, str, str, bytes]]) -> Co
 
 def produce_fleet_or_samples(settings: Settings, agents: int, per_agent: int,
                              seed: int = 7) -> Counter[str]:
-    """20 x 1000 style load: the fleet simulator if present, else sample events."""
+    """20 x 1000 style load: the fleet simulator through the SDK when it is there, else
+    sample events through a plain producer. Returns what was sent, per type."""
     try:
-        from producers.fleet import run_fleet  # type: ignore[attr-defined]
+        from producers.fleet import FleetConfig, expected_counts
+        from producers.fleet_cli import run_fleet
     except ImportError:
-        run_fleet = None
-    if run_fleet is not None:
-        result = run_fleet(settings, agents=agents, events_per_agent=per_agent, seed=seed)
-        counts = getattr(result, "counts", None) or getattr(result, "sent", None)
-        if counts:
-            return Counter({k: v for k, v in dict(counts).items() if k in RAW_TYPES})
-    return produce(settings, encoded_events(agents, per_agent, seed))
+        return produce(settings, encoded_events(agents, per_agent, seed))
+    cfg = FleetConfig(agents=agents, events_per_agent=per_agent, seed=seed,
+                      start_time_ms=int(time.time() * 1000))
+    result = run_fleet(cfg, progress=False)
+    sent = Counter(dict(result["sent"]))
+    assert dict(result["delivered"]) == dict(sent), result
+    assert dict(sent) == expected_counts(cfg)
+    return sent

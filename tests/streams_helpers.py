@@ -77,12 +77,12 @@ class Emitter:
 
 
 def read_topic(settings: Settings, logical: str, *, min_count: int = 0,
-               timeout: float = 60.0, idle: float = 3.0) -> list[Any]:
+               timeout: float = 60.0, idle: float = 3.0, physical: bool = False) -> list[Any]:
     """Every message of a topic (all partitions), waiting for at least `min_count`."""
     c = Consumer({"bootstrap.servers": settings.bootstrap_servers,
                   "group.id": f"reader-{uuid.uuid4()}", "enable.auto.commit": False,
                   "auto.offset.reset": "earliest"})
-    topic = settings.topic(logical)
+    topic = logical if physical else settings.topic(logical)
     md = c.list_topics(topic, timeout=10)
     c.assign([TopicPartition(topic, p, 0) for p in md.topics[topic].partitions])
     out: list[Any] = []
@@ -100,6 +100,18 @@ def read_topic(settings: Settings, logical: str, *, min_count: int = 0,
     finally:
         c.close()
     return out
+
+
+def wait_for_record(settings: Settings, logical: str, predicate: Any,
+                    timeout: float = 90.0) -> dict[str, Any]:
+    """Wait until a decoded record on `logical` satisfies `predicate`; return it."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for rec in decoded(read_topic(settings, logical, timeout=5, idle=0.5)):
+            if predicate(rec):
+                return rec
+        time.sleep(1.0)
+    raise AssertionError(f"no matching record on {logical} within {timeout} s")
 
 
 def decoded(msgs: Iterable[Any]) -> list[dict[str, Any]]:

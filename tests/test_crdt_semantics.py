@@ -9,7 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from producers.state import AgentStateReplica
+from producers.state import AgentStateReplica, FleetStateHook
 from streams.crdt import (
     AgentCRDT,
     AWORSet,
@@ -23,6 +23,7 @@ from streams.crdt import (
     decode,
     encode,
 )
+from streams.crdt.codec import slow_encode_bundle
 
 
 def test_add_wins_over_concurrent_remove_on_other_replica() -> None:
@@ -211,3 +212,30 @@ def test_replicas_converge_through_lossy_duplicated_shuffled_channel(
     assert merged == expected
     assert merged.view() == expected.view()
     assert AgentCRDT.decode(merged.encode()) == merged
+    # the cached, direct bundle writer gives fastavro's bytes
+    assert merged.encode() == slow_encode_bundle(
+        {k: v for k, v in merged.entries.items() if not v.is_bottom()})
+
+
+def test_fleet_hook_is_deterministic_and_merges() -> None:
+    from producers.fleet import FleetConfig, generate_fleet
+
+    def run() -> dict[str, AgentCRDT]:
+        hook = FleetStateHook(replicas=2, emit_every=3, full_every=9)
+        cfg = FleetConfig(agents=2, events_per_agent=300, seed=5, state_delta_hook=hook)
+        merged: dict[str, AgentCRDT] = {}
+        outcomes: dict[str, int] = {}
+        for ev in generate_fleet(cfg):
+            if ev.event_type == "outcome":
+                outcomes[ev.agent_id] = outcomes.get(ev.agent_id, 0) + 1
+            if ev.event_type == "state_delta":
+                merged.setdefault(ev.agent_id, AgentCRDT()).apply(
+                    ev.body["crdt_type"], ev.body["key"], ev.body["payload"])
+        for a, m in merged.items():
+            v = m.view()
+            assert 0 < v["actions_total"] <= outcomes[a]
+            assert v["replicas"] == [f"{a}/r0", f"{a}/r1"]
+            assert v["ui_memory"] and v["status"] in ("running", "degraded")
+        return merged
+
+    assert run() == run()

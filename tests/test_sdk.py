@@ -243,3 +243,21 @@ def test_envelope_seq_reads_back_seq() -> None:
                             "seq": 987654, "producer": {"name": "n", "version": "v"}},
                "status": "ok"}
         assert envelope_seq(serde.encode("heartbeat", rec)) == 987654
+
+
+def test_metrics_are_exported(offline: Settings) -> None:
+    from prometheus_client import REGISTRY
+
+    def spooled() -> float:
+        return REGISTRY.get_sample_value("clawstream_sdk_events_spooled_total",
+                                         {"type": "outcome"}) or 0.0
+
+    before = spooled()
+    with AgentClient(offline, "agent-m") as client:
+        client._enter_spooling("test")  # as when the broker is away
+        for i in range(3):
+            client.outcome(f"a{i}", "success", 1.0)
+        client._export_metrics()
+        assert spooled() - before == 3
+        assert REGISTRY.get_sample_value("clawstream_sdk_spool_depth_messages",
+                                         {"agent": "agent-m"}) == 3

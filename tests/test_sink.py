@@ -5,15 +5,19 @@ from __future__ import annotations
 import os
 import random
 import signal
+import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from collections import Counter
 from pathlib import Path
 
 import pytest
 import sink_helpers
-from confluent_kafka import Consumer, Producer
+from confluent_kafka import Consumer, Producer, TopicPartition
+from prometheus_client import REGISTRY
+from prometheus_client.parser import text_string_to_metric_families
 
 from clawstream.settings import Settings
 from consumers import clickhouse as ch
@@ -24,8 +28,6 @@ from schemas.registry import contract
 from schemas.samples import sample
 from schemas.serde import Serde
 from schemas.topics import DLQ
-
-pytestmark = []
 
 PER_TYPE_SQL = "SELECT event_type, count() FROM events GROUP BY event_type"
 
@@ -101,6 +103,51 @@ def test_migrations_are_idempotent_and_queries_open_chdb_locally(tmp_path: Path)
     assert ch.query(settings, "SELECT count() FROM events").rows == [(0,)]
 
 
+def test_fast_path_rows_equal_python_rows(tmp_path: Path) -> None:
+    """ClickHouse's own Avro decoding (fast path) stores exactly what the Python path does."""
+    settings = Settings(data_dir=tmp_path / "data", chdb_endpoint_port=0, topic_namespace="x.")
+    rng = random.Random(21)
+    serde = Serde()
+    sink = Sink(settings, serve_endpoint=False, serve_metrics_endpoint=False)
+    client = ch.connect(settings, database="fast")
+    slow = ch.connect(settings, database="slow")
+    try:
+        ch.migrate(client)
+        ch.migrate(slow)
+        sink._client = client
+        for route in sink.routes.values():
+            if route.fast is None:
+                continue
+            values = []
+            for i in range(60):
+                rec = sample(route.event_type, rng)
+                if i % 3 == 0:  # nulls and empties where the schema allows
+                    rec["envelope"]["parent_id"] = None
+                values.append(serde.encode(route.event_type, rec))
+            buffers: dict[str, list] = {}
+            for offset, value in enumerate(values):
+                route.fast.add(4, offset, memoryview(value)[10:])
+                rec = serde.decode(value).record
+                for spec, _ in route.specs:
+                    made = spec.row(rec, route.topic, 4, offset)
+                    buffers.setdefault(spec.table, []).extend(made if spec.multi else [made])
+            data, n = route.fast.getvalue(), route.fast.count
+            route.fast.clear()
+            assert sink._insert_fast(route, data, n, [], {}) > 0
+            for spec, _ in route.specs:
+                slow.insert(spec.table, list(zip(*buffers[spec.table], strict=True)),
+                            column_names=list(spec.columns), column_oriented=True)
+                cols = ", ".join(spec.columns)
+                order = "event_id" + (", element_index" if spec.multi else "")
+                a = client.query(f"SELECT {cols} FROM fast.{spec.table} ORDER BY {order}")
+                b = slow.query(f"SELECT {cols} FROM slow.{spec.table} ORDER BY {order}")
+                assert len(a.result_rows) == len(buffers[spec.table])
+                assert a.result_rows == b.result_rows, spec.table
+    finally:
+        client.close()
+        slow.close()
+
+
 # --- against the real broker ---------------------------------------------------------------
 
 
@@ -115,6 +162,9 @@ def test_end_to_end_20_agents_x_1000_events_counts_exact(cs_settings: Settings) 
     res = ch.query(cs_settings, "SELECT count(), uniqExact(event_id), uniqExact(agent_id) "
                                 "FROM events")
     assert res.rows == [(20_000, 20_000, 20)]
+    inserted = REGISTRY.get_sample_value("clawstream_sink_rows_inserted_total",
+                                         {"table": "actions"})
+    assert inserted is not None and inserted >= sent["action"]
     # one row per UI element, each tied to its detection event
     elements = ch.query(cs_settings, "SELECT sum(elements) FROM detection_frames").rows[0][0]
     assert ch.query(cs_settings, "SELECT count() FROM detections").rows == [(elements,)]
@@ -243,3 +293,60 @@ def test_poison_messages_go_to_dlq_and_good_ones_land(cs_settings: Settings) -> 
         assert int(h["clawstream.source.offset"]) >= 0 and h["clawstream.error.detail"]
     assert by_value[None]["clawstream.error.reason"] == "empty"
     assert all(m.key() == b"agent-p" for m in dead)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.mark.integration
+def test_sigterm_writes_the_pending_batch_commits_and_serves_metrics(
+    cs_settings: Settings, tmp_path: Path
+) -> None:
+    sent = sink_helpers.produce(cs_settings, sink_helpers.encoded_events(4, 500, seed=3))
+    port = _free_port()
+    log = tmp_path / "sink.log"
+    env = {**os.environ, "CLAWSTREAM_SINK_BATCH_ROWS": "1000000",
+           "CLAWSTREAM_SINK_BATCH_SECONDS": "600", "CLAWSTREAM_SINK_METRICS_PORT": str(port)}
+    with open(log, "ab") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "clawstream.cli", "sink"], stdout=out,
+                                stderr=subprocess.STDOUT, env=env,
+                                cwd=Path(__file__).parent.parent)
+    try:
+        # the batch stays open (600 s); wait until librdkafka reports the partitions drained
+        deadline = time.monotonic() + 60
+        lags: dict[str, float] = {}
+        while time.monotonic() < deadline:
+            try:
+                text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2).read()
+            except OSError:
+                time.sleep(0.5)
+                continue
+            fams = {f.name: f for f in text_string_to_metric_families(text.decode())}
+            lags = {f"{s.labels['topic']}[{s.labels['partition']}]": s.value
+                    for s in fams["clawstream_sink_fetch_lag"].samples}
+            if len(lags) >= 42 and not any(lags.values()):
+                break
+            time.sleep(0.5)
+        assert len(lags) >= 42 and not any(lags.values()), lags
+        # nothing committed yet: the group lag is everything that was sent
+        uncommitted = sum(s.value for s in fams["clawstream_sink_consumer_lag"].samples)
+        assert uncommitted == sum(sent.values())
+        assert "clawstream_sink_insert_seconds" in fams and "clawstream_sink_batches" in fams
+        assert ch.query(cs_settings, "SELECT count() FROM events").rows == [(0,)]
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(60) == 0, log.read_text()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert counts_per_type(cs_settings) == sent
+    c = Consumer({"bootstrap.servers": cs_settings.bootstrap_servers,
+                  "group.id": cs_settings.sink_group})
+    topic = cs_settings.topic(contract().get("action").topic)
+    committed = c.committed([TopicPartition(topic, p) for p in range(6)], timeout=10)
+    ends = [c.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in range(6)]
+    c.close()
+    assert [max(tp.offset, 0) for tp in committed] == ends  # empty partitions: no commit

@@ -353,10 +353,12 @@ GROUP BY app ORDER BY failures DESC, app
 """
 
 # -- episode viewer (report): frames with thumbnails, their detections, the actions ----------
-EPISODE_FRAMES_COLUMNS = ("frame_id", "event_time", "app", "width", "height", "thumbnail",
-                          "thumbnail_format", "thumb_width", "thumb_height", "parent_id")
+EPISODE_FRAMES_COLUMNS = ("frame_id", "event_time", "app", "width", "height",
+                          "thumbnail_b64", "thumbnail_format", "thumb_width", "thumb_height",
+                          "parent_id")
 EPISODE_FRAMES = f"""
-SELECT toString(event_id) AS frame_id, event_time, app, width, height, thumbnail,
+SELECT toString(event_id) AS frame_id, event_time, app, width, height,
+       base64Encode(thumbnail) AS thumbnail_b64,
        thumbnail_format, thumb_width, thumb_height, parent_id
 FROM frames FINAL WHERE session_id = {_EPISODE_ID}
 ORDER BY event_time, seq

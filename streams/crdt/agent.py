@@ -21,7 +21,7 @@ from __future__ import annotations
 from typing import Any
 
 from streams.crdt.causal import AWORSet, MVRegister, ORMap
-from streams.crdt.codec import CodecError, decode, decode_bundle, encode_bundle
+from streams.crdt.codec import CodecError, decode, decode_bundle, encode, fast_encode_bundle
 from streams.crdt.counters import GCounter, PNCounter
 from streams.crdt.lww import LWWRegister
 
@@ -46,13 +46,17 @@ class CRDTTypeMismatch(CodecError):
 class AgentCRDT:
     """Named CRDTs of one agent. `apply(crdt_type, key, payload)` merges a StateDelta."""
 
-    __slots__ = ("entries",)
+    __slots__ = ("_payloads", "entries")
 
     def __init__(self, entries: dict[str, Any] | None = None) -> None:
         self.entries: dict[str, Any] = entries if entries is not None else {}
+        # key -> (crdt_type, encoded payload) of entries unchanged since they were encoded
+        self._payloads: dict[str, tuple[str, bytes]] = {}
 
     def get(self, key: str) -> Any:
-        """The CRDT under `key`, created (bottom) for a known key if absent."""
+        """The CRDT under `key`, created (bottom) for a known key if absent. The caller may
+        mutate it, so its cached encoding is dropped."""
+        self._payloads.pop(key, None)
         crdt = self.entries.get(key)
         if crdt is None:
             crdt = SCHEMA[key]()
@@ -74,7 +78,10 @@ class AgentCRDT:
         if type(mine) is not type(other):
             raise CRDTTypeMismatch(f"{key} holds {type(mine).__name__}, got "
                                    f"{type(other).__name__}")
-        return mine.merge(other)
+        if mine.merge(other):
+            self._payloads.pop(key, None)
+            return True
+        return False
 
     def apply(self, crdt_type: str, key: str, payload: bytes) -> bool:
         """Decode and merge one StateDelta payload; CodecError if it is not valid."""
@@ -104,7 +111,12 @@ class AgentCRDT:
     __hash__ = None  # type: ignore[assignment]
 
     def encode(self) -> bytes:
-        return encode_bundle({k: v for k, v in self.entries.items() if not v.is_bottom()})
+        """The StateBundle bytes; unchanged entries reuse their cached encoding."""
+        cache = self._payloads
+        for k, v in self.entries.items():
+            if k not in cache and not v.is_bottom():
+                cache[k] = (v.CRDT_TYPE, encode(v))
+        return fast_encode_bundle(cache)
 
     @classmethod
     def decode(cls, data: bytes) -> AgentCRDT:

@@ -33,8 +33,9 @@ class XServer:
 
 @pytest.fixture(scope="session")
 def xvfb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[XServer]:
-    if shutil.which("Xvfb") is None:
-        pytest.skip("Xvfb is not installed (apt-get install xvfb)")
+    for tool, pkg in (("Xvfb", "xvfb"), ("tesseract", "tesseract-ocr")):
+        if shutil.which(tool) is None:
+            pytest.skip(f"{tool} is not installed (apt-get install {pkg}; make test does it)")
     logdir = tmp_path_factory.mktemp("xvfb")
     log = logdir / "xvfb.log"
     read_fd, write_fd = os.pipe()
