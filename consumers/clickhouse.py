@@ -33,7 +33,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -385,6 +385,30 @@ def query(
                 "to finish or stop it"
             )
         time.sleep(0.1)  # an owner is starting (its endpoint appears shortly) or a reader ends
+
+
+@contextlib.contextmanager
+def reader(settings: Settings) -> Iterator[Callable[..., QueryResult]]:
+    """Like `query`, for many queries in a row (reports, canned-query tests): opens chdb at
+    most once instead of once per query. Yields `run(sql, parameters=None)`."""
+    client: Client | None = None
+    if settings.is_embedded_clickhouse and _owner_client is None:
+        state, _url = find_owner(settings)
+        path = chdb_path(settings.resolved_clickhouse_dsn)
+        if state is None and path is not None and _lock_holder(path) is None:
+            try:
+                client = connect(settings)
+                migrate(client)
+            except ClickHouseUnavailable as exc:
+                if "in use" not in str(exc):
+                    raise
+    if client is None:
+        yield lambda sql, parameters=None: query(settings, sql, parameters)
+        return
+    try:
+        yield lambda sql, parameters=None: run_query(client, sql, parameters)
+    finally:
+        client.close()
 
 
 @contextlib.contextmanager

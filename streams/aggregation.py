@@ -11,12 +11,20 @@ in one plain changelog-backed table (`event-time-state`, key "<partition>/<opera
 Processing, per batch of events (`noack_take`):
 1. decode (undecodable -> DLQ with the reason), feed the pipeline, advance the watermark;
 2. send what closed (aggregates, late events with their windows in headers, lost outcomes,
-   sessions, plan progress, fleet partials) and WAIT until Kafka acknowledged it;
-3. write the changed state to the changelog (the clock record last);
-4. ack the events (faust commits offsets only after flushing its producer).
+   sessions, plan progress, fleet partials) through one confluent-kafka producer (`Outbox`;
+   a faust send per message costs more than the windowing) and WAIT until Kafka has it;
+3. write the changed state (panes touched by the batch, the clock record last) to the
+   changelog, wait for it, and only then ack the events (faust commits acked offsets).
 A crash anywhere re-reads events from the committed offset: events the restored state already
-holds are recognised by their offsets and skipped; a window emitted but not yet deleted is
-emitted again with the same deterministic event id, which ClickHouse collapses.
+holds are recognised by their offsets and skipped; a window emitted whose close was not yet
+persisted is emitted again with the same deterministic event id (uuid5 of the window key) and
+the same counts, which ClickHouse collapses (ReplacingMergeTree on the window key).
+
+The watermark of a partition is the highest event time seen on it minus the lateness, held
+back by any source topic that still has a backlog (see `streams.windowing.watermark`), so a
+restart with a backlog does not turn one topic's events late because another was read first.
+Windows close on event time only: a partition whose agents all fall silent keeps its last
+windows open until newer events (heartbeats are enough) arrive.
 
 Fleet-wide ('*') windows: each partition closes its own partial fleet window on its own
 watermark and sends it with its watermark to a single-partition internal topic; the
@@ -83,10 +91,56 @@ WATERMARK = Gauge("clawstream_worker_watermark_ms", "Event-time watermark per pa
                   ["partition"])
 
 
+class Outbox:
+    """A confluent-kafka producer for everything the windows emit and persist.
+
+    One C-level producer batches far better than a faust send per message; `flush` waits
+    (off the event loop) until every message is acknowledged and raises if any was not, so
+    the caller persists state / acks events only after their outputs are safe.
+    """
+
+    def __init__(self, settings: Settings, client_id: str) -> None:
+        from confluent_kafka import Producer
+
+        self.producer = Producer({
+            "bootstrap.servers": settings.bootstrap_servers,
+            "enable.idempotence": True,
+            "acks": "all",
+            "linger.ms": 5,
+            "compression.type": "lz4",
+            "partitioner": "murmur2_random",
+            "queue.buffering.max.messages": 1_000_000,
+            "client.id": client_id,
+        })
+        self.errors: list[str] = []
+
+    def _delivered(self, err: Any, _msg: Any) -> None:
+        if err is not None:
+            self.errors.append(str(err))
+
+    def produce(self, topic: str, value: bytes | None, key: bytes | None = None, *,
+                partition: int = -1, headers: list[tuple[str, bytes]] | None = None) -> None:
+        while True:
+            try:
+                self.producer.produce(topic, value=value, key=key, partition=partition,
+                                      headers=headers, on_delivery=self._delivered)
+                return
+            except BufferError:
+                self.producer.poll(0.05)
+
+    async def flush(self, timeout: float = 60.0) -> None:
+        if len(self.producer) == 0 and not self.errors:
+            return
+        loop = asyncio.get_running_loop()
+        remaining = await loop.run_in_executor(None, self.producer.flush, timeout)
+        if remaining or self.errors:
+            errors, self.errors = self.errors, []
+            raise RuntimeError(f"window outputs not delivered ({remaining} pending): "
+                               f"{errors[:3]}")
+
+
 class EventTimeProcessor:
     """Declares the event-time agent, its table and topics on one faust app."""
-
-    OPERATORS = ("windows", "correlation", "sessions")
 
     def __init__(self, app: Any, settings: Settings) -> None:
         import faust
@@ -103,12 +157,12 @@ class EventTimeProcessor:
         partitions = TOPICS[EVENT_TOPICS[0]].partitions
         raw = {"key_serializer": "raw", "value_serializer": "raw"}
         self.source = app.topic(*self.physical, **raw)
-        self.out = {
-            name: app.topic(settings.topic(name), **raw)
-            for name in (AGGREGATES, LATE, OUTCOMES, SESSIONS, DLQ)
-        }
+        self.names = {name: settings.topic(name)
+                      for name in (AGGREGATES, LATE, OUTCOMES, SESSIONS, DLQ)}
+        self.outbox = Outbox(settings, f"{settings.worker_app_id}-windows")
         self.fleet_topic = app.topic(f"{app.conf.id}-fleet-partials", partitions=1,
                                      internal=True, **raw)
+        self.fleet_name = self.fleet_topic.get_topic_name()
         self.plan_topic = app.topic(f"{app.conf.id}-plan-progress", partitions=partitions,
                                     internal=True, **raw)
         self.table = app.Table(
@@ -145,11 +199,9 @@ class EventTimeProcessor:
         if pl is None:
             pl = self.pipelines[partition] = self._new_pipeline()
             prefix = f"{partition}/".encode()
-            restored = 0
-            for key, value in list(self.table.data.items()):
-                if key.startswith(prefix) and value is not None:
-                    pl.load(key[len(prefix):].decode(), value)
-                    restored += 1
+            restored = pl.restore(
+                (key[len(prefix):].decode(), value)
+                for key, value in list(self.table.data.items()) if key.startswith(prefix))
             if DEBUG_WM:
                 log.info("partition %d: new pipeline, table has %d keys", partition,
                          len(self.table.data))
@@ -182,14 +234,19 @@ class EventTimeProcessor:
     # -- the main agent ---------------------------------------------------------------------------
     async def _run(self, stream: Any) -> None:
         async for batch in stream.noack_take(BATCH_MAX, within=BATCH_WITHIN_S):
-            await self._handle_batch(batch)
+            touched = await self._handle_batch(batch)
+            # state first, then the acks: faust commits only acked offsets, so a committed
+            # offset always has its state behind it. Acks are not held back across batches:
+            # faust waits for every taken event to be acked before a rebalance or shutdown.
+            await self._persist(touched)
             for event in batch:
                 await stream.ack(event)
 
-    async def _handle_batch(self, batch: list[Any]) -> None:
+    async def _handle_batch(self, batch: list[Any]) -> set[int]:
         outputs: list[tuple[int, Output]] = []
         touched: set[int] = set()
         dead = []
+        types: dict[str, int] = {}
         for event in batch:
             msg = event.message
             p = msg.partition
@@ -208,7 +265,7 @@ class EventTimeProcessor:
             et = decoded.schema.event_type
             ev = Event(et, decoded.record, logical, msg.offset, raw=msg.value, key=msg.key,
                        headers=tuple(msg.headers or ()))
-            EVENTS.labels(et).inc()
+            types[et] = types.get(et, 0) + 1
             outputs.extend((p, o) for o in pl.process(ev))
         for p in touched:
             pl = self.pipelines[p]
@@ -218,27 +275,27 @@ class EventTimeProcessor:
             if DEBUG_WM:
                 log.info("p%d wm %s -> %s lag=%s marks=%s", p, before, pl.watermark, lag,
                          {k: (m.max_time, m.offset) for k, m in pl.clock.sources.items()})
+        for et, n in types.items():
+            EVENTS.labels(et).inc(n)
         await self._send(outputs, dead, touched)
-        await self._persist(touched)
+        return touched
 
     async def _send(self, outputs: list[tuple[int, Output]], dead: list[Any],
                     touched: set[int]) -> None:
         from consumers.dlq import dlq_headers
 
-        futures = []
+        box = self.outbox
         partials: dict[int, dict[str, Any]] = {}
         for p, o in outputs:
             if o.kind == "fleet_partial":
                 partials.setdefault(p, {})[o.key] = o.value
-                continue
-            futures.append(await self._send_one(p, o))
+            else:
+                await self._send_one(p, o)
         for msg, reason, detail in dead:
             DLQ_OUT.labels(reason).inc()
-            futures.append(await self.out[DLQ].send(
-                key=msg.key, value=msg.value,
-                headers=dlq_headers(reason=reason, detail=detail, topic=msg.topic,
-                                    partition=msg.partition, offset=msg.offset,
-                                    failed_by=COMPONENT)))
+            box.produce(self.names[DLQ], msg.value, msg.key, headers=dlq_headers(
+                reason=reason, detail=detail, topic=msg.topic, partition=msg.partition,
+                offset=msg.offset, failed_by=COMPONENT))
         now = time.monotonic()
         for p in touched:
             pl = self.pipelines[p]
@@ -248,42 +305,43 @@ class EventTimeProcessor:
                 continue
             if p in partials or now - self.last_report.get(p, 0.0) >= REPORT_EVERY_S:
                 self.last_report[p] = now
-                futures.append(await self.fleet_topic.send(
-                    key=b"fleet", value=encode_report(p, pl.watermark, partials.get(p, {}))))
-        if futures:
-            await asyncio.gather(*futures)  # delivered before the state says "done"
+                box.produce(self.fleet_name,
+                            encode_report(p, pl.watermark, partials.get(p, {})), b"fleet")
+        await box.flush()  # delivered before the state says "done"
 
-    async def _send_one(self, p: int, o: Output) -> Any:
+    async def _send_one(self, p: int, o: Output) -> None:
+        box = self.outbox
         if o.kind == "aggregate":
             WINDOWS.labels("agent").inc()
-            return await self.out[AGGREGATES].send(
-                key=o.key.encode(), value=self.serde.encode("aggregate", o.value))
-        if o.kind == "late":
+            box.produce(self.names[AGGREGATES], self.serde.encode("aggregate", o.value),
+                        o.key.encode())
+        elif o.kind == "late":
             ev: Event = o.value
             LATE_EVENTS.labels(ev.event_type).inc()
             headers = list(ev.headers) + [(k, v.encode()) for k, v in o.headers.items()]
-            return await self.out[LATE].send(key=ev.key, value=ev.raw, partition=p,
-                                             headers=headers)
-        if o.kind == "outcome":
+            box.produce(self.names[LATE], ev.raw, ev.key, partition=p, headers=headers)
+        elif o.kind == "outcome":
             LOST.inc()
-            return await self.out[OUTCOMES].send(
-                key=o.key.encode(), value=self.serde.encode("outcome", o.value), partition=p)
-        if o.kind == "session":
+            box.produce(self.names[OUTCOMES], self.serde.encode("outcome", o.value),
+                        o.key.encode(), partition=p)
+        elif o.kind == "session":
             SESSIONS_OUT.inc()
-            return await self.out[SESSIONS].send(
-                key=o.key.encode(), value=self.serde.encode("session", o.value))
-        if o.kind == "plan":
+            box.produce(self.names[SESSIONS], self.serde.encode("session", o.value),
+                        o.key.encode())
+        elif o.kind == "plan":
             if not self._plan_topic_declared:  # faust only declares topics agents read
                 await self.plan_topic.maybe_declare()
                 self._plan_topic_declared = True
-            return await self.plan_topic.send(
-                key=o.key.encode(), value=json.dumps(o.value).encode(), partition=p)
-        raise ValueError(f"unknown output kind {o.kind}")
+            box.produce(self.plan_topic.get_topic_name(), json.dumps(o.value).encode(),
+                        o.key.encode(), partition=p)
+        else:
+            raise ValueError(f"unknown output kind {o.kind}")
 
     async def _persist(self, touched: set[int]) -> None:
-        """Changed state to the changelog (straight to the producer: faust's table buffer
-        sends one message at a time), the clock record of each partition last."""
-        send = self.table.changelog_topic.send
+        """Changed state to the table's changelog, the clock record of each partition last,
+        and wait until Kafka has it (the caller acks the events only after that)."""
+        box = self.outbox
+        topic = self.table.changelog_topic.get_topic_name()
         for p in touched:
             for key, value in self.pipelines[p].take_dirty().items():
                 k = f"{p}/{key}".encode()
@@ -291,7 +349,8 @@ class EventTimeProcessor:
                     self.table.data.pop(k, None)
                 else:
                     self.table.data[k] = value
-                await send(key=k, value=value, partition=p)
+                box.produce(topic, value, k, partition=p)
+        await box.flush()
 
     # -- fleet-wide merge ----------------------------------------------------------------------
     def _merger(self) -> FleetMerger:
@@ -310,20 +369,20 @@ class EventTimeProcessor:
             if value != b"tick":
                 p, wm, partials = decode_report(value)
                 merger.report(p, wm, partials, now)
-            futures = []
+            box = self.outbox
             for rec in merger.advance(now):
                 WINDOWS.labels("fleet").inc()
-                futures.append(await self.out[AGGREGATES].send(
-                    key=b"*", value=self.serde.encode("aggregate", rec)))
-            if futures:
-                await asyncio.gather(*futures)
+                box.produce(self.names[AGGREGATES], self.serde.encode("aggregate", rec), b"*")
+            await box.flush()
+            changelog = self.fleet_table.changelog_topic.get_topic_name()
             for key, data in merger.take_dirty().items():
                 k = key.encode()
                 if data is None:
                     self.fleet_table.data.pop(k, None)
                 else:
                     self.fleet_table.data[k] = data
-                await self.fleet_table.changelog_topic.send(key=k, value=data, partition=0)
+                box.produce(changelog, data, k, partition=0)
+            await box.flush()  # before faust acks (and commits) the report
 
     async def _tick(self) -> None:
         await self.fleet_topic.send(key=b"fleet", value=b"tick")

@@ -6,6 +6,8 @@ group (the app id) and faust moves table state with the partitions.
 
 from __future__ import annotations
 
+import logging
+
 import click
 
 
@@ -13,7 +15,9 @@ import click
 @click.option("--loglevel", default=None, help="Log level (default: CLAWSTREAM_LOG_LEVEL).")
 @click.option("--logfile", type=click.Path(dir_okay=False), default=None,
               help="Write the log to this file instead of stderr.")
-def worker(loglevel: str | None, logfile: str | None) -> None:
+@click.option("--modules", default=None,
+              help="Comma-separated stream modules to run (default: all of APP_MODULES).")
+def worker(loglevel: str | None, logfile: str | None, modules: str | None) -> None:
     """Run windows, correlation, sessions (and the other stream modules) until stopped."""
     from faust.worker import Worker
 
@@ -24,7 +28,15 @@ def worker(loglevel: str | None, logfile: str | None) -> None:
     settings = get_settings()
     level = (loglevel or settings.log_level).upper()
     serve_metrics(settings.worker_metrics_port, settings.metrics_host)
-    app = create_app(settings)
+    selected = tuple(m.strip() for m in modules.split(",") if m.strip()) if modules else None
+    app = create_app(settings, modules=selected)
     click.echo(f"clawstream worker {settings.worker_app_id} on {settings.bootstrap_servers} "
                f"(modules: {', '.join(app.clawstream_modules)})", err=True)
-    Worker(app, loglevel=level, logfile=logfile, quiet=True).execute_from_commandline()
+    class QuietWorker(Worker):
+        def on_setup_root_logger(self, logger: logging.Logger, level: int) -> None:
+            super().on_setup_root_logger(logger, level)
+            # aiokafka debug records cost ~10 % of the worker's CPU even when not shown
+            for noisy in ("aiokafka", "kafka", "faust.transport"):
+                logging.getLogger(noisy).setLevel(max(logging.WARNING, level))
+
+    QuietWorker(app, loglevel=level, logfile=logfile, quiet=True).execute_from_commandline()

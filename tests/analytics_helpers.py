@@ -101,7 +101,8 @@ def start_pipeline(bootstrap: str, workdir: Path, *, agents: int = 8,
     """Create topics, start sink + worker + notifier, run the fleet, wait until every raw event
     is queryable. Event times start 20 minutes ago, so `--since 1h` covers the run."""
     from clawstream.admin import create_topics
-    from producers.fleet import FleetConfig, expected_counts
+    from producers.fleet import expected_counts
+    from producers.fleet_cli import build_config
 
     ns = f"an{uuid.uuid4().hex[:8]}."
     create_topics(bootstrap, namespace=ns)
@@ -124,19 +125,24 @@ def start_pipeline(bootstrap: str, workdir: Path, *, agents: int = 8,
         "CLAWSTREAM_LOG_LEVEL": "INFO",
     }
     start_ms = int(time.time() * 1000) - 20 * 60_000
-    cfg = FleetConfig(agents=agents, events_per_agent=events_per_agent, seed=seed,
-                      failure_rate=failure_rate, start_time_ms=start_ms)
+    # the same config `clawstream fleet` builds (incl. its CRDT state hook: state deltas)
+    cfg = build_config(agents=agents, events_per_agent=events_per_agent, seed=seed,
+                       failure_rate=failure_rate, start_time_ms=start_ms)
     pipe = Pipeline(env=env, workdir=workdir, expected=expected_counts(cfg), ports=ports,
                     fleet_args={"start_ms": start_ms, "agents": agents,
                                 "events_per_agent": events_per_agent, "seed": seed})
     workdir.mkdir(parents=True, exist_ok=True)
-    pipe.start("sink", "sink")
-    pipe.start("worker", "worker")
-    pipe.start("notifier", "notifier")
-    fleet = pipe.run("fleet", "--agents", str(agents), "--events-per-agent",
-                     str(events_per_agent), "--seed", str(seed), "--failure-rate",
-                     str(failure_rate), "--start-time", str(start_ms), "--no-progress")
-    assert fleet.returncode == 0, fleet.stdout + fleet.stderr
+    try:
+        pipe.start("sink", "sink")
+        pipe.start("worker", "worker")
+        pipe.start("notifier", "notifier")
+        fleet = pipe.run("fleet", "--agents", str(agents), "--events-per-agent",
+                         str(events_per_agent), "--seed", str(seed), "--failure-rate",
+                         str(failure_rate), "--start-time", str(start_ms), "--no-progress")
+        assert fleet.returncode == 0, fleet.stdout + fleet.stderr
+    except BaseException:
+        pipe.stop_all()
+        raise
     return pipe
 
 

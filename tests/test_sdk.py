@@ -21,9 +21,9 @@ from PIL import Image
 
 from clawstream.settings import Settings
 from producers.blobstore import BlobStore, parse_uri
-from producers.fastenc import compile_record
 from producers.sdk import AgentClient, RandomIds, envelope_seq
 from producers.spool import Spool
+from schemas.codegen import compile_encoder
 from schemas.registry import EVENT_SCHEMAS, contract
 from schemas.serde import EncodeError, Serde
 
@@ -64,7 +64,7 @@ def _random_value(schema: Any, rng: random.Random, depth: int = 0) -> Any:
 @pytest.mark.parametrize("name", EVENT_SCHEMAS)
 def test_compiled_encoder_matches_fastavro_byte_for_byte(name: str) -> None:
     schema = contract().get(name)
-    encode = compile_record(schema.expanded)
+    encode = compile_encoder(schema.expanded)
     serde = Serde()
     rng = random.Random(name)
     for _ in range(200):
@@ -81,7 +81,7 @@ def test_compiled_encoder_fills_defaults_like_fastavro() -> None:
                            "producer": {"name": "p", "version": "1"}},
               "kind": "click", "target": {}}
     out = bytearray()
-    compile_record(schema.expanded)(record, out)
+    compile_encoder(schema.expanded)(record, out)
     assert bytes(out) == Serde().encode(schema, record)[10:]
 
 
@@ -261,3 +261,77 @@ def test_metrics_are_exported(offline: Settings) -> None:
         assert spooled() - before == 3
         assert REGISTRY.get_sample_value("clawstream_sdk_spool_depth_messages",
                                          {"agent": "agent-m"}) == 3
+
+
+def _captured_emits(settings: Settings, use_accel: bool, monkeypatch: pytest.MonkeyPatch,
+                    events: list[tuple[str, dict[str, Any], str | None, int]]) -> list[bytes]:
+    """The bytes AgentClient.emit hands to Kafka (or the spool) for `events`."""
+    import itertools
+
+    import producers.sdk as sdk
+
+    # (set either way, so the test also runs under CLAWSTREAM_NO_ACCEL=1)
+    monkeypatch.setattr(sdk, "_accel", pytest.importorskip("producers._accel") if use_accel
+                        else None)
+    ids = (str(uuid.UUID(int=i, version=4)) for i in itertools.count(1))
+    out: list[bytes] = []
+    client = AgentClient(settings, "agent-acc", session_id="s-1", id_factory=lambda: next(ids))
+    try:
+        client._produce = lambda topic, value, key: out.append(value)  # type: ignore[method-assign]
+        client._send = lambda topic, value: out.append(value)  # type: ignore[method-assign]
+        assert ("emit" in vars(client)) is use_accel  # the compiled emit is installed
+        for event_type, body, parent, t in events:
+            client.emit(event_type, body, parent_id=parent, event_time=t)
+        client.emit("heartbeat", {"status": "ok"}, trace_id="t-2", session_id="s-2",
+                    event_time=5)
+        with pytest.raises(EncodeError):
+            client.emit("heartbeat", {"status": 1}, event_time=5)
+        assert client.seq == len(events) + 1
+    finally:
+        monkeypatch.undo()
+        client._direct_done = client._direct_sent  # nothing was really sent
+        client.close(timeout=0)
+    return out
+
+
+def test_compiled_emit_writes_the_pure_python_bytes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The optional accelerator (producers._accel) changes nothing on the wire: random
+    bodies of every event type, defaults left out, odd values that take the Python path."""
+    pytest.importorskip("producers._accel", reason="compiled accelerator not built")
+    from schemas.samples import EVENT_TYPES, sample
+
+    rng = random.Random(11)
+    events: list[tuple[str, dict[str, Any], str | None, int]] = []
+    for i in range(400):
+        event_type = EVENT_TYPES[i % len(EVENT_TYPES)]
+        body = {k: v for k, v in sample(event_type, rng).items() if k != "envelope"}
+        if i % 7 == 0 and event_type == "action":
+            body["target"] = {"label": "OK", "x": 3}  # defaults filled in
+        if i % 11 == 0 and event_type == "outcome":
+            body["duration_ms"] = 12  # an int for a double: fastavro's bytes either way
+        if i % 13 == 0 and event_type == "action":
+            body["step_index"] = np.int64(3)  # not a plain int: the Python path takes it
+        parent = None if i % 3 else str(uuid.UUID(int=i, version=4))
+        events.append((event_type, body, parent, 1_700_000_000_000 + i))
+    settings = [Settings(bootstrap_servers=f"127.0.0.1:{_free_port()}", topic_namespace="a.",
+                         data_dir=tmp_path / name) for name in ("accel", "python")]
+    fast = _captured_emits(settings[0], True, monkeypatch, events)
+    slow = _captured_emits(settings[1], False, monkeypatch, events)
+    assert len(fast) == len(events) + 1
+    assert fast == slow
+    serde = Serde()
+    assert serde.decode(fast[-1]).record["envelope"]["trace_id"] == "t-2"
+
+
+def test_no_accel_env_var_forces_the_python_encoders(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    code = "import producers.sdk as s; print(s._accel is None)"
+    for env, expected in (({"CLAWSTREAM_NO_ACCEL": "1"}, "True"), ({}, None)):
+        res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                             env={**__import__("os").environ, **env}, check=True)
+        if expected is not None:
+            assert res.stdout.strip() == expected

@@ -3,6 +3,7 @@ write goes to fastavro (same bytes, or fastavro's error)."""
 
 from __future__ import annotations
 
+import collections
 import copy
 import datetime as dt
 import io
@@ -10,6 +11,7 @@ import random
 import uuid
 from typing import Any
 
+import numpy as np
 import pytest
 from fastavro import schemaless_writer
 
@@ -126,3 +128,183 @@ def test_bool_for_int_behaves_like_fastavro() -> None:
     else:
         with pytest.raises(EncodeError):
             Serde().encode("heartbeat", rec)
+
+
+# -- odd values: the generated code writes fastavro's bytes or raises, never anything else -----
+
+
+class _StrSub(str):
+    pass
+
+
+_ODD_VALUES: list[Any] = [
+    True, False, 0, 1, 63, 64, 8191, 8192, -1, -65, 2**31, -(2**31) - 1, 2**40, 2**63,
+    5.0, 1.5, float("inf"), np.int64(7), np.float32(1.5), "", "x", "é" * 40, b"x",
+    bytearray(b"y"), None, _StrSub("click"), [], ["a"], ("a",), {}, {"k": "v"}, {"k": 1},
+    collections.defaultdict(str),
+]
+
+
+def _leaf_paths(value: Any, path: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    """Every position in a record (dict values and list items), nested ones included."""
+    out = []
+    items = value.items() if isinstance(value, dict) else (
+        enumerate(value) if isinstance(value, list) else [])
+    for key, v in items:
+        out.append((*path, key))
+        out.extend(_leaf_paths(v, (*path, key)))
+    return out
+
+
+def _fastavro_or_none(event_type: str, record: dict[str, Any]) -> bytes | None:
+    try:
+        return fastavro_body(event_type, record)
+    except Exception:
+        return None
+
+
+@pytest.mark.parametrize("event_type", EVENT_TYPES)
+def test_odd_values_give_fastavros_bytes_or_raise(event_type: str) -> None:
+    encode = compile_encoder(contract().get(event_type).expanded)
+    rng = random.Random(f"odd-{event_type}")
+    for _ in range(400):
+        record = sample(event_type, rng)
+        path = rng.choice(_leaf_paths(record))
+        target = record
+        for key in path[:-1]:
+            target = target[key]
+        odd = rng.choice(_ODD_VALUES)
+        target[path[-1]] = copy.copy(odd)
+        if rng.random() < 0.2 and isinstance(target, dict):  # an unknown key as well
+            target["not_in_schema"] = 1
+        out = bytearray()
+        try:
+            encode(copy.deepcopy(record), out)
+        except Exception:
+            continue  # the serde hands it to fastavro
+        assert bytes(out) == _fastavro_or_none(event_type, record), (path, odd)
+
+
+def test_skip_fields_encodes_the_rest_of_the_record() -> None:
+    """The SDK writes the envelope itself and the body with skip_fields=1."""
+    for event_type in EVENT_TYPES:
+        schema = contract().get(event_type)
+        body_encoder = compile_encoder(schema.expanded, skip_fields=1)
+        rng = random.Random(f"skip-{event_type}")
+        for _ in range(50):
+            record = sample(event_type, rng)
+            full = fastavro_body(event_type, record)
+            head = io.BytesIO()
+            schemaless_writer(head, {"type": "record", "name": "Head", "fields": [
+                {"name": "envelope", "type": schema.writer["fields"][0]["type"]}]},
+                {"envelope": record["envelope"]})
+            out = bytearray()
+            body_encoder({k: v for k, v in record.items() if k != "envelope"}, out)
+            assert head.getvalue() + bytes(out) == full
+        with pytest.raises(TypeError):  # the envelope is not part of what it writes
+            body_encoder(dict(sample(event_type, rng)), bytearray())
+
+
+def test_dict_subclass_with_missing_keys_is_not_trusted() -> None:
+    """A defaultdict must not invent a missing field's value (fastavro would not)."""
+    rec = sample("action", random.Random(8))
+    target = collections.defaultdict(lambda: "invented", rec["target"])
+    del target["label"]
+    target["typo"] = "x"  # same size as the schema's field list
+    rec["target"] = target
+    with pytest.raises(EncodeError):
+        Serde().encode("action", rec)
+
+
+# -- the optional compiled accelerator of the SDK (producers._accel) ------------------------
+accel = pytest.importorskip("producers._accel", reason="compiled accelerator not built")
+
+
+def accel_body(event_type: str, record: dict[str, Any]) -> bytes:
+    return accel.encode_body(accel.compile_plan(contract().get(event_type).expanded), record)
+
+
+@pytest.mark.parametrize("event_type", EVENT_TYPES)
+def test_accel_writes_fastavros_bytes(event_type: str) -> None:
+    plan = accel.compile_plan(contract().get(event_type).expanded)
+    rng = random.Random(f"accel-{event_type}")
+    for _ in range(300):
+        record = sample(event_type, rng)
+        assert accel.encode_body(plan, record) == fastavro_body(event_type, record)
+
+
+@pytest.mark.parametrize("event_type", EVENT_TYPES)
+def test_accel_odd_values_give_fastavros_bytes_or_raise(event_type: str) -> None:
+    plan = accel.compile_plan(contract().get(event_type).expanded)
+    rng = random.Random(f"accel-odd-{event_type}")
+    for _ in range(400):
+        record = sample(event_type, rng)
+        path = rng.choice(_leaf_paths(record))
+        target = record
+        for key in path[:-1]:
+            target = target[key]
+        target[path[-1]] = copy.copy(rng.choice(_ODD_VALUES))
+        if rng.random() < 0.2 and isinstance(target, dict):
+            target["not_in_schema"] = 1
+        try:
+            out = accel.encode_body(plan, copy.deepcopy(record))
+        except Exception:
+            continue  # the SDK takes the Python path
+        assert out == _fastavro_or_none(event_type, record), path
+
+
+def test_accel_edge_values() -> None:
+    rec = sample("outcome", random.Random(3))
+    for v in (0.0, -0.0, 1e308, float("inf"), float("nan"), 2**53 + 1, -(2**63)):
+        rec["duration_ms"] = v
+        assert accel_body("outcome", rec) == fastavro_body("outcome", rec)
+    rec = sample("action", random.Random(4))
+    for v in (0, 63, 64, 8191, 8192, -1, -65, 2**31 - 1, -(2**31)):
+        rec["target"]["x"] = v
+        assert accel_body("action", rec) == fastavro_body("action", rec)
+    for bad in (2**31, True, 1.0, "1"):
+        rec["target"]["x"] = bad
+        with pytest.raises((TypeError, OverflowError)):
+            accel_body("action", rec)
+    rec = sample("action", random.Random(5))
+    rec["app"] = "caf\u00e9 \u2603 \U0001f600"
+    assert accel_body("action", rec) == fastavro_body("action", rec)
+    rec["app"] = "\ud800"  # lone surrogate: raises, like fastavro
+    with pytest.raises(UnicodeError):
+        accel_body("action", rec)
+
+
+def test_accel_defaults_for_missing_fields() -> None:
+    rec = sample("action", random.Random(6))
+    rec["target"] = {"label": "OK", "x": 3}  # what AgentClient.action() builds
+    del rec["params"], rec["executor"]
+    assert accel_body("action", rec) == fastavro_body("action", rec)
+    del rec["kind"]  # no default: raises
+    with pytest.raises(KeyError):
+        accel_body("action", rec)
+
+
+def test_accel_skip_fields_with_envelope_written_by_encode_event() -> None:
+    """encode_event (header + envelope + body) gives the serde's single-object bytes."""
+    serde = Serde()
+    for event_type in EVENT_TYPES:
+        schema = contract().get(event_type)
+        plan = accel.compile_plan(schema.expanded, 1)
+        rng = random.Random(f"event-{event_type}")
+        for _ in range(50):
+            record = sample(event_type, rng)
+            env = record["envelope"]
+            ast = b"".join(_avro_str(env[k]) for k in ("agent_id", "session_id", "trace_id"))
+            prod = _avro_str(env["producer"]["name"]) + _avro_str(env["producer"]["version"])
+            value = accel.encode_event(
+                serde.encode(schema, record)[:10], str(env["event_id"]), ast, env["parent_id"],
+                env["event_time"], env["seq"], prod, plan,
+                {k: v for k, v in record.items() if k != "envelope"})
+            assert value == serde.encode(schema, record)
+
+
+def _avro_str(s: str) -> bytes:
+    out = bytearray()
+    b = s.encode()
+    write_long(out, len(b))
+    return bytes(out) + b

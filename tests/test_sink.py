@@ -99,8 +99,14 @@ def test_migrations_are_idempotent_and_queries_open_chdb_locally(tmp_path: Path)
                 "heartbeats", "state_deltas", "events", "schema_migrations"} <= tables
     finally:
         client.close()
-    # nobody holds the directory now: query() opens it itself
+    # nobody holds the directory now: query() opens it itself, reader() once for many
     assert ch.query(settings, "SELECT count() FROM events").rows == [(0,)]
+    with ch.reader(settings) as run:
+        assert run("SELECT {n:UInt8} + 1 AS x", {"n": 1}) == ch.QueryResult(("x",), [(2,)],
+                                                                            ("UInt16",))
+        assert run("SELECT count() FROM actions").rows == [(0,)]
+    with pytest.raises(ch.QueryError, match="UNKNOWN_TABLE"):
+        ch.query(settings, "SELECT * FROM no_such_table")
 
 
 def test_fast_path_rows_equal_python_rows(tmp_path: Path) -> None:
@@ -295,6 +301,14 @@ def test_poison_messages_go_to_dlq_and_good_ones_land(cs_settings: Settings) -> 
     assert all(m.key() == b"agent-p" for m in dead)
 
 
+TYPES_SQL = (
+    "SELECT toDateTime64('2026-01-02 03:04:05.678', 3, 'UTC') AS t, toDate('2026-01-02') AS d, "
+    "toUUID('0b7b5c1e-59b2-4d3c-9a59-3e6ea3c1d5b1') AS u, [1, 2] AS a, map('k', 'v') AS m, "
+    "CAST(NULL AS Nullable(String)) AS n, 1.5 AS f, toUInt64(18446744073709551615) AS big, "
+    "'naïve ✓' AS s"
+)
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -336,6 +350,7 @@ def test_sigterm_writes_the_pending_batch_commits_and_serves_metrics(
         assert uncommitted == sum(sent.values())
         assert "clawstream_sink_insert_seconds" in fams and "clawstream_sink_batches" in fams
         assert ch.query(cs_settings, "SELECT count() FROM events").rows == [(0,)]
+        through_owner = ch.query(cs_settings, TYPES_SQL)
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(60) == 0, log.read_text()
     finally:
@@ -343,6 +358,8 @@ def test_sigterm_writes_the_pending_batch_commits_and_serves_metrics(
             proc.kill()
             proc.wait()
     assert counts_per_type(cs_settings) == sent
+    # the owner's endpoint returns what a local query returns, types included
+    assert through_owner == ch.query(cs_settings, TYPES_SQL)
     c = Consumer({"bootstrap.servers": cs_settings.bootstrap_servers,
                   "group.id": cs_settings.sink_group})
     topic = cs_settings.topic(contract().get("action").topic)

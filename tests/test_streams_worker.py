@@ -149,8 +149,7 @@ def sent_events(em: Emitter) -> list[dict[str, Any]]:
 
 
 # -- tests ---------------------------------------------------------------------------------
-def test_windows_lateness_and_clickhouse_match_offline(cs_settings: Settings,
-                                                       tmp_path: Path) -> None:
+def test_windows_lateness_and_clickhouse_match_offline(cs_settings: Settings) -> None:
     """Out-of-order within lateness: right window; beyond: late topic; CH == offline."""
     from consumers import clickhouse as ch
     from consumers.sink import Sink
@@ -259,8 +258,7 @@ def test_windows_lateness_and_clickhouse_match_offline(cs_settings: Settings,
         client.close()
 
 
-def test_correlation_lost_outcomes_plan_progress_and_sessions(cs_settings: Settings,
-                                                              tmp_path: Path) -> None:
+def test_correlation_lost_outcomes_plan_progress_and_sessions(cs_settings: Settings) -> None:
     em = Emitter(cs_settings)
     a = "agent-x"
     plan = em.emit("plan", a, T0, steps=[
@@ -280,6 +278,7 @@ def test_correlation_lost_outcomes_plan_progress_and_sessions(cs_settings: Setti
     for i in range(3):
         aid = em.emit("action", a, T0 + 70_000 + i * 1_000, session_id="ep2")
         em.emit("outcome", a, T0 + 70_500 + i * 1_000, action_id=aid, session_id="ep2")
+    em.raw("claw.actions.v1", a.encode(), b"\x00garbage")  # poison: DLQ, and keep going
     em.emit("heartbeat", a, T0 + 500_000)
     em.flush()
 
@@ -287,12 +286,17 @@ def test_correlation_lost_outcomes_plan_progress_and_sessions(cs_settings: Setti
     try:
         sessions = decoded(read_topic(cs_settings, "claw.sessions.v1", min_count=2,
                                       timeout=120, idle=3))
+        dead = read_topic(cs_settings, "claw.dlq.v1", min_count=1, timeout=30, idle=1)
         outcomes = decoded(read_topic(cs_settings, "claw.outcomes.v1", min_count=6,
                                       timeout=30, idle=3))
         plans = read_topic(cs_settings, f"{cs_settings.worker_app_id}-plan-progress",
                            min_count=1, timeout=30, idle=2, physical=True)
     finally:
         worker.stop()
+    dlq = [{k: v.decode() for k, v in m.headers()} for m in dead]
+    assert [(h["clawstream.failed.by"], h["clawstream.error.reason"],
+             h["clawstream.source.topic"]) for h in dlq] == [
+        ("streams-windows", "no-registry", cs_settings.topic("claw.actions.v1"))]
     lost = [o for o in outcomes if o["status"] == "lost"]
     assert len(lost) == 1, "exactly the unanswered action is lost, once (no loop)"
     assert lost[0]["action_id"] == a2 and lost[0]["envelope"]["parent_id"] == a2
@@ -314,10 +318,30 @@ def test_correlation_lost_outcomes_plan_progress_and_sessions(cs_settings: Setti
     assert (second["steps"], second["successes"], second["failures"]) == (3, 3, 0)
     assert second["success"] is True and second["duration_ms"] == 2_500
 
+    # in ClickHouse (through the real sink): sessions, the lost outcome, plan progress
+    from consumers import clickhouse as ch
+    from consumers.sink import Sink
 
+    Sink(cs_settings, serve_endpoint=False, serve_metrics_endpoint=False).run(
+        until_idle=3.0, max_seconds=120)
+    client = ch.connect(cs_settings)
+    try:
+        q = lambda sql: ch.run_query(client, sql).rows  # noqa: E731
+        assert q("SELECT toUnixTimestamp64Milli(session_start), steps, failures, success "
+                 "FROM sessions ORDER BY session_start") == [
+            (T0, 3, 2, False), (T0 + 70_000, 3, 0, True)]
+        assert q("SELECT action_id FROM outcomes WHERE status = 'lost'") == [(a2,)]
+        assert q("SELECT plan_id, steps_total, steps_done, steps_failed, complete "
+                 "FROM plan_progress") == [(plan, 2, 1, 1, True)]
+    finally:
+        client.close()
+
+
+@pytest.mark.parametrize("disruption", ["kill9", "scale_out"])
 def test_kill9_mid_stream_loses_and_double_counts_nothing(cs_settings: Settings,
-                                                          tmp_path: Path) -> None:
-    """A worker killed with -9 mid-stream and restarted: every window once, counts exact."""
+                                                          disruption: str) -> None:
+    """A worker killed with -9 mid-stream and restarted (or a second worker joining and
+    taking partitions over with their state): every window once, counts exact."""
     em = Emitter(cs_settings)
     rng = random.Random(5)
     agents = [f"agent-{i}" for i in range(4)]
@@ -343,17 +367,22 @@ def test_kill9_mid_stream_loses_and_double_counts_nothing(cs_settings: Settings,
 
     log = worker_log(cs_settings)
     worker = WorkerProcess(cs_settings, log).start()
+    second_log = log.with_suffix(".second.log")
+    second: WorkerProcess | None = None
     thread = threading.Thread(target=produce, daemon=True)
     thread.start()
     try:
-        # wait until the first windows come out, then kill -9 mid-stream
+        # wait until the first windows come out, then disrupt mid-stream
         first = read_topic(cs_settings, "claw.aggregates.v1", min_count=5, timeout=90, idle=0.5)
-        assert first, "worker produced nothing before the crash"
+        assert first, "worker produced nothing before the disruption"
         time.sleep(2.0)
-        worker.kill9()
-        time.sleep(3.0)
-        worker = WorkerProcess(cs_settings, log).start()
-        time.sleep(12.0)
+        if disruption == "kill9":
+            worker.kill9()
+            time.sleep(3.0)
+            worker = WorkerProcess(cs_settings, log).start()
+        else:
+            second = WorkerProcess(cs_settings, second_log).start()
+        time.sleep(15.0)
         stop.set()
         thread.join()
         flush_t = max(e["envelope"]["event_time"] for e in em.sent) + 400_000
@@ -365,7 +394,12 @@ def test_kill9_mid_stream_loses_and_double_counts_nothing(cs_settings: Settings,
     finally:
         stop.set()
         worker.stop()
-    assert "restored" in log.read_text(), "the restarted worker did not restore its state"
+        if second is not None:
+            second.stop()
+    if disruption == "kill9":
+        assert "restored" in log.read_text(), "the restarted worker did not restore its state"
+    else:
+        assert "restored" in second_log.read_text(), "no partition moved with its state"
     aggs = decoded(msgs)
     by_id: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for r in aggs:

@@ -107,13 +107,16 @@ def test_sketch_roundtrip_merge_and_accuracy() -> None:
     for i, x in enumerate(xs):
         (a if i % 2 else b).add(x)
         both.add(x)
-    merged = decode_sketch(merge_encoded(encode_sketch(a), encode_sketch(b)))
+    merged = decode_sketch(merge_encoded(encode_sketch(a), encode_sketch(b, dense=True)))
     assert merged.count == len(xs)
     xs.sort()
     for q in (0.5, 0.95, 0.99):
         exact = xs[int(q * (len(xs) - 1))]
         assert merged.get_quantile_value(q) == pytest.approx(both.get_quantile_value(q))
         assert abs(merged.get_quantile_value(q) - exact) / exact <= 0.011
+    assert decode_sketch(encode_sketch(both, dense=True)).get_quantile_value(0.5) == \
+        both.get_quantile_value(0.5)
+    assert len(encode_sketch(both)) < len(encode_sketch(both, dense=True))
     assert encode_sketch(new_sketch()) == b""
     assert decode_sketch(b"").count == 0
     with pytest.raises(ValueError):
@@ -248,9 +251,7 @@ def test_crash_and_restore_from_changelog_neither_loses_nor_double_counts() -> N
         if i % 37 == 0 or i == 399:
             changelog.update(p1.take_dirty())
     p2 = pipeline(specs=[tumbling(10), hopping(60, 20)])
-    for k, v in changelog.items():
-        if v is not None:
-            p2.load(k, v)
+    assert p2.restore(changelog.items()) > 0
     for ev in evs[250:]:
         emitted += p2.process(ev) + p2.advance()
 

@@ -14,8 +14,9 @@ when every step of the plan has an outcome or when the plan goes quiet for the t
 
 from __future__ import annotations
 
+import heapq
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 from streams.windowing.pipeline import Event, Output
@@ -25,7 +26,6 @@ CORRELATOR = "clawstream-correlator"
 FAILED = ("failure", "timeout", "lost")
 #: Plans are checked for completion at most once per this much event time.
 PLAN_CHECK_MS = 1000
-NO_DEADLINE = 1 << 62
 
 
 @dataclass
@@ -101,14 +101,17 @@ class CorrelationOperator:
         self.pairs: list[Pair] = []  # recent matches, drained by the caller
         self.unmatched_outcomes = 0
         self._dirty: dict[str, bool] = {}
-        self._next_plan_check = -(1 << 62)
-        self._next_deadline = NO_DEADLINE  # nothing expires before this watermark
+        self._plan_waiting: dict[str, int] = {}  # plan -> its actions still waiting
+        self._deadlines: list[tuple[int, str, str]] = []  # (expires at, "a"|"o", action id)
+        self._plan_checks: list[tuple[int, str]] = []  # (check at, plan id)
+        self._complete: set[str] = set()  # plans with every step settled
 
     # -- helpers --------------------------------------------------------------------------------
     def _plan(self, plan_id: str, agent: str, t: int) -> PlanProgress:
         pl = self.plans.get(plan_id)
         if pl is None:
             pl = self.plans[plan_id] = PlanProgress(plan_id, agent, first_t=t, last_t=t)
+            heapq.heappush(self._plan_checks, (t + self.timeout_ms, plan_id))
         pl.last_t = max(pl.last_t, t)
         self._dirty[f"p|{plan_id}"] = True
         return pl
@@ -122,6 +125,29 @@ class CorrelationOperator:
                 pl.done.append(act.step_index)
             elif status in FAILED:
                 pl.failed.append(act.step_index)
+            if pl.complete:
+                self._complete.add(act.plan_id)
+
+    def _add_action(self, aid: str, act: Pending) -> None:
+        if aid in self.actions:
+            return
+        self.actions[aid] = act
+        self._dirty[f"a|{aid}"] = True
+        heapq.heappush(self._deadlines, (act.t + self.timeout_ms, "a", aid))
+        if act.plan_id:
+            self._plan_waiting[act.plan_id] = self._plan_waiting.get(act.plan_id, 0) + 1
+
+    def _pop_action(self, aid: str) -> Pending | None:
+        act = self.actions.pop(aid, None)
+        if act is not None:
+            self._dirty[f"a|{aid}"] = False
+            if act.plan_id:
+                left = self._plan_waiting.get(act.plan_id, 1) - 1
+                if left > 0:
+                    self._plan_waiting[act.plan_id] = left
+                else:
+                    self._plan_waiting.pop(act.plan_id, None)
+        return act
 
     # -- events ---------------------------------------------------------------------------------
     def process(self, ev: Event, watermark: int) -> list[Output]:
@@ -140,29 +166,28 @@ class CorrelationOperator:
                 self._settle(aid, act, orphan.status or "failure", orphan.duration_ms,
                              orphan.t)
             else:
-                self.actions[aid] = act
-                self._dirty[f"a|{aid}"] = True
-                self._next_deadline = min(self._next_deadline, t + self.timeout_ms)
+                self._add_action(aid, act)
         elif et == "outcome":
             if ev.producer == CORRELATOR:
                 return []
             aid = rec.get("action_id") or env.get("parent_id") or ""
-            act = self.actions.pop(aid, None)
+            act = self._pop_action(aid)
             status = str(rec.get("status"))
             if act is not None:
-                self._dirty[f"a|{aid}"] = False
                 self._settle(aid, act, status, rec.get("duration_ms"), t)
             else:
                 self.orphans[aid] = Pending(t, ev.agent, status=status,
                                             duration_ms=rec.get("duration_ms"))
                 self._dirty[f"o|{aid}"] = True
-                self._next_deadline = min(self._next_deadline, t + self.timeout_ms)
+                heapq.heappush(self._deadlines, (t + self.timeout_ms, "o", aid))
         elif et == "plan":
             pl = self._plan(env["event_id"], ev.agent, t)
             pl.session_id = env.get("session_id", "")
             pl.app = rec.get("app") or ""
             pl.goal = rec.get("goal") or ""
             pl.steps_total = len(rec.get("steps") or ())
+            if pl.complete:
+                self._complete.add(pl.plan_id)
         return []
 
     def synthesize(self, next_watermark: int) -> list[tuple[Event, int]]:
@@ -172,42 +197,47 @@ class CorrelationOperator:
         windows and sessions before moving the watermark, then produces them.
         """
         out: list[tuple[Event, int]] = []
-        if next_watermark < self._next_deadline:
-            return out
-        expired = [(a.t, aid) for aid, a in self.actions.items()
-                   if a.t + self.timeout_ms <= next_watermark]
-        for _, aid in sorted(expired):
-            act = self.actions.pop(aid)
-            self._dirty[f"a|{aid}"] = False
-            rec = lost_outcome(aid, act, self.timeout_ms)
-            self._settle(aid, act, "lost", None, act.t + self.timeout_ms)
-            out.append((Event("outcome", rec, CORRELATOR, -1, attach_time=act.t), act.t))
-        for aid in [aid for aid, o in self.orphans.items()
-                    if o.t + self.timeout_ms <= next_watermark]:
-            del self.orphans[aid]
-            self._dirty[f"o|{aid}"] = False
-            self.unmatched_outcomes += 1
-        self._next_deadline = min(
-            [a.t + self.timeout_ms for a in self.actions.values()]
-            + [o.t + self.timeout_ms for o in self.orphans.values()],
-            default=NO_DEADLINE,
-        )
+        heap = self._deadlines
+        while heap and heap[0][0] <= next_watermark:
+            due, kind, aid = heapq.heappop(heap)
+            if kind == "a":
+                act = self.actions.get(aid)
+                if act is None or act.t + self.timeout_ms != due:
+                    continue  # answered meanwhile
+                self._pop_action(aid)
+                rec = lost_outcome(aid, act, self.timeout_ms)
+                self._settle(aid, act, "lost", None, act.t + self.timeout_ms)
+                out.append((Event("outcome", rec, CORRELATOR, -1, attach_time=act.t), act.t))
+            else:
+                orphan = self.orphans.get(aid)
+                if orphan is None or orphan.t + self.timeout_ms != due:
+                    continue
+                del self.orphans[aid]
+                self._dirty[f"o|{aid}"] = False
+                self.unmatched_outcomes += 1
         return out
 
     def advance(self, watermark: int, now: int) -> list[Output]:
         out: list[Output] = []
-        if watermark < self._next_plan_check:
-            return out
-        self._next_plan_check = watermark + PLAN_CHECK_MS
-        for pid in list(self.plans):
-            pl = self.plans[pid]
-            waiting = any(a.plan_id == pid for a in self.actions.values()) if not pl.complete \
-                else False
-            if pl.complete or (not waiting and pl.last_t + self.timeout_ms <= watermark):
-                del self.plans[pid]
+        for pid in sorted(self._complete):
+            pl = self.plans.pop(pid, None)
+            if pl is not None:
                 self._dirty[f"p|{pid}"] = False
-                out.append(Output("plan", pl.agent,
-                                  pl.record(watermark, "complete" if pl.complete else "idle")))
+                out.append(Output("plan", pl.agent, pl.record(watermark, "complete")))
+        self._complete.clear()
+        checks = self._plan_checks
+        while checks and checks[0][0] <= watermark:
+            _, pid = heapq.heappop(checks)
+            pl = self.plans.get(pid)
+            if pl is None:
+                continue
+            if self._plan_waiting.get(pid, 0) > 0 or pl.last_t + self.timeout_ms > watermark:
+                heapq.heappush(checks, (max(pl.last_t + self.timeout_ms,
+                                            watermark + PLAN_CHECK_MS), pid))
+                continue
+            del self.plans[pid]
+            self._dirty[f"p|{pid}"] = False
+            out.append(Output("plan", pl.agent, pl.record(watermark, "idle")))
         return out
 
     # -- state ----------------------------------------------------------------------------------
@@ -218,7 +248,7 @@ class CorrelationOperator:
             obj: Any = None
             if alive:
                 obj = {"a": self.actions, "o": self.orphans, "p": self.plans}[kind].get(ident)
-            out[key] = json.dumps(asdict(obj)).encode() if obj is not None else None
+            out[key] = json.dumps(obj.__dict__).encode() if obj is not None else None
         self._dirty.clear()
         return out
 
@@ -226,13 +256,16 @@ class CorrelationOperator:
         kind, _, ident = key.partition("|")
         obj = json.loads(data)
         if kind == "a":
-            p = self.actions[ident] = Pending(**obj)
+            self._add_action(ident, Pending(**obj))
+            self._dirty.pop(f"a|{ident}", None)
         elif kind == "o":
-            p = self.orphans[ident] = Pending(**obj)
+            o = self.orphans[ident] = Pending(**obj)
+            heapq.heappush(self._deadlines, (o.t + self.timeout_ms, "o", ident))
         elif kind == "p":
-            self.plans[ident] = PlanProgress(**obj)
-            return
-        self._next_deadline = min(self._next_deadline, p.t + self.timeout_ms)
+            pl = self.plans[ident] = PlanProgress(**obj)
+            heapq.heappush(self._plan_checks, (pl.last_t + self.timeout_ms, ident))
+            if pl.complete:
+                self._complete.add(ident)
 
 
 def lost_outcome(action_id: str, act: Pending, timeout_ms: int) -> dict[str, Any]:

@@ -8,7 +8,7 @@ The benchmark's raw confluent-kafka loop drives the very same class.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
@@ -134,8 +134,24 @@ class PartitionPipeline:
             self.clock.dirty = False
         return out
 
+    def restore(self, items: Iterable[tuple[str, bytes]]) -> int:
+        """Restore persisted state (what take_dirty returned, latest value per key); the
+        clock first, so operators learn the watermark the state was written under."""
+        items = [(k, v) for k, v in items if v is not None]
+        for k, v in items:
+            if k == CLOCK_KEY:
+                self.clock.load(v)
+        for k, v in items:
+            if k != CLOCK_KEY:
+                self.load(k, v)
+        for op in self.operators.values():
+            hook = getattr(op, "on_restored", None)
+            if hook is not None:
+                hook(self.clock.watermark)
+        return len(items)
+
     def load(self, key: str, data: bytes) -> None:
-        """Restore one persisted key (the inverse of take_dirty)."""
+        """Restore one persisted key (the inverse of take_dirty); prefer `restore`."""
         if key == CLOCK_KEY:
             self.clock.load(data)
             return

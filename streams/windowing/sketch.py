@@ -5,9 +5,10 @@ the non-empty bins of both stores as (key delta, count) varints, so a sketch rea
 bin-for-bin the one written and two windows' sketches merge exactly (DDSketch is mergeable).
 ddsketch's own protobuf form would need `protobuf` installed; this needs nothing.
 
-Layout (little endian): b"DD" version(1) accuracy(f64) count(f64) sum(f64) min(f64) max(f64)
+Layout (little endian): b"DD" version(1; 2 = dense) accuracy(f64) count, sum, min, max (f64)
 zero(f64) then for the positive and the negative store: n(varint) and n pairs of
-zigzag-varint key delta and count (varint when integral, flagged per store, else f64).
+zigzag-varint key delta and count (varint when integral, flagged per store, else f64);
+the dense form stores offset(i64) n(u32) and n f64 bins instead.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from ddsketch import DDSketch
 RELATIVE_ACCURACY = 0.01
 MAGIC = b"DD"
 VERSION = 1
+DENSE_VERSION = 2
 _HEAD = struct.Struct("<dddddd")
 
 
@@ -89,17 +91,36 @@ def _decode_store(buf: bytes, pos: int, store) -> int:  # type: ignore[no-untype
     return pos
 
 
-def encode_sketch(sketch: DDSketch) -> bytes:
-    """Bytes of `sketch`; an empty sketch encodes to b"" (the schema default)."""
+def _encode_store_dense(out: bytearray, store) -> None:  # type: ignore[no-untyped-def]
+    bins = store.bins
+    out += struct.pack(f"<qI{len(bins)}d", store.offset, len(bins), *bins)
+
+
+def _decode_store_dense(buf: bytes, pos: int, store) -> int:  # type: ignore[no-untyped-def]
+    offset, n = struct.unpack_from("<qI", buf, pos)
+    pos += 12
+    for i, c in enumerate(struct.unpack_from(f"<{n}d", buf, pos)):
+        if c:
+            store.add(offset + i, c)
+    return pos + 8 * n
+
+
+def encode_sketch(sketch: DDSketch, *, dense: bool = False) -> bytes:
+    """Bytes of `sketch`; an empty sketch encodes to b"" (the schema default).
+
+    `dense` writes the bins as a raw f64 array: larger, but several times cheaper to write,
+    which is what the changelog (rewritten often) wants; the emitted aggregate is compact.
+    """
     if sketch.count == 0:
         return b""
     out = bytearray(MAGIC)
-    out.append(VERSION)
+    out.append(DENSE_VERSION if dense else VERSION)
     out += struct.pack("<d", sketch._relative_accuracy)
     out += _HEAD.pack(sketch._count, sketch._sum, sketch._min, sketch._max,
                       sketch._zero_count, 0.0)
-    _encode_store(out, sketch._store)
-    _encode_store(out, sketch._negative_store)
+    enc = _encode_store_dense if dense else _encode_store
+    enc(out, sketch._store)
+    enc(out, sketch._negative_store)
     return bytes(out)
 
 
@@ -107,13 +128,14 @@ def decode_sketch(data: bytes, relative_accuracy: float = RELATIVE_ACCURACY) -> 
     """The sketch encoded by `encode_sketch`; b"" gives an empty one."""
     if not data:
         return new_sketch(relative_accuracy)
-    if data[:2] != MAGIC or data[2] != VERSION:
+    if data[:2] != MAGIC or data[2] not in (VERSION, DENSE_VERSION):
         raise ValueError("not a clawstream DDSketch encoding")
+    dec = _decode_store_dense if data[2] == DENSE_VERSION else _decode_store
     (accuracy,) = struct.unpack_from("<d", data, 3)
     count, total, lo, hi, zero, _ = _HEAD.unpack_from(data, 11)
     sketch = new_sketch(accuracy)
-    pos = _decode_store(data, 11 + _HEAD.size, sketch._store)
-    _decode_store(data, pos, sketch._negative_store)
+    pos = dec(data, 11 + _HEAD.size, sketch._store)
+    dec(data, pos, sketch._negative_store)
     sketch._zero_count = zero
     sketch._count = count
     sketch._sum = total

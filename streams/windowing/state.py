@@ -116,7 +116,7 @@ class WindowState:
              self.max_event_time],
             separators=(",", ":"),
         ).encode()
-        sk = encode_sketch(self._sketch) if self._sketch is not None else b""
+        sk = encode_sketch(self._sketch, dense=True) if self._sketch is not None else b""
         return struct.pack("<I", len(head)) + head + sk
 
     @classmethod

@@ -1,0 +1,44 @@
+"""The faust app factory (no broker needed: nothing connects until the worker starts)."""
+
+from __future__ import annotations
+
+import sys
+import types
+
+import pytest
+
+from clawstream.settings import Settings
+from streams.app import broker_urls, create_app
+
+
+def test_app_has_one_event_time_agent_and_skips_broken_optional_modules(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    broken = types.ModuleType("streams.broken_addon")
+
+    def register(app, settings):
+        raise RuntimeError("boom")
+
+    broken.register = register  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "streams.broken_addon", broken)
+    settings = Settings(worker_app_id="unit-app", topic_namespace="ns.")
+    app = create_app(settings, modules=("streams.aggregation", "streams.correlation",
+                                        "streams.sessions", "streams.not_there",
+                                        "streams.broken_addon"))
+    assert app.conf.id == "unit-app"
+    assert app.clawstream_modules == ("streams.aggregation", "streams.correlation",
+                                      "streams.sessions")
+    assert app.clawstream_event_time.enabled == {"windows", "correlation", "sessions"}
+    names = {a.name for a in app.agents.values()}
+    assert {"event-time", "event-time-fleet"} <= names
+    source = app.clawstream_event_time.source
+    assert "ns.claw.actions.v1" in source.topics and "ns.claw.frames.v1" in source.topics
+
+
+def test_core_module_failures_are_not_hidden(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "streams.sessions", None)  # import fails
+    with pytest.raises(ImportError):
+        create_app(Settings(worker_app_id="unit-app-2"), modules=("streams.sessions",))
+
+
+def test_broker_urls() -> None:
+    assert broker_urls("a:1, b:2") == ["kafka://a:1", "kafka://b:2"]
