@@ -1,7 +1,8 @@
 """The agent SDK: the one object an agent uses to emit every event type.
 
 `AgentClient` fills the envelope (event_id, per-agent `seq` that survives restarts,
-session/trace ids, parent_id, event_time), encodes Avro with compiled encoders and produces
+session/trace ids, parent_id, event_time), encodes Avro with compiled encoders (the optional
+C accelerator `producers._accel` when it was built, else `schemas.codegen`'s) and produces
 through an idempotent confluent-kafka producer (acks=all, lz4, batching), keyed by agent_id.
 
 Outage handling (nothing is lost, per-agent order holds, seq has no gaps):

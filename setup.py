@@ -1,0 +1,52 @@
+"""Builds the optional compiled SDK encoder (producers/_accel.pyx). Everything else is
+declared in pyproject.toml. If Cython or a C compiler is missing, or compilation fails, the
+install still succeeds and the SDK uses its pure-Python encoders."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from setuptools import setup
+from setuptools.command.build_ext import build_ext
+
+
+class OptionalBuildExt(build_ext):
+    """A failed extension build is a warning, never an install failure."""
+
+    def run(self) -> None:
+        try:
+            super().run()
+        except Exception as exc:
+            print(f"warning: optional SDK accelerator not built ({exc}); "
+                  "using the pure-Python encoders", file=sys.stderr)
+
+    def build_extension(self, ext):  # type: ignore[no-untyped-def]
+        try:
+            super().build_extension(ext)
+        except Exception as exc:
+            print(f"warning: optional extension {ext.name} not built ({exc})", file=sys.stderr)
+
+
+def extensions() -> list:
+    if os.environ.get("CLAWSTREAM_NO_ACCEL_BUILD"):
+        return []
+    try:
+        from Cython.Build import cythonize
+        from setuptools import Extension
+    except ImportError:
+        print("warning: Cython missing: SDK accelerator not built", file=sys.stderr)
+        return []
+    try:
+        return cythonize(
+            [Extension("producers._accel", ["producers/_accel.pyx"], optional=True,
+                       extra_compile_args=["-O2"])],
+            compiler_directives={"language_level": "3"},
+            quiet=True,
+        )
+    except Exception as exc:
+        print(f"warning: cythonize failed ({exc}): SDK accelerator not built", file=sys.stderr)
+        return []
+
+
+setup(ext_modules=extensions(), cmdclass={"build_ext": OptionalBuildExt})
