@@ -116,6 +116,50 @@ def wait_for_sink(settings: Settings, sink: Background, prefix: str, expected: i
     return counts
 
 
+STREAM_QUERIES: list[tuple[str, str]] = [
+    ("Closed event-time windows (fleet-wide)",
+     "SELECT window_kind, intDiv(window_size_ms, 1000) AS size_s, count() AS windows, "
+     "sum(total) AS events, round(avg(success_rate), 4) AS avg_success_rate, "
+     "round(max(latency_p95_ms), 1) AS max_p95_ms FROM window_aggregates "
+     "WHERE scope_agent = '*' GROUP BY window_kind, size_s ORDER BY window_kind, size_s"),
+    ("Episodes (gap-based sessions) of this demo's agents",
+     "SELECT count() AS sessions, countIf(success) AS successful, "
+     "round(avg(duration_ms) / 1000, 1) AS avg_duration_s, sum(steps) AS steps "
+     "FROM sessions WHERE startsWith(agent_id, {p:String})"),
+    ("Merged agent state (CRDTs), latest version per agent",
+     "SELECT agent_id, version, actions_total, error_budget, status, current_task "
+     "FROM agent_state WHERE startsWith(agent_id, {p:String}) ORDER BY agent_id LIMIT 5"),
+    ("Alerts raised", "SELECT rule, state, count() AS events FROM alerts "
+     "GROUP BY rule, state ORDER BY rule, state"),
+]
+
+
+def show_stream_results(settings: Settings, prefix: str, worker: Background,
+                        wait: float = 20.0) -> None:
+    """Give the worker a moment to close windows and merge state, then show what it made."""
+    from consumers.clickhouse import query
+    from consumers.query_cli import render
+
+    deadline = time.monotonic() + wait
+    with console.status("waiting for closed windows and merged state"):
+        while time.monotonic() < deadline and worker.alive():
+            with contextlib.suppress(Exception):
+                windows = query(settings, "SELECT count() FROM window_aggregates").rows[0][0]
+                states = query(settings, "SELECT count() FROM agent_state WHERE "
+                               "startsWith(agent_id, {p:String})", {"p": prefix}).rows[0][0]
+                if windows and states:
+                    break
+            time.sleep(1.0)
+    if not worker.alive():
+        console.print(f"[red]the stream worker stopped:[/red]\n{worker.tail()}")
+        return
+    for title, statement in STREAM_QUERIES:
+        try:
+            render(query(settings, statement, {"p": prefix}), "table", title)
+        except Exception as exc:  # a missing table must not hide the rest of the demo
+            console.print(f"[yellow]{title}: {exc}[/yellow]")
+
+
 @click.command("demo")
 @click.option("--agents", type=int, default=20, show_default=True)
 @click.option("--events-per-agent", type=int, default=500, show_default=True)
@@ -132,8 +176,7 @@ def demo(agents: int, events_per_agent: int, seed: int | None, timeout: float,
     from clawstream.admin import create_topics
     from clawstream.broker import ensure_broker
     from consumers.query_cli import CANNED, render
-    from producers.fleet import FleetConfig
-    from producers.fleet_cli import run_fleet
+    from producers.fleet_cli import build_config, run_fleet
 
     settings = get_settings()
     log_dir = settings.data_dir / "logs"
@@ -152,8 +195,8 @@ def demo(agents: int, events_per_agent: int, seed: int | None, timeout: float,
 
         console.rule("3. fleet")
         prefix = f"demo{seed}-agent"
-        cfg = FleetConfig(agents=agents, events_per_agent=events_per_agent, seed=seed,
-                          agent_prefix=prefix, start_time_ms=int(time.time() * 1000))
+        cfg = build_config(agents=agents, events_per_agent=events_per_agent, seed=seed,
+                           agent_prefix=prefix)
         t0 = time.monotonic()
         result = run_fleet(cfg, progress=True)
         sent = result["sent"]
@@ -181,6 +224,9 @@ def demo(agents: int, events_per_agent: int, seed: int | None, timeout: float,
         missing = total - sum(counts.values())
         if missing > 0:
             raise click.ClickException(f"{missing} events did not reach ClickHouse in time")
+        if worker:
+            console.rule("5. stream processing")
+            show_stream_results(settings, prefix, procs[1])
     console.rule("done")
     console.print("The data stays in ClickHouse: try `clawstream query fleet-overview`, "
                   "`clawstream sql \"SELECT count() FROM events\"` or `clawstream report`.")

@@ -606,24 +606,88 @@ class Sink:
             return partitions
         committed = consumer.committed(partitions, timeout=15)
         slack = max(self.settings.sink_batch_rows, 1)
-        out = []
+        candidates: dict[tuple[str, int], tuple[int, int]] = {}  # -> (base, offset in CH)
         for tp in committed:
             in_ch = stored.get((tp.topic, tp.partition))
+            if in_ch is None:
+                continue
+            base = tp.offset
+            if base == OFFSET_INVALID or base < 0:
+                base, _high = consumer.get_watermark_offsets(
+                    TopicPartition(tp.topic, tp.partition), timeout=10)
+            if base <= in_ch + 1 <= base + slack:
+                candidates[(tp.topic, tp.partition)] = (base, in_ch)
+        confirmed = self._same_messages({k: v[1] for k, v in candidates.items()})
+        out = []
+        for tp in committed:
             pos = tp.offset
-            if in_ch is not None:
-                base = pos
-                if base == OFFSET_INVALID or base < 0:
-                    base, _high = consumer.get_watermark_offsets(
-                        TopicPartition(tp.topic, tp.partition), timeout=10)
-                if base <= in_ch + 1 <= base + slack:
-                    skipped = in_ch + 1 - base
-                    if skipped:
-                        log.info("resume %s[%d] at %d: %d messages already in ClickHouse",
-                                 tp.topic, tp.partition, in_ch + 1, skipped)
-                        self.stats.skipped_on_resume[f"{tp.topic}[{tp.partition}]"] = skipped
-                    pos = in_ch + 1
+            key = (tp.topic, tp.partition)
+            if key in confirmed:
+                base, in_ch = candidates[key]
+                skipped = in_ch + 1 - base
+                if skipped:
+                    log.info("resume %s[%d] at %d: %d messages already in ClickHouse",
+                             tp.topic, tp.partition, in_ch + 1, skipped)
+                    self.stats.skipped_on_resume[f"{tp.topic}[{tp.partition}]"] = skipped
+                pos = in_ch + 1
             out.append(TopicPartition(tp.topic, tp.partition, pos))
         return out
+
+    def _same_messages(self, offsets: dict[tuple[str, int], int],
+                       timeout: float = 5.0) -> set[tuple[str, int]]:
+        """The partitions whose Kafka message at the given offset is the one ClickHouse stored.
+
+        Guards the resume skip against a topic that was deleted and created again: its offsets
+        restart, and rows of the old incarnation must not make the sink skip new messages."""
+        if not offsets:
+            return set()
+        assert self._client is not None
+        stored: dict[tuple[str, int], str] = {}
+        for (topic, partition), offset in offsets.items():
+            route = self.routes.get(topic)
+            spec = primary_spec(route.event_type) if route else None
+            if spec is None:
+                continue
+            with self._client_lock:
+                res = self._client.query(
+                    f"SELECT toString(event_id) FROM {spec.table} WHERE kafka_topic = "
+                    "{t:String} AND kafka_partition = {p:UInt16} AND kafka_offset = {o:UInt64} "
+                    "LIMIT 1", parameters={"t": topic, "p": partition, "o": offset})
+            if res.result_rows:
+                stored[(topic, partition)] = str(res.result_rows[0][0])
+        if not stored:
+            return set()
+        probe = Consumer({"bootstrap.servers": self.settings.bootstrap_servers,
+                          "group.id": f"{self.settings.sink_group}-resume-probe",
+                          "enable.auto.commit": False, "auto.offset.reset": "error",
+                          "logger": log})
+        confirmed: set[tuple[str, int]] = set()
+        try:
+            probe.assign([TopicPartition(t, p, offsets[(t, p)]) for t, p in stored])
+            pending = set(stored)
+            deadline = time.monotonic() + timeout
+            while pending and time.monotonic() < deadline:
+                msg = probe.poll(0.2)
+                if msg is None:
+                    continue
+                if msg.error():
+                    if msg.topic() is not None:  # e.g. offset out of range: a new topic
+                        pending.discard((msg.topic(), msg.partition()))
+                    continue
+                key = (msg.topic(), msg.partition())
+                if key not in pending or msg.offset() != offsets[key]:
+                    continue
+                pending.discard(key)
+                probe.pause([TopicPartition(*key)])
+                try:
+                    event_id = self.serde.decode(msg.value()).record["envelope"]["event_id"]
+                except DecodeError:
+                    continue
+                if str(event_id) == stored[key]:
+                    confirmed.add(key)
+        finally:
+            probe.close()
+        return confirmed
 
     def clickhouse_offsets(self, topics: set[str]) -> dict[tuple[str, int], int]:
         """Highest Kafka offset per (topic, partition) present in the primary tables."""

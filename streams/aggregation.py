@@ -7,6 +7,8 @@ windows, action↔outcome correlation and sessions share the partition's waterma
 Why not faust's windowed tables: they close windows on the wall clock and drop late writes.
 Here the open windows, pending actions, open sessions and the per-source watermark marks live
 in one plain changelog-backed table (`event-time-state`, key "<partition>/<operator>/<key>").
+The worker writes that changelog itself and, on assignment, reads it back to its end offset
+(faust's in-memory recovery can leave out a partition's newest record).
 
 Processing, per batch of events (`noack_take`):
 1. decode (undecodable -> DLQ with the reason), feed the pipeline, advance the watermark;
@@ -85,6 +87,8 @@ LOST = Counter("clawstream_worker_lost_outcomes_total", "Synthetic lost outcomes
 SESSIONS_OUT = Counter("clawstream_worker_sessions_emitted_total", "Sessions emitted.")
 DLQ_OUT = Counter("clawstream_worker_dlq_total", "Undecodable events sent to the DLQ.",
                   ["reason"])
+GAPS = Counter("clawstream_worker_offset_gap_events_total",
+               "Events skipped between the persisted state and the consumed position.")
 REPLAYED = Counter("clawstream_worker_replayed_events_total",
                    "Events skipped because the restored state already held them.")
 WATERMARK = Gauge("clawstream_worker_watermark_ms", "Event-time watermark per partition.",
@@ -199,16 +203,49 @@ class EventTimeProcessor:
         if pl is None:
             pl = self.pipelines[partition] = self._new_pipeline()
             prefix = f"{partition}/".encode()
-            restored = pl.restore(
-                (key[len(prefix):].decode(), value)
-                for key, value in list(self.table.data.items()) if key.startswith(prefix))
-            if DEBUG_WM:
-                log.info("partition %d: new pipeline, table has %d keys", partition,
-                         len(self.table.data))
+            state = self._read_changelog(self.table, partition)
+            restored = pl.restore((key[len(prefix):].decode(), value)
+                                  for key, value in state.items() if key.startswith(prefix))
             if restored:
                 log.info("partition %d: restored %d state keys, watermark %s", partition,
                          restored, pl.watermark)
         return pl
+
+    def _read_changelog(self, table: Any, partition: int) -> dict[bytes, bytes]:
+        """The latest value per key of one changelog partition, read to its end offset.
+
+        Read here rather than trusted to faust's in-memory recovery, whose end-offset
+        arithmetic can leave out the newest record of a partition, which for us is the
+        watermark/offset record the whole partition's state hangs on.
+        """
+        from confluent_kafka import Consumer, KafkaError, TopicPartition
+
+        topic = table.changelog_topic.get_topic_name()
+        c = Consumer({"bootstrap.servers": self.settings.bootstrap_servers,
+                      "group.id": f"{self.settings.worker_app_id}-restore",
+                      "enable.auto.commit": False, "enable.partition.eof": True})
+        state: dict[bytes, bytes] = {}
+        try:
+            low, high = c.get_watermark_offsets(TopicPartition(topic, partition), timeout=30)
+            if high <= low:
+                return state
+            c.assign([TopicPartition(topic, partition, low)])
+            done = False
+            while not done:
+                for m in c.consume(10_000, 1.0):
+                    if m.error() is not None:
+                        if m.error().code() == KafkaError._PARTITION_EOF:
+                            done = True
+                        continue
+                    if m.value() is None:
+                        state.pop(m.key(), None)
+                    else:
+                        state[m.key()] = m.value()
+                    if m.offset() >= high - 1:
+                        done = True
+        finally:
+            c.close()
+        return state
 
     async def _on_revoked(self, app: Any, revoked: Any, **kwargs: Any) -> None:
         for tp in revoked:
@@ -256,6 +293,7 @@ class EventTimeProcessor:
             if pl.clock.is_replay(logical, msg.offset):
                 REPLAYED.inc()
                 continue
+            self._check_gap(pl, logical, msg)
             try:
                 decoded = self.serde.decode(msg.value)
             except DecodeError as exc:
@@ -279,6 +317,20 @@ class EventTimeProcessor:
             EVENTS.labels(et).inc(n)
         await self._send(outputs, dead, touched)
         return touched
+
+    def _check_gap(self, pl: PartitionPipeline, logical: str, msg: Any) -> None:
+        """Log (and count) events that never reached the windows.
+
+        Offsets on our topics are contiguous (idempotent, non-transactional producers), so a
+        jump past what the state applied means the consumer resumed beyond the persisted
+        state. That cannot happen while state is persisted before acks and restored from the
+        changelog's end; if it ever does, it is loud rather than silent.
+        """
+        mark = pl.clock.sources.get(logical)
+        if mark is not None and msg.offset > mark.offset + 1:
+            GAPS.inc(msg.offset - mark.offset - 1)
+            log.error("%s[%d]: offsets %d..%d were never applied (resumed past the state)",
+                      msg.topic, msg.partition, mark.offset + 1, msg.offset - 1)
 
     async def _send(self, outputs: list[tuple[int, Output]], dead: list[Any],
                     touched: set[int]) -> None:
@@ -344,12 +396,7 @@ class EventTimeProcessor:
         topic = self.table.changelog_topic.get_topic_name()
         for p in touched:
             for key, value in self.pipelines[p].take_dirty().items():
-                k = f"{p}/{key}".encode()
-                if value is None:
-                    self.table.data.pop(k, None)
-                else:
-                    self.table.data[k] = value
-                box.produce(topic, value, k, partition=p)
+                box.produce(topic, value, f"{p}/{key}".encode(), partition=p)
         await box.flush()
 
     # -- fleet-wide merge ----------------------------------------------------------------------
@@ -357,9 +404,8 @@ class EventTimeProcessor:
         if self.fleet is None:
             now = time.monotonic()
             self.fleet = FleetMerger(round(FLEET_IDLE_S * 1000), FLEET_IDLE_S, started_at=now)
-            for key, value in list(self.fleet_table.data.items()):
-                if value is not None:
-                    self.fleet.load(key.decode(), value, now)
+            for key, value in self._read_changelog(self.fleet_table, 0).items():
+                self.fleet.load(key.decode(), value, now)
         return self.fleet
 
     async def _run_fleet(self, stream: Any) -> None:
@@ -376,12 +422,7 @@ class EventTimeProcessor:
             await box.flush()
             changelog = self.fleet_table.changelog_topic.get_topic_name()
             for key, data in merger.take_dirty().items():
-                k = key.encode()
-                if data is None:
-                    self.fleet_table.data.pop(k, None)
-                else:
-                    self.fleet_table.data[k] = data
-                box.produce(changelog, data, k, partition=0)
+                box.produce(changelog, data, key.encode(), partition=0)
             await box.flush()  # before faust acks (and commits) the report
 
     async def _tick(self) -> None:

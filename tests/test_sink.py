@@ -199,6 +199,31 @@ def test_redelivery_never_shows_a_row_twice(cs_settings: Settings) -> None:
     assert ch.query(cs_settings, "SELECT count() FROM actions").rows == [(sent["action"],)]
 
 
+@pytest.mark.integration
+def test_recreated_topic_is_not_mistaken_for_redelivery(cs_settings: Settings) -> None:
+    """Offsets restart when a topic is deleted and created again; rows of its old incarnation
+    in ClickHouse must not make a fresh sink skip the new messages."""
+    from clawstream.admin import create_topics, delete_topics
+
+    first = sink_helpers.produce(cs_settings, sink_helpers.encoded_events(2, 100, seed=21))
+    Sink(cs_settings, serve_metrics_endpoint=False).run(until_idle=4)
+    assert counts_per_type(cs_settings) == first
+
+    names = [cs_settings.topic(contract().get(t).topic) for t in first]
+    delete_topics(cs_settings.bootstrap_servers, names)
+    for _ in range(60):  # deletion is asynchronous on the broker
+        try:
+            create_topics(cs_settings.bootstrap_servers, namespace=cs_settings.topic_namespace)
+            break
+        except Exception:
+            time.sleep(0.5)
+    second = sink_helpers.produce(cs_settings, sink_helpers.encoded_events(2, 100, seed=22))
+    again = cs_settings.model_copy(update={"sink_group": cs_settings.sink_group + "-new"})
+    stats = Sink(again, serve_metrics_endpoint=False).run(until_idle=4)
+    assert sum(stats.skipped_on_resume.values()) == 0
+    assert counts_per_type(cs_settings) == first + second
+
+
 def _sink_process(settings: Settings, log: Path, *args: str) -> subprocess.Popen[bytes]:
     env = {**os.environ, "CLAWSTREAM_SINK_BATCH_ROWS": "1500",
            "CLAWSTREAM_SINK_BATCH_SECONDS": "0.2", "CLAWSTREAM_SINK_METRICS_PORT": "0"}

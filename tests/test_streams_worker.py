@@ -409,6 +409,12 @@ def test_kill9_mid_stream_loses_and_double_counts_nothing(cs_settings: Settings,
     unique = [copies[0] for copies in by_id.values()]
     late, _ = late_index(cs_settings)
     events = sent_events(em)
+    on_kafka = set()
+    for topic in ("claw.frames.v1", "claw.actions.v1", "claw.outcomes.v1",
+                  "claw.heartbeats.v1"):
+        on_kafka |= {r["envelope"]["event_id"]
+                     for r in decoded(read_topic(cs_settings, topic, timeout=30, idle=1))}
+    assert {e["id"] for e in events} <= on_kafka, "the producer lost events (not the worker)"
     wm = flush_t - LATENESS
     expected = expected_windows(events, late, defaultdict(lambda: wm))
     check_windows(unique, expected, wm)
