@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+from pathlib import Path
 from typing import Any
 
 from clawstream.settings import Settings
@@ -59,8 +60,11 @@ def create_app(settings: Settings, *, modules: tuple[str, ...] | None = None,
         # other workers) take its partitions over then
         "broker_session_timeout": 10.0,
         "broker_heartbeat_interval": 2.0,
+        # faust keeps per-app files (table offsets); under the data folder, not the cwd
+        "datadir": str(settings.data_dir / "faust" / settings.worker_app_id),
     }
     conf.update(overrides)
+    Path(conf["datadir"]).mkdir(parents=True, exist_ok=True)
     app = faust.App(settings.worker_app_id, **conf)
     app.clawstream_settings = settings
     loaded = []
