@@ -170,6 +170,12 @@ def test_windows_lateness_and_clickhouse_match_offline(cs_settings: Settings) ->
         # hopping windows, still counted in the hopping windows that are open
         late_ids = {em.emit("frame", f"agent-{a}", T0 + 12_000 + a, app="mail",
                             change_ratio=0.5) for a in range(5)}
+        em.flush()
+        # the worker reads frames and heartbeats as separate topics: let the late frames be
+        # judged before the heartbeats below move the watermark far ahead
+        deadline = time.monotonic() + 60
+        while not late_ids <= set(late_index(cs_settings)[0]) and time.monotonic() < deadline:
+            time.sleep(0.5)
         flush_t = T0 + 1_000_000
         for a in range(5):
             em.emit("heartbeat", f"agent-{a}", flush_t)  # moves every watermark far ahead
@@ -229,10 +235,32 @@ def test_windows_lateness_and_clickhouse_match_offline(cs_settings: Settings) ->
         offline = expected_windows(offline_events, late, defaultdict(lambda: wm))
         rows = q("""SELECT window_size_ms, window_step_ms, toUnixTimestamp64Milli(window_start),
                            scope_agent, scope_app, scope_action_kind, counts,
-                           latency_p50_ms, latency_p95_ms, latency_p99_ms, hex(latency_sketch)
+                           latency_p50_ms, latency_p95_ms, latency_p99_ms, hex(latency_sketch),
+                           late_events
                     FROM window_aggregates""")
         assert len(rows) == len(aggs)
-        assert {tuple(r[:6]) for r in rows} == set(offline)
+        # windows that hold only late events (their scope had nothing else at the frontier)
+        # have no counts; every other row is a window of the offline recomputation
+        assert {tuple(r[:6]) for r in rows if r[6]} == set(offline)
+        assert all(r[11] > 0 for r in rows if not r[6])
+        # each late event is counted once per tumbling family in a closed window current when
+        # it arrived (and in all size/step hopping windows holding that pane): fleet-wide and
+        # under the event's own scope
+        for fleet in (True, False):
+            late_sums = Counter()
+            for r in rows:
+                if (r[3] == "*") == fleet:
+                    late_sums[(r[0], r[1])] += r[11]
+            assert late_sums == {(10_000, 10_000): 5, (60_000, 60_000): 5,
+                                 (300_000, 60_000): 25}, (fleet, late_sums)
+        # the late side output lands in ClickHouse with the windows each event missed
+        landed = q("SELECT toString(event_id), event_type, source_topic, missed_windows, "
+                   "lateness_ms FROM late_events")
+        assert {r[0] for r in landed} == late_ids and len(landed) == len(late_ids)
+        for r in landed:
+            assert r[1] == "frame" and r[2] == "claw.frames.v1" and r[4] > LATENESS
+            assert sorted(r[3]) == sorted([f"t10000|{T0 + 10_000}", f"t60000|{T0}",
+                                           f"h300000/60000|{T0 - 240_000}"])
         durations: dict[tuple, list[float]] = defaultdict(list)
         lost_ids = {r["envelope"]["event_id"] for r in lost}
         for e in offline_events:
