@@ -43,15 +43,18 @@ from consumers.avroblock import (
     structure,
 )
 from consumers.dlq import DeadLetters
-from consumers.tables import TABLES, RowError, TableSpec, primary_spec
+from consumers.tables import LATE_EVENTS, TABLES, RowError, TableSpec, late_row, primary_spec
 from schemas.registry import contract
 from schemas.serde import SOE_HEADER_LEN, SOE_MAGIC, DecodeError, Serde
-from schemas.topics import DERIVED_TOPICS, EVENT_TOPICS, TOPICS
+from schemas.topics import DERIVED_TOPICS, EVENT_TOPICS, LATE, TOPICS
 
 log = logging.getLogger(__name__)
 COMPONENT = "sink"
 #: how long `until_idle` keeps waiting for a first partition assignment
 ASSIGNMENT_WAIT_S = 60.0
+#: route type of claw.late.v1: original events of any type, landed in `late_events` with the
+#: windows they missed (from the headers); always decoded in Python
+LATE_ROUTE = "late"
 
 # --- metrics (module level: one registry per process) -------------------------------------------
 ROWS = Counter("clawstream_sink_rows_inserted_total", "Rows inserted into ClickHouse", ["table"])
@@ -75,18 +78,25 @@ LAST_COMMIT = Gauge("clawstream_sink_last_commit_timestamp_seconds", "Time of th
 
 
 def default_topics() -> list[str]:
-    """Logical topics the sink reads: every event topic, and derived ones that have tables."""
+    """Logical topics the sink reads: every event topic, derived ones that have tables, and
+    the late side output."""
     out = list(EVENT_TOPICS)
     for name in DERIVED_TOPICS:
         schema = TOPICS[name].schema
         if schema and contract().get(schema).event_type in TABLES:
             out.append(name)
+    out.append(LATE)
     return out
 
 
 def _event_type_of_topic(logical: str) -> str | None:
     schema = TOPICS[logical].schema if logical in TOPICS else None
     return contract().get(schema).event_type if schema else None
+
+
+def _primary(route: _Route) -> TableSpec | None:
+    """The table whose Kafka offsets tell where a topic's rows stand."""
+    return LATE_EVENTS if route.event_type == LATE_ROUTE else primary_spec(route.event_type)
 
 
 @dataclass
@@ -171,15 +181,20 @@ class Sink:
         self.buffers: dict[str, list[Any]] = {}
         self.specs: dict[str, TableSpec] = {}
         for name in logical:
-            et = _event_type_of_topic(name)
-            if et is None or et not in TABLES:
-                raise ValueError(f"topic {name!r} has no ClickHouse table (consumers/tables.py)")
-            for spec in TABLES[et]:
+            if name == LATE:
+                et, specs = LATE_ROUTE, (LATE_EVENTS,)
+            else:
+                et = _event_type_of_topic(name)
+                if et is None or et not in TABLES:
+                    raise ValueError(
+                        f"topic {name!r} has no ClickHouse table (consumers/tables.py)")
+                specs = TABLES[et]
+            for spec in specs:
                 self.buffers.setdefault(spec.table, [])
                 self.specs[spec.table] = spec
             self.routes[settings.topic(name)] = _Route(
-                settings.topic(name), et, TABLES[et], self.buffers,
-                fast=fast_path and settings.is_embedded_clickhouse)
+                settings.topic(name), et, specs, self.buffers,
+                fast=fast_path and settings.is_embedded_clickhouse and et != LATE_ROUTE)
         # secondary (multi-row) tables first, so a primary row implies all rows are in
         self.insert_order = sorted(self.specs.values(), key=lambda s: s.primary)
         self.resume_from_clickhouse = resume_from_clickhouse
@@ -383,14 +398,20 @@ class Sink:
         except DecodeError as exc:
             self._dead(msg, exc.reason, exc.detail)
             return 0
-        if record.schema.event_type != route.event_type:
+        late = route.event_type == LATE_ROUTE
+        if record.schema.event_type != route.event_type and not late:
             self._dead(msg, "wrong-topic", f"{record.schema.name} event on {topic}, which "
                        f"carries {route.event_type} events")
             return 0
         rec = record.record
         try:
-            built = [(spec.table, spec.row(rec, topic, partition, offset), spec.multi)
-                     for spec, _buf in route.specs]
+            if late:
+                built = [(LATE_EVENTS.table, late_row(rec, record.schema.event_type,
+                                                      msg.headers(), topic, partition, offset),
+                          False)]
+            else:
+                built = [(spec.table, spec.row(rec, topic, partition, offset), spec.multi)
+                         for spec, _buf in route.specs]
         except (RowError, KeyError, TypeError, ValueError, AttributeError) as exc:
             self._dead(msg, "invalid-record", f"{type(exc).__name__}: {exc}")
             return 0
@@ -645,7 +666,7 @@ class Sink:
         stored: dict[tuple[str, int], str] = {}
         for (topic, partition), offset in offsets.items():
             route = self.routes.get(topic)
-            spec = primary_spec(route.event_type) if route else None
+            spec = _primary(route) if route else None
             if spec is None:
                 continue
             with self._client_lock:
@@ -695,7 +716,7 @@ class Sink:
         out: dict[tuple[str, int], int] = {}
         for topic in topics:
             route = self.routes.get(topic)
-            spec = primary_spec(route.event_type) if route else None
+            spec = _primary(route) if route else None
             if spec is None:
                 continue
             with self._client_lock:

@@ -360,7 +360,8 @@ def aggregate_row(r: Record, topic: str, partition: int, offset: int) -> Row:
         r["latency_p95_ms"], r["latency_p99_ms"], r["latency_sketch"], r["detections"],
         r["frames"], r["detection_events"], r["detections_per_frame"],
         r["ocr_confidence_mean"], r["frame_change_ratio_mean"], r["active_agents"],
-        r["lost_outcomes"], r["watermark"], topic, partition, offset,
+        r["lost_outcomes"], r["watermark"], r.get("late_events") or 0, topic, partition,
+        offset,
     )
 
 
@@ -369,7 +370,7 @@ WINDOW_AGGREGATES = TableSpec("window_aggregates", _cols(
     "scope_agent", "scope_app", "scope_action_kind", "counts", "outcomes", "total",
     "success_rate", "latency_p50_ms", "latency_p95_ms", "latency_p99_ms", "latency_sketch",
     "detections", "frames", "detection_events", "detections_per_frame", "ocr_confidence_mean",
-    "frame_change_ratio_mean", "active_agents", "lost_outcomes", "watermark",
+    "frame_change_ratio_mean", "active_agents", "lost_outcomes", "watermark", "late_events",
 ), aggregate_row)
 register(WINDOW_AGGREGATES, event_type="aggregate")
 
@@ -409,3 +410,8 @@ def late_row(r: Record, event_type: str, headers: Iterable[tuple[str, bytes | No
         wm - e["event_time"], [f"{w[0]}|{w[1]}" for w in missed], [w[1] for w in missed],
         [w[2] for w in missed], h.get("clawstream.source.topic", ""), topic, partition, offset,
     )
+
+
+#: The late_events table (022). Not in `TABLES`: its topic carries events of every type, so
+#: the sink routes claw.late.v1 itself and calls `late_row` with the decoded type and headers.
+LATE_EVENTS = TableSpec("late_events", LATE_EVENTS_COLUMNS, late_row)  # type: ignore[arg-type]

@@ -193,7 +193,7 @@ class EventTimeProcessor:
         if "correlation" in self.enabled:
             ops.append(CorrelationOperator(round(s.outcome_timeout_s * 1000)))
         if "windows" in self.enabled:
-            ops.append(WindowOperator(self.specs))
+            ops.append(WindowOperator(self.specs, lateness_ms=self.lateness_ms))
         if "sessions" in self.enabled:
             ops.append(SessionOperator(round(s.session_gap_s * 1000)))
         return PartitionPipeline(self.lateness_ms, ops)

@@ -50,7 +50,7 @@ class Maker:
 def pipeline(lateness=5 * S, timeout=30 * S, gap=30 * S, specs=None) -> PartitionPipeline:
     return PartitionPipeline(lateness, [
         CorrelationOperator(timeout),
-        WindowOperator(specs or [tumbling(10)]),
+        WindowOperator(specs or [tumbling(10)], lateness_ms=lateness),
         SessionOperator(gap),
     ])
 
@@ -263,8 +263,65 @@ def test_crash_and_restore_from_changelog_neither_loses_nor_double_counts() -> N
     for k in ref:
         assert got[k]["counts"] == ref[k]["counts"], k
         assert got[k]["outcomes"] == ref[k]["outcomes"]
+        assert got[k]["late_events"] == ref[k]["late_events"], k
     lates = lambda outs: sorted(o.value.envelope["event_id"] for o in outs if o.kind == "late")  # noqa: E731
     assert lates(emitted) == lates(reference)
+
+
+def test_late_event_counts_once_in_the_frontier_window_and_zero_elsewhere() -> None:
+    m = Maker()
+    op = WindowOperator([tumbling(10)], lateness_ms=5 * S)
+    assert op.process(m.ev("frame", 1 * S, change_ratio=0.1), NEVER) == []
+    assert op.process(m.ev("frame", 16 * S, change_ratio=0.1), NEVER) == []
+    first = op.advance(11 * S, 16 * S)  # wm = 16 s - lateness: closes [0, 10)
+    assert [o.value["late_events"] for o in first if o.kind == "aggregate"] == [0]
+    late = m.ev("frame", 9 * S, app="mail", change_ratio=0.1)
+    assert [o.kind for o in op.process(late, 11 * S)] == ["late"]
+    # redelivered after a crash (same source offset): on the late topic again, counted once
+    assert [o.kind for o in op.process(late, 11 * S)] == ["late"]
+    out = op.advance(40 * S, 45 * S)
+    a = aggs(out)
+    # the frontier is wm + lateness = 16 s: the window [10, 20) of the late event's scope
+    assert a[("a1", "mail", "", 10 * S)]["late_events"] == 1
+    assert a[("a1", "mail", "", 10 * S)]["counts"] == {}  # not an event of that window
+    assert a[("a1", "", "", 10 * S)]["late_events"] == 0
+    assert a[("a1", "", "", 10 * S)]["counts"] == {"frame": 1}
+    fleet = {o.key: o.value for o in out if o.kind == "fleet_partial"}
+    assert fleet["t10000|10000|*|*|*"].late_events == 1
+    assert fleet["t10000|10000|*|*|*"].counts == {"frame": 1}
+    assert op.late_events == 2  # (the Prometheus counter counts deliveries)
+
+    # the count survives the byte form and the fleet merge, and reaches the Avro record
+    merger = FleetMerger(1000, 0, started_at=0.0)
+    merger.report(0, 40 * S, {k: v.to_bytes() for k, v in fleet.items()}, now=1.0)
+    rec = {r["window_start"]: r for r in merger.advance(now=1.0)}[10 * S]
+    assert rec["late_events"] == 1 and rec["counts"] == {"frame": 1}
+    serde = Serde()
+    assert serde.decode(serde.encode("aggregate", rec)).record["late_events"] == 1
+
+
+def test_late_events_through_the_pipeline_and_old_state_bytes() -> None:
+    m = Maker()
+    p = pipeline()
+    out = run(p, [m.ev("frame", 1 * S, change_ratio=0.1), m.ev("frame", 16 * S, change_ratio=0.1),
+                  m.ev("frame", 9 * S, change_ratio=0.1),  # late: wm = 11 s
+                  m.ev("frame", 3 * S, change_ratio=0.1),  # late
+                  m.ev("heartbeat", 40 * S)])
+    a = aggs(out)
+    assert a[("a1", "", "", 0)]["late_events"] == 0
+    assert a[("a1", "", "", 10 * S)]["late_events"] == 2
+    assert a[("a1", "", "", 10 * S)]["counts"] == {"frame": 1}
+    # panes persisted before late_events existed (11 fields) still load, with 0 late events
+    st = WindowState()
+    st.add("frame", {"change_ratio": 0.5}, "a1", 5)
+    st.late_events = 3
+    assert WindowState.from_bytes(st.to_bytes()).late_events == 3
+    import json
+    import struct
+
+    head = json.dumps([{"frame": 1}, {}, 0, 0, 0.0, 0, 0.5, 1, ["a1"], {"frames": 7}, 5]).encode()
+    old = WindowState.from_bytes(struct.pack("<I", len(head)) + head)
+    assert old.counts == {"frame": 1} and old.applied == {"frames": 7} and old.late_events == 0
 
 
 # -- correlation ---------------------------------------------------------------------------------

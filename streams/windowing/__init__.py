@@ -13,11 +13,12 @@ from streams.windowing.windows import WindowSpec, parse_specs, specs_from_settin
 
 def build_pipeline(settings) -> PartitionPipeline:  # type: ignore[no-untyped-def]
     """The pipeline of one partition as configured by `settings`."""
+    lateness_ms = round(settings.window_lateness_s * 1000)
     return PartitionPipeline(
-        round(settings.window_lateness_s * 1000),
+        lateness_ms,
         [
             CorrelationOperator(round(settings.outcome_timeout_s * 1000)),
-            WindowOperator(specs_from_settings(settings)),
+            WindowOperator(specs_from_settings(settings), lateness_ms=lateness_ms),
             SessionOperator(round(settings.session_gap_s * 1000)),
         ],
     )

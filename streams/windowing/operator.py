@@ -5,7 +5,10 @@ its own (agent, app, action kind) scope and under the partition's fleet scope '*
 closes once the watermark reaches its end: its aggregate is emitted once and the fleet part
 goes to the cross-partition merge. An event whose window is already closed is late for that
 window: it goes to the late output, with the windows it missed (it still counts in the
-windows containing it that are open).
+windows containing it that are open), and is counted in `late_events` of the pane at the
+partition's frontier (the pane holding watermark + lateness, i.e. the highest event time
+seen) under its scope and the fleet scope, so the windows open now report how many late
+events arrived while they were current (what the `LateEvents` alert rule reads).
 
 Panes, for speed: every window boundary is a multiple of the pane size g (the gcd of all
 sizes and steps, 10 s by default), so an event updates one pane per scope (2 updates instead
@@ -50,8 +53,9 @@ class WindowOperator:
     name = "win"
 
     def __init__(self, specs: list[WindowSpec], *, fleet: bool = True,
-                 producer: str = "clawstream-windows") -> None:
+                 producer: str = "clawstream-windows", lateness_ms: int = 0) -> None:
         self.specs = list(specs)
+        self.lateness_ms = lateness_ms
         self.fleet = fleet
         self.producer = producer
         self.pane_ms = reduce(gcd, [s.size_ms for s in specs] + [s.step_ms for s in specs])
@@ -89,17 +93,19 @@ class WindowOperator:
             return []  # lost outcomes are counted when synthesized, not when read back
         t = ev.event_time
         out: list[Output] = []
+        agent = ev.agent
+        sc = scope_of(ev.event_type, ev.record, agent).key
+        scopes = (sc, FLEET_KEY) if self.fleet else (sc,)
         if t < watermark:  # some window containing t may be closed already
             missed = [[spec.label, s, e] for spec in self.specs
                       for s, e in spec.assign(t) if e <= watermark]
             if missed:
                 out.append(self._late(ev, missed, watermark))
+                self._count_late(ev, scopes, watermark)
                 if self._pane_expiry(t - t % self.pane_ms) <= watermark:
                     return out  # every window of this event has closed
         pane = t - t % self.pane_ms
-        agent = ev.agent
-        sc = scope_of(ev.event_type, ev.record, agent).key
-        for sk in ((sc, FLEET_KEY) if self.fleet else (sc,)):
+        for sk in scopes:
             key = (pane, sk)
             st = self.panes.get(key)
             if st is None:
@@ -110,6 +116,22 @@ class WindowOperator:
             st.add(ev.event_type, ev.record, agent, t)
             self._dirty.add(key)
         return out
+
+    def _count_late(self, ev: Event, scopes: tuple[str, ...], watermark: int) -> None:
+        """Count a late event in the frontier pane of each scope (its windows are all open:
+        they end after watermark + lateness), deduplicated by offset like any event."""
+        front = watermark + self.lateness_ms
+        pane = front - front % self.pane_ms
+        for sk in scopes:
+            key = (pane, sk)
+            st = self.panes.get(key)
+            if st is None:
+                st = self._new_pane(pane, sk, watermark)
+            elif st.applied.get(ev.source, -1) >= ev.offset:
+                continue  # already counted before a crash
+            st.applied[ev.source] = ev.offset
+            st.late_events += 1
+            self._dirty.add(key)
 
     def _late(self, ev: Event, missed: list[list], watermark: int) -> Output:
         self.late_events += 1
@@ -135,7 +157,7 @@ class WindowOperator:
                 st = self.panes.get((p, sk))
                 if st is not None:
                     merged.merge(st)
-            if not merged.counts:
+            if not merged.counts and not merged.late_events:
                 continue
             key = window_key(spec, start, sk)
             if sk == FLEET_KEY:

@@ -4,6 +4,9 @@ A `WindowState` is a commutative monoid: `merge` is associative and commutative,
 windows can be rolled up (fleet-wide) and windows written separately can be combined by
 readers. `applied` remembers, per source topic, the highest Kafka offset already counted so a
 replay after a crash (state persisted, offset not yet committed) never counts an event twice.
+`late_events` counts events that arrived after one of their windows had closed; the operator
+attributes each to the pane at the partition's frontier (kept apart from `counts`, which hold
+only the events whose event time lies in the window).
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ class WindowState:
     applied: dict[str, int] = field(default_factory=dict)
     max_event_time: int = 0
     _sketch: DDSketch | None = None
+    late_events: int = 0
 
     # -- updates ------------------------------------------------------------------------------
     def add(self, event_type: str, record: dict[str, Any], agent: str, event_time: int) -> None:
@@ -89,6 +93,7 @@ class WindowState:
         self.change_n += other.change_n
         self.agents |= other.agents
         self.max_event_time = max(self.max_event_time, other.max_event_time)
+        self.late_events += other.late_events
         if other._sketch is not None and other._sketch.count:
             self.sketch.merge(other._sketch)
         return self
@@ -113,7 +118,7 @@ class WindowState:
         head = json.dumps(
             [self.counts, self.outcomes, self.detections, self.detection_events, self.ocr_sum,
              self.ocr_n, self.change_sum, self.change_n, sorted(self.agents), self.applied,
-             self.max_event_time],
+             self.max_event_time, self.late_events],
             separators=(",", ":"),
         ).encode()
         sk = encode_sketch(self._sketch, dense=True) if self._sketch is not None else b""
@@ -122,11 +127,13 @@ class WindowState:
     @classmethod
     def from_bytes(cls, data: bytes) -> WindowState:
         (n,) = struct.unpack_from("<I", data, 0)
+        head = json.loads(data[4 : 4 + n])
         (counts, outcomes, det, det_ev, ocr_sum, ocr_n, ch_sum, ch_n, agents, applied,
-         max_t) = json.loads(data[4 : 4 + n])
+         max_t) = head[:11]
+        late = head[11] if len(head) > 11 else 0  # state written before late_events existed
         sk = data[4 + n :]
         return cls(counts, outcomes, det, det_ev, ocr_sum, ocr_n, ch_sum, ch_n, set(agents),
-                   applied, max_t, decode_sketch(sk) if sk else None)
+                   applied, max_t, decode_sketch(sk) if sk else None, late)
 
 
 @dataclass(frozen=True)
@@ -213,4 +220,5 @@ def to_record(
         "active_agents": len(state.agents),
         "lost_outcomes": state.outcomes.get("lost", 0),
         "watermark": watermark,
+        "late_events": state.late_events,
     }
