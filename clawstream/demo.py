@@ -122,9 +122,10 @@ STREAM_QUERIES: list[tuple[str, str]] = [
      "sum(total) AS events, round(avg(success_rate), 4) AS avg_success_rate, "
      "round(max(latency_p95_ms), 1) AS max_p95_ms FROM window_aggregates "
      "WHERE scope_agent = '*' GROUP BY window_kind, size_s ORDER BY window_kind, size_s"),
-    ("Episodes (gap-based sessions) of this demo's agents",
+    ("Episodes closed so far (a session closes once the watermark is a gap past its end)",
      "SELECT count() AS sessions, countIf(success) AS successful, "
-     "round(avg(duration_ms) / 1000, 1) AS avg_duration_s, sum(steps) AS steps "
+     "round(if(count() = 0, 0, avg(duration_ms)) / 1000, 1) AS avg_duration_s, "
+     "sum(steps) AS steps "
      "FROM sessions WHERE startsWith(agent_id, {p:String})"),
     ("Merged agent state (CRDTs), latest version per agent",
      "SELECT agent_id, version, actions_total, error_budget, status, current_task "
@@ -228,5 +229,5 @@ def demo(agents: int, events_per_agent: int, seed: int | None, timeout: float,
             console.rule("5. stream processing")
             show_stream_results(settings, prefix, procs[1])
     console.rule("done")
-    console.print("The data stays in ClickHouse: try `clawstream query fleet-overview`, "
+    console.print("The data stays in ClickHouse: try `clawstream query overview`, "
                   "`clawstream sql \"SELECT count() FROM events\"` or `clawstream report`.")
