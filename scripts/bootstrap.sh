@@ -45,6 +45,7 @@ have xauth || missing+=(xauth)
 have prometheus || missing+=(prometheus)
 have prometheus-alertmanager || missing+=(prometheus-alertmanager)
 have kcat || missing+=(kcat)
+have chromium || missing+=(chromium)  # the report test looks at the HTML report headless
 # Tk for the GUI tests: the venv's interpreter, or Debian's python3 as a fallback runner
 if ! "$PYTHON" -c 'import tkinter' >/dev/null 2>&1 \
    && ! /usr/bin/python3 -c 'import tkinter' >/dev/null 2>&1; then
@@ -66,7 +67,7 @@ if ((${#missing[@]})); then
     log "apt-get install ${missing[*]}"
     export DEBIAN_FRONTEND=noninteractive
     "${SUDO[@]}" apt-get update -q >>"$LOG" 2>&1 || fail "apt-get update"
-    "${SUDO[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}" >>"$LOG" 2>&1 \
+    "${SUDO[@]}" apt-get install -y -q "${missing[@]}" >>"$LOG" 2>&1 \
       || fail "apt-get install ${missing[*]}"
     say "installed system packages: ${missing[*]}"
   fi
