@@ -32,6 +32,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+from clawstream.procs import pid_alive
 from clawstream.settings import PROJECT_ROOT, Settings
 
 log = logging.getLogger(__name__)
@@ -276,21 +277,6 @@ def _tail(path: Path, lines: int = 30) -> str:
     return "\n".join(text.splitlines()[-lines:])
 
 
-def _pid_alive(pid: int) -> bool:
-    """Alive and not a zombie (a zombie we could not reap still accepts signal 0)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        return stat.rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return True
-
-
 def _cmdline(pid: int) -> list[str]:
     try:
         raw = Path(f"/proc/{pid}/cmdline").read_bytes()
@@ -344,7 +330,7 @@ class LocalBroker:
             pid = int(self.pid_file.read_text().strip())
         except (OSError, ValueError):
             return None
-        if not _pid_alive(pid):
+        if not pid_alive(pid):
             return None
         cmd = _cmdline(pid)
         if cmd and not ("kafka.Kafka" in cmd and str(self.props_file) in cmd):
@@ -468,7 +454,7 @@ class LocalBroker:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             self._reap()
-            if not _pid_alive(pid):
+            if not pid_alive(pid):
                 return True
             time.sleep(0.2)
         return False

@@ -42,6 +42,7 @@ from typing import Any
 import clickhouse_connect
 from clickhouse_connect.driver.client import Client
 
+from clawstream.procs import pid_alive
 from clawstream.settings import PROJECT_ROOT, Settings
 
 log = logging.getLogger(__name__)
@@ -433,7 +434,7 @@ def find_owner(settings: Settings) -> tuple[str | None, str | None]:
         pid, url = int(info["pid"]), info.get("url")
     except (OSError, ValueError, KeyError, TypeError):
         return None, None
-    if pid == os.getpid() or not _pid_alive(pid):
+    if pid == os.getpid() or not pid_alive(pid):
         return None, None
     if not url:
         return "starting", None
@@ -466,16 +467,6 @@ def withdraw_owner(settings: Settings) -> None:
     with contextlib.suppress(OSError, ValueError):
         if json.loads(path.read_text()).get("pid") == os.getpid():
             path.unlink()
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _remote_query(url: str, sql: str, parameters: Any, timeout: float) -> QueryResult:
