@@ -45,9 +45,9 @@ def consume_all(settings: Settings, types: tuple[str, ...] = RAW_TYPES,
     serde = Serde()
     out: list[tuple[str, dict[str, Any]]] = []
     deadline = time.monotonic() + timeout_s
-    last = time.monotonic()
-    try:
-        while time.monotonic() < deadline and time.monotonic() - last < idle_s:
+    last: float | None = None  # the idle clock starts with the first message: joining the
+    try:  # group can take seconds on a fresh broker (its offsets topic is created then)
+        while time.monotonic() < deadline and (last is None or time.monotonic() - last < idle_s):
             msg = consumer.poll(0.5)
             if msg is None or msg.error():
                 continue
