@@ -421,21 +421,33 @@ class AlertEngine:
     def _window_labels(self, rec: dict[str, Any], scope: dict[str, str]) -> dict[str, str]:
         return {**scope, "window": window_label(int(rec.get("window_size_ms", 0)))}
 
+    def _new_window(
+        self, rule: Any, rec: dict[str, Any], scope: dict[str, str], kind: str,
+        initial: dict[str, Any],
+    ) -> tuple[float, dict[str, str], str, dict[str, Any], int] | None:
+        """What a window rule needs of an aggregate: (value, labels, state key, state, window
+        end), or None when the rule does not apply or the window was judged before (a
+        replay or an out-of-order window is judged once)."""
+        if not self._window_selected(rule, rec, scope):
+            return None
+        x = aggregate_metric(rec, rule.metric)
+        if x is None:
+            return None
+        labels = self._window_labels(rec, scope)
+        skey = f"{kind}|{fingerprint(rule.name, self.full_labels(rule, labels))}"
+        st = self.store.get(skey) or initial
+        end = int(rec["window_end"])
+        if end <= st["end"]:
+            return None
+        return x, labels, skey, st, end
+
     def _threshold(
         self, out: _Out, rule: ThresholdRule, rec: dict[str, Any], scope: dict[str, str]
     ) -> None:
-        if not self._window_selected(rule, rec, scope):
+        seen = self._new_window(rule, rec, scope, "thr", {"n": 0, "end": -1})
+        if seen is None:
             return
-        x = aggregate_metric(rec, rule.metric)
-        if x is None:
-            return
-        labels = self._window_labels(rec, scope)
-        fp = fingerprint(rule.name, self.full_labels(rule, labels))
-        skey = f"thr|{fp}"
-        st = self.store.get(skey) or {"n": 0, "end": -1}
-        end = int(rec["window_end"])
-        if end <= st["end"]:
-            return  # a window seen before (replay) or out of order: judged once
+        x, labels, skey, st, end = seen
         breaching = compare(rule.op, x, rule.value)
         n = st["n"] + 1 if breaching else 0
         self.store[skey] = {"n": n, "end": end}
@@ -445,18 +457,11 @@ class AlertEngine:
     def _anomaly(
         self, out: _Out, rule: AnomalyRule, rec: dict[str, Any], scope: dict[str, str]
     ) -> None:
-        if not self._window_selected(rule, rec, scope):
+        seen = self._new_window(rule, rec, scope, "ano",
+                                {"n": 0, "mean": 0.0, "var": 0.0, "end": -1, "b": 0})
+        if seen is None:
             return
-        x = aggregate_metric(rec, rule.metric)
-        if x is None:
-            return
-        labels = self._window_labels(rec, scope)
-        fp = fingerprint(rule.name, self.full_labels(rule, labels))
-        skey = f"ano|{fp}"
-        st = self.store.get(skey) or {"n": 0, "mean": 0.0, "var": 0.0, "end": -1, "b": 0}
-        end = int(rec["window_end"])
-        if end <= st["end"]:
-            return
+        x, labels, skey, st, end = seen
         z = 0.0
         if st["n"] >= rule.warmup:
             std = max(math.sqrt(st["var"]), rule.min_std)
