@@ -61,10 +61,7 @@ def line_chart(
     n = len(xs)
     values = [v for s in series.values() for v in s if v is not None and math.isfinite(v)]
     top_v = y_max if y_max is not None else _nice_max(max(values, default=1.0))
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" class="chart" role="img" '
-             f'viewBox="0 0 {width} {height}" width="{width}" height="{height}">',
-             f"<title>{esc(title)}</title>",
-             f'<text x="{left}" y="18" class="ct">{esc(title)}</text>']
+    parts = _chart_open(width, height, title, left)
     for i in range(5):  # grid + y ticks
         v = top_v * i / 4
         y = top + ph - ph * i / 4
@@ -130,10 +127,7 @@ def bar_chart(
     values = [v for s in series.values() for v in s]
     top_v = _nice_max(max(values, default=1.0))
     cols = list(colors or PALETTE)
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" class="chart" role="img" '
-             f'viewBox="0 0 {width} {height}" width="{width}" height="{height}">',
-             f"<title>{esc(title)}</title>",
-             f'<text x="{left}" y="18" class="ct">{esc(title)}</text>']
+    parts = _chart_open(width, height, title, left)
     for gi, label in enumerate(labels):
         y0 = top + gi * group_h
         parts.append(f'<text x="{left - 6}" y="{y0 + group_h / 2 + 2:.1f}" class="yt">'
@@ -147,11 +141,7 @@ def bar_chart(
             parts.append(f'<text x="{left + w + 4:.1f}" y="{y + bar_h - 6}" class="bv">'
                          f"{esc(_fmt(v))}</text>")
     if len(series) > 1:
-        for si, name in enumerate(series):
-            lx = left + si * 110
-            parts.append(f'<rect x="{lx}" y="{height - 14}" width="10" height="10" '
-                         f'fill="{cols[si % len(cols)]}"/><text x="{lx + 14}" '
-                         f'y="{height - 5}" class="lg">{esc(name)}</text>')
+        parts.extend(_bottom_legend(series, cols, left, height))
     parts.append("</svg>")
     return "".join(parts)
 
@@ -165,10 +155,7 @@ def _stacked_bars(labels: Sequence[str], series: dict[str, Sequence[float]], *, 
     totals = [sum(vals[i] for vals in series.values()) for i in range(len(labels))]
     top_v = _nice_max(max(totals, default=1.0))
     cols = list(colors or PALETTE)
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" class="chart" role="img" '
-             f'viewBox="0 0 {width} {height}" width="{width}" height="{height}">',
-             f"<title>{esc(title)}</title>",
-             f'<text x="{left}" y="18" class="ct">{esc(title)}</text>']
+    parts = _chart_open(width, height, title, left)
     for gi, label in enumerate(labels):
         y = top + gi * group_h
         parts.append(f'<text x="{left - 6}" y="{y + bar_h - 5}" class="yt">'
@@ -184,13 +171,26 @@ def _stacked_bars(labels: Sequence[str], series: dict[str, Sequence[float]], *, 
             x += w
         parts.append(f'<text x="{x + 4:.1f}" y="{y + bar_h - 6}" class="bv">'
                      f"{esc(_fmt(totals[gi]))}</text>")
-    for si, name in enumerate(series):
-        lx = left + si * 110
-        parts.append(f'<rect x="{lx}" y="{height - 14}" width="10" height="10" '
-                     f'fill="{cols[si % len(cols)]}"/><text x="{lx + 14}" y="{height - 5}" '
-                     f'class="lg">{esc(name)}</text>')
+    parts.extend(_bottom_legend(series, cols, left, height))
     parts.append("</svg>")
     return "".join(parts)
+
+
+def _chart_open(width: int, height: int, title: str, left: int) -> list[str]:
+    """The opening of every chart: svg element, accessible title, visible title."""
+    return [f'<svg xmlns="http://www.w3.org/2000/svg" class="chart" role="img" '
+            f'viewBox="0 0 {width} {height}" width="{width}" height="{height}">',
+            f"<title>{esc(title)}</title>",
+            f'<text x="{left}" y="18" class="ct">{esc(title)}</text>']
+
+
+def _bottom_legend(series: dict[str, Sequence[float]], cols: Sequence[str], left: int,
+                   height: int) -> list[str]:
+    """A colour swatch and name per series along the bottom of a bar chart."""
+    return [f'<rect x="{left + si * 110}" y="{height - 14}" width="10" height="10" '
+            f'fill="{cols[si % len(cols)]}"/><text x="{left + si * 110 + 14}" '
+            f'y="{height - 5}" class="lg">{esc(name)}</text>'
+            for si, name in enumerate(series)]
 
 
 def frame_view(
