@@ -665,8 +665,7 @@ class Sink:
         assert self._client is not None
         stored: dict[tuple[str, int], str] = {}
         for (topic, partition), offset in offsets.items():
-            route = self.routes.get(topic)
-            spec = _primary(route) if route else None
+            spec = self._primary_of(topic)
             if spec is None:
                 continue
             with self._client_lock:
@@ -710,13 +709,17 @@ class Sink:
             probe.close()
         return confirmed
 
+    def _primary_of(self, topic: str) -> TableSpec | None:
+        """The table holding one row per message of `topic` (where its offsets are)."""
+        route = self.routes.get(topic)
+        return _primary(route) if route else None
+
     def clickhouse_offsets(self, topics: set[str]) -> dict[tuple[str, int], int]:
         """Highest Kafka offset per (topic, partition) present in the primary tables."""
         assert self._client is not None
         out: dict[tuple[str, int], int] = {}
         for topic in topics:
-            route = self.routes.get(topic)
-            spec = _primary(route) if route else None
+            spec = self._primary_of(topic)
             if spec is None:
                 continue
             with self._client_lock:

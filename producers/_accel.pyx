@@ -21,6 +21,8 @@ from libc.stdint cimport int64_t, uint64_t
 from libc.stdlib cimport free, malloc, realloc
 from libc.string cimport memcpy
 
+from schemas.codegen import field_default
+
 
 cdef extern from "Python.h":
     const char* PyUnicode_AsUTF8AndSize(object s, Py_ssize_t* size) except NULL
@@ -57,15 +59,6 @@ cdef object _NO_DEFAULT = object()
 
 class Unsupported(Exception):
     """A schema shape this module does not handle (the caller keeps the Python encoder)."""
-
-
-def _default_value(dict field):
-    schema, default = field["type"], field["default"]
-    first = schema[0] if isinstance(schema, list) else schema
-    kind = first.get("type") if isinstance(first, dict) else first
-    if kind in ("bytes", "fixed") and isinstance(default, str):
-        return default.encode("latin-1")
-    return default
 
 
 cdef Node _node(object schema):
@@ -110,7 +103,7 @@ cdef _fill_record(Node n, list fields):
     n.kind = K_RECORD
     n.names = tuple(f["name"] for f in fields)
     n.fields = tuple(_node(f["type"]) for f in fields)
-    n.defaults = tuple(_default_value(f) if "default" in f else _NO_DEFAULT for f in fields)
+    n.defaults = tuple(field_default(f) if "default" in f else _NO_DEFAULT for f in fields)
     if len(set(n.names)) != len(n.names):
         raise Unsupported("duplicate field names")
 

@@ -254,7 +254,7 @@ class _Gen:
                 if "default" not in f:
                     self.emit(d + 1, line)  # KeyError when missing
                     continue
-                default = _default(f)
+                default = field_default(f)
                 if default is None or type(default) in (bool, int, str):
                     self.emit(d + 1, f"{v} = {x}.get({f['name']!r}, {default!r})")
                 else:
@@ -263,7 +263,7 @@ class _Gen:
             self.value(f["type"], v, d, strict, cache=not _unique_valued(f["name"]))
 
 
-def _default(field: dict[str, Any]) -> Any:
+def field_default(field: dict[str, Any]) -> Any:
     """The Python value of a field default (JSON defaults of bytes are code-point strings)."""
     schema, default = field["type"], field["default"]
     first = schema[0] if isinstance(schema, list) else schema
