@@ -17,22 +17,15 @@ Layout of one broker (`<data_dir>/kafka-<port>/` unless given):
 from __future__ import annotations
 
 import base64
-import contextlib
-import fcntl
 import hashlib
 import logging
-import os
 import re
 import shutil
-import signal
-import socket
 import subprocess
-import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
-from clawstream.procs import pid_alive
+from clawstream.procs import DetachedProcess, file_lock, port_open, tail_file
 from clawstream.settings import PROJECT_ROOT, Settings
 
 log = logging.getLogger(__name__)
@@ -90,18 +83,6 @@ def jars_ready(settings: Settings) -> bool:
         return False
 
 
-@contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    """An exclusive advisory lock, so concurrent commands don't fetch or start twice."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a+") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
-
-
 def fetch_kafka(settings: Settings, *, force: bool = False) -> Path:
     """Fetch the broker's jars with Maven once; returns the libs folder.
 
@@ -112,7 +93,7 @@ def fetch_kafka(settings: Settings, *, force: bool = False) -> Path:
     if not force and jars_ready(settings):
         return libs
     version_dir = libs.parent
-    with _locked(version_dir.parent / f".{settings.kafka_version}.lock"):
+    with file_lock(version_dir.parent / f".{settings.kafka_version}.lock"):
         if not force and jars_ready(settings):
             return libs
         mvn = shutil.which("mvn")
@@ -138,7 +119,7 @@ def fetch_kafka(settings: Settings, *, force: bool = False) -> Path:
         if rc != 0 or not any(tmp.glob("kafka_2.13-*.jar")):
             raise BrokerError(
                 f"Maven could not fetch Kafka {settings.kafka_version} (exit {rc}); "
-                f"see {mvn_log}:\n{_tail(mvn_log)}"
+                f"see {mvn_log}:\n{tail_file(mvn_log)}"
             )
         shutil.rmtree(libs, ignore_errors=True)
         tmp.rename(libs)
@@ -236,14 +217,6 @@ def _split_hostport(bootstrap: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
-def _port_open(host: str, port: int, timeout: float = 1.0) -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=timeout):
-            return True
-    except OSError:
-        return False
-
-
 def broker_answers(bootstrap: str, timeout: float = 3.0) -> bool:
     """True when a Kafka broker at `bootstrap` returns metadata with at least one broker.
 
@@ -251,7 +224,7 @@ def broker_answers(bootstrap: str, timeout: float = 3.0) -> bool:
     listens at all.
     """
     hosts = [_split_hostport(b) for b in bootstrap.split(",") if b.strip()]
-    if not any(_port_open(h, p, min(timeout, 1.0)) for h, p in hosts):
+    if not any(port_open(h, p, min(timeout, 1.0)) for h, p in hosts):
         return False
     from confluent_kafka.admin import AdminClient
 
@@ -265,35 +238,19 @@ def broker_answers(bootstrap: str, timeout: float = 3.0) -> bool:
         return False
 
 
-def _tail(path: Path, lines: int = 30) -> str:
-    try:
-        with open(path, "rb") as fh:
-            fh.seek(0, os.SEEK_END)
-            size = fh.tell()
-            fh.seek(max(0, size - 16_000))
-            text = fh.read().decode("utf-8", "replace")
-    except OSError:
-        return f"({path} not found)"
-    return "\n".join(text.splitlines()[-lines:])
-
-
-def _cmdline(pid: int) -> list[str]:
-    try:
-        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return []
-    return [a.decode(errors="replace") for a in raw.split(b"\0") if a]
-
 
 # --- the broker -------------------------------------------------------------------------------
 
 
-class LocalBroker:
+class LocalBroker(DetachedProcess):
     """One real single-node KRaft broker on loopback, owned by this project.
 
     The process is detached (own session, no terminal fds), so `clawstream up` can exit and
     `clawstream down` (another process) finds it again through the pid file.
     """
+
+    name = "Kafka broker"
+    stop_timeout = 30.0  # a controlled shutdown hands leadership over first
 
     def __init__(
         self,
@@ -324,29 +281,16 @@ class LocalBroker:
 
     # -- state
 
-    def pid(self) -> int | None:
-        """Pid of this broker's running process (checked against its command line)."""
-        try:
-            pid = int(self.pid_file.read_text().strip())
-        except (OSError, ValueError):
-            return None
-        if not pid_alive(pid):
-            return None
-        cmd = _cmdline(pid)
-        if cmd and not ("kafka.Kafka" in cmd and str(self.props_file) in cmd):
-            return None  # pid reused by something else
-        return pid
-
-    def is_running(self) -> bool:
-        return self.pid() is not None
+    def _owns(self, cmd: list[str]) -> bool:
+        return "kafka.Kafka" in cmd and str(self.props_file) in cmd
 
     def answers(self, timeout: float = 3.0) -> bool:
         return broker_answers(self.bootstrap, timeout)
 
     def log_tail(self, lines: int = 30) -> str:
         return (
-            f"--- {self.server_log} ---\n{_tail(self.server_log, lines)}\n"
-            f"--- {self.console_log} ---\n{_tail(self.console_log, lines)}"
+            f"--- {self.server_log} ---\n{tail_file(self.server_log, lines)}\n"
+            f"--- {self.console_log} ---\n{tail_file(self.console_log, lines)}"
         )
 
     # -- lifecycle
@@ -380,11 +324,11 @@ class LocalBroker:
                 cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, check=False
             ).returncode
         if rc != 0:
-            raise BrokerError(f"formatting {self.data} failed (exit {rc}):\n{_tail(fmt_log)}")
+            raise BrokerError(f"formatting {self.data} failed (exit {rc}):\n{tail_file(fmt_log)}")
 
     def start(self, timeout: float = 90) -> str:
         """Start (or find running) and wait until an AdminClient gets metadata."""
-        with _locked(self.dir / ".lock"):
+        with file_lock(self.dir / ".lock"):
             if self.pid() is None:
                 self._spawn()
         return self._wait_ready(timeout)
@@ -392,7 +336,7 @@ class LocalBroker:
     def _spawn(self) -> None:
         java = java_binary()
         for p in (self.port, self.controller_port):
-            if _port_open("127.0.0.1", p, 0.5):
+            if port_open("127.0.0.1", p, 0.5):
                 raise BrokerError(
                     f"port 127.0.0.1:{p} is already in use by another process; "
                     f"cannot start {self!r}"
@@ -401,74 +345,15 @@ class LocalBroker:
         self.write_config()
         self.format_storage(java)
         cmd = self._java_cmd(java, "kafka.Kafka", str(self.props_file))
-        with open(self.console_log, "ab") as out:
-            self._proc = subprocess.Popen(
-                cmd,
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                cwd=self.dir,
-                start_new_session=True,
-                close_fds=True,
-            )
-        self.pid_file.write_text(f"{self._proc.pid}\n")
+        self._launch(cmd, self.console_log, self.dir)
+        assert self._proc is not None
         log.info("started Kafka broker pid %d on %s (log %s)",
                  self._proc.pid, self.bootstrap, self.server_log)
 
     def _wait_ready(self, timeout: float) -> str:
-        deadline = time.monotonic() + timeout
-        while True:
-            if self.answers(timeout=2.0):
-                return self.bootstrap
-            if self.pid() is None:
-                code = self._proc.poll() if self._proc else None
-                raise BrokerError(
-                    f"Kafka broker on {self.bootstrap} exited during start"
-                    f"{f' (exit {code})' if code is not None else ''}:\n{self.log_tail()}"
-                )
-            if time.monotonic() > deadline:
-                raise BrokerError(
-                    f"Kafka broker on {self.bootstrap} did not answer within {timeout:.0f}s "
-                    f"(still running, pid {self.pid()}):\n{self.log_tail()}"
-                )
-            time.sleep(0.5)
-
-    def stop(self, timeout: float = 30) -> bool:
-        """SIGTERM (controlled shutdown), wait, SIGKILL if needed. False if not running."""
-        pid = self.pid()
-        if pid is None:
-            self._reap()
-            self.pid_file.unlink(missing_ok=True)
-            return False
-        os.kill(pid, signal.SIGTERM)
-        if not self._wait_gone(pid, timeout):
-            log.warning("broker pid %d ignored SIGTERM for %.0fs; killing it", pid, timeout)
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-            self._wait_gone(pid, 10)
-        self._reap()
-        self.pid_file.unlink(missing_ok=True)
-        return True
-
-    def _wait_gone(self, pid: int, timeout: float) -> bool:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            self._reap()
-            if not pid_alive(pid):
-                return True
-            time.sleep(0.2)
-        return False
-
-    def _reap(self) -> None:
-        if self._proc is not None and self._proc.poll() is not None:
-            self._proc = None
-
-    def __enter__(self) -> LocalBroker:
-        self.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+        self._wait_until(lambda: self.answers(timeout=2.0), self.bootstrap, timeout,
+                         BrokerError, poll_s=0.5)
+        return self.bootstrap
 
 
 def local_broker_for(settings: Settings) -> LocalBroker:

@@ -19,6 +19,7 @@ COMMANDS: dict[str, str] = {
     "down": "clawstream.broker_cli:down",
     "status": "clawstream.broker_cli:status",
     "topics": "clawstream.broker_cli:topics",
+    "registry": "clawstream.registry_cli:registry",
     "fleet": "producers.fleet_cli:fleet",
     "sink": "consumers.sink_cli:sink",
     "sql": "consumers.query_cli:sql",

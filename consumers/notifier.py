@@ -197,7 +197,7 @@ class Notifier:
         self.batch_max = batch_max
         self.batch_wait_s = batch_wait_s
         self.generator_base = generator_base
-        self.serde = Serde()
+        self.serde = Serde.from_settings(settings)
         self.consumer = Consumer({
             "bootstrap.servers": settings.bootstrap_servers,
             "group.id": self.group,

@@ -200,7 +200,7 @@ class Sink:
         self.resume_from_clickhouse = resume_from_clickhouse
         self.serve_endpoint = serve_endpoint
         self.serve_metrics_endpoint = serve_metrics_endpoint
-        self.serde = Serde()
+        self.serde = Serde.from_settings(settings)
         self.stats = SinkStats()
         self._stop = threading.Event()
         self._client = client

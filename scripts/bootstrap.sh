@@ -4,6 +4,7 @@
 #   2. the Python virtual environment .venv with `pip install -e '.[dev]'`
 #      (re-run when pyproject.toml changes, tracked by a stamp file)
 #   3. the Apache Kafka broker jars from Maven Central (once, into the ignored cache)
+#   4. the local schema registry (Apicurio Registry, Quarkus build from Maven Central; once)
 # Prints nothing when everything is in place, one line per step that did something, and the
 # tail of the log when a step fails. Details go to .run/bootstrap.log.
 #
@@ -101,5 +102,17 @@ if not jars_ready(s):
     print(f"Kafka {s.kafka_version} jars fetched with Maven: {fetch_kafka(s)}")
 EOF
 )" || fail "fetching the Kafka jars with Maven"
+[[ -z "$out" ]] || say "$out"
+
+# --- 4. schema registry (Apicurio Registry, Confluent-compatible REST API) -------------------
+out="$("$VENV/bin/python" - 2>>"$LOG" <<'EOF'
+from clawstream.schema_registry import build_registry, registry_built
+from clawstream.settings import get_settings
+
+s = get_settings()
+if not registry_built(s):
+    print(f"schema registry built with Maven: {build_registry(s)}")
+EOF
+)" || fail "building the schema registry with Maven"
 [[ -z "$out" ]] || say "$out"
 exit 0

@@ -154,7 +154,7 @@ def register(app: Any, settings: Settings) -> None:
     """Declare the alerting topics, table, agents and timers on a faust app."""
     from consumers.dlq import dlq_headers
 
-    serde = Serde()
+    serde = Serde.from_settings(settings)
     watcher = RulesWatcher(settings.rules_file)
     source = app.topic(
         settings.topic(AGGREGATES), settings.topic(OUTCOMES), settings.topic(HEARTBEATS),

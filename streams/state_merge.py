@@ -52,7 +52,7 @@ def register(app: Any, settings: Settings) -> None:
 
     from consumers.dlq import dlq_headers
 
-    serde = Serde()
+    serde = Serde.from_settings(settings)
     merger = StateMerger(serde)
     deltas = app.topic(settings.topic(STATE_DELTAS), key_serializer="raw",
                        value_serializer="raw")

@@ -4,6 +4,7 @@ settings pointing at both. Integration tests run against the broker started by
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -49,3 +50,30 @@ def cs_settings(
     get_settings.cache_clear()
     yield get_settings()
     get_settings.cache_clear()
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def registry_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real Confluent-compatible registry: $CLAWSTREAM_TEST_SCHEMA_REGISTRY_URL if set, else
+    a private local Apicurio Registry (built once with Maven) on a free port, stopped after."""
+    url = os.environ.get("CLAWSTREAM_TEST_SCHEMA_REGISTRY_URL")
+    if url:
+        yield url
+        return
+    from clawstream.schema_registry import LocalSchemaRegistry
+
+    reg = LocalSchemaRegistry(
+        get_settings(), port=_free_port(), data_dir=tmp_path_factory.mktemp("schema-registry")
+    )
+    try:
+        yield reg.start(timeout=120)
+    finally:
+        reg.stop()

@@ -8,7 +8,6 @@ import datetime as dt
 import io
 import json
 import math
-import os
 import random
 import struct
 import uuid
@@ -298,26 +297,6 @@ def test_from_settings_picks_the_wire_format() -> None:
     # Single-object data still decodes when a registry is configured (readers accept both).
     rec = sample("plan", random.Random(3))
     same(s.decode(Serde().encode("plan", rec)).record, rec)
-
-
-REGISTRY_ENV = "CLAWSTREAM_TEST_SCHEMA_REGISTRY_URL"
-NO_REGISTRY_REASON = (
-    f"no Confluent-compatible schema registry to test against: set {REGISTRY_ENV}. None can "
-    "run on this machine: karapace is not published on PyPI, Apicurio Registry cannot be "
-    "assembled from Maven Central (3.3.3: apicurio-registry-schema-util-provider 3.3.3 is not "
-    "served; 2.4.2.Final: org.everit.json.schema and the Quarkus extension "
-    "apicurio-common-app-components-config-index-deployment 0.1.18.Final live only in "
-    "repositories outside Maven Central), and Confluent's own registry is not on Maven Central; "
-    "mock registries are not accepted as proof"
-)
-
-
-@pytest.fixture(scope="module")
-def registry_url() -> str:
-    url = os.environ.get(REGISTRY_ENV)
-    if not url:
-        pytest.skip(NO_REGISTRY_REASON)
-    return url
 
 
 @pytest.fixture(scope="module")
