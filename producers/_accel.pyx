@@ -21,11 +21,15 @@ from libc.stdint cimport int64_t, uint64_t
 from libc.stdlib cimport free, malloc, realloc
 from libc.string cimport memcpy
 
+import sys as _sys
+
 from schemas.codegen import field_default
 
 
 cdef extern from "Python.h":
     const char* PyUnicode_AsUTF8AndSize(object s, Py_ssize_t* size) except NULL
+    object PyUnicode_New(Py_ssize_t size, Py_UCS4 maxchar)
+    void* PyUnicode_DATA(object o)
     bint PyUnicode_CheckExact(object o)
     bint PyLong_CheckExact(object o)
     bint PyFloat_CheckExact(object o)
@@ -85,7 +89,7 @@ cdef Node _node(object schema):
         n.size = schema["size"]
     elif t == "enum":
         n.kind = K_ENUM
-        n.symbols = {s: i for i, s in enumerate(schema["symbols"])}
+        n.symbols = {_sys.intern(s): i for i, s in enumerate(schema["symbols"])}
     elif t == "array":
         n.kind = K_ARRAY
         n.child = _node(schema["items"])
@@ -101,7 +105,8 @@ cdef Node _node(object schema):
 
 cdef _fill_record(Node n, list fields):
     n.kind = K_RECORD
-    n.names = tuple(f["name"] for f in fields)
+    # interned: a body's keys (string literals, interned) then match by pointer
+    n.names = tuple(_sys.intern(f["name"]) for f in fields)
     n.fields = tuple(_node(f["type"]) for f in fields)
     n.defaults = tuple(field_default(f) if "default" in f else _NO_DEFAULT for f in fields)
     if len(set(n.names)) != len(n.names):
@@ -327,6 +332,14 @@ def encode_event(bytes header, object event_id, bytes ast, object parent_id,
                  object event_time, object seq, bytes producer, Node plan, object body):
     """A whole event: header, envelope (event_id, `ast` = agent/session/trace strings already
     encoded, parent_id, event_time, seq, `producer` already encoded), then the body."""
+    return _encode_event(header, event_id, ast, parent_id, as_long(event_time), as_long(seq),
+                         producer, plan, body)
+
+
+cdef bytes _encode_event(bytes header, object event_id, bytes ast, object parent_id,
+                         int64_t event_time, int64_t seq, bytes producer, Node plan,
+                         object body):
+    """encode_event without a Python-level call (Emitter.emit's hot path)."""
     cdef Buf b
     b.data = b.small
     b.len = 0
@@ -340,8 +353,8 @@ def encode_event(bytes header, object event_id, bytes ast, object parent_id,
         else:
             buf_byte(&b, 2)
             put_str(&b, parent_id)
-        buf_long(&b, as_long(event_time))
-        buf_long(&b, as_long(seq))
+        buf_long(&b, event_time)
+        buf_long(&b, seq)
         buf_put(&b, PyBytes_AS_STRING(producer), PyBytes_GET_SIZE(producer))
         put_record(&b, plan, body)
         return PyBytes_FromStringAndSize(b.data, b.len)
@@ -350,7 +363,37 @@ def encode_event(bytes header, object event_id, bytes ast, object parent_id,
             free(b.data)
 
 
-import sys as _sys
+cdef const char* _HEX = b"0123456789abcdef"
+
+
+def uuid4_strings(bytes random16):
+    """One uuid4 string per 16 random bytes (version 4, variant 10xx: what
+    str(uuid.UUID(bytes=b, version=4)) gives), written straight into new str objects:
+    `producers.sdk.RandomIds` makes its batches with it."""
+    cdef Py_ssize_t n = PyBytes_GET_SIZE(random16) // 16, i, j, pos
+    cdef const unsigned char* src = <const unsigned char*>PyBytes_AS_STRING(random16)
+    cdef unsigned char c
+    cdef char* out
+    cdef list ids = []
+    for i in range(n):
+        s = PyUnicode_New(36, 127)  # compact ASCII, filled before anyone else sees it
+        out = <char*>PyUnicode_DATA(s)
+        pos = 0
+        for j in range(16):
+            c = src[16 * i + j]
+            if j == 6:
+                c = (c & 0x0F) | 0x40  # version 4
+            elif j == 8:
+                c = (c & 0x3F) | 0x80  # RFC 4122 variant
+            if j == 4 or j == 6 or j == 8 or j == 10:
+                out[pos] = b"-"
+                pos += 1
+            out[pos] = _HEX[c >> 4]
+            out[pos + 1] = _HEX[c & 15]
+            pos += 2
+        ids.append(s)
+    return ids
+
 
 if _sys.byteorder != "little":
     raise ImportError("producers._accel supports little-endian hosts only")
@@ -363,6 +406,7 @@ cdef extern from "time.h":
         long tv_nsec
     int clock_gettime(int clk_id, timespec* tp)
     int CLOCK_REALTIME
+    int CLOCK_MONOTONIC
 
 
 cdef inline long long now_ms():
@@ -370,6 +414,13 @@ cdef inline long long now_ms():
     cdef timespec ts
     clock_gettime(CLOCK_REALTIME, &ts)
     return (<long long>ts.tv_sec * 1000000000 + ts.tv_nsec) // 1000000
+
+
+cdef inline double monotonic():
+    """time.monotonic() (the same clock on Linux)."""
+    cdef timespec ts
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return <double>ts.tv_sec + ts.tv_nsec * 1e-9
 
 
 cdef class Emitter:
@@ -405,10 +456,11 @@ cdef class Emitter:
     def emit(self, event_type, body, *, parent_id=None, event_time=None, trace_id=None,
              session_id=None, event_id=None):
         cdef dict d = self.d
-        cdef object info, eid, value, topic
+        cdef object info, eid, value, topic, sent
         cdef tuple entry
         cdef PyObject* e
         cdef long long seq
+        cdef int64_t t = 0  # event_time in ms
         if trace_id or session_id or event_id:
             return self.py_emit(self.client, event_type, body, parent_id=parent_id,
                                 event_time=event_time, trace_id=trace_id,
@@ -426,7 +478,7 @@ cdef class Emitter:
         info = entry[0]
         topic = entry[2]
         if event_time is None:
-            event_time = now_ms()
+            t = now_ms()
         self.acquire()
         try:
             if d["_closed"]:
@@ -437,17 +489,22 @@ cdef class Emitter:
                 eid = self.new_id()
             seq = <long long>d["_seqv"] + 1
             try:
-                value = encode_event(entry[1], eid, d["_session_ast"], parent_id,
-                                     event_time, seq, self.producer_bytes, entry[3], body)
+                if event_time is not None:
+                    t = as_long(event_time)
+                value = _encode_event(<bytes>entry[1], eid, d["_session_ast"], parent_id, t,
+                                      seq, self.producer_bytes, <Node>entry[3], body)
             except Exception:  # anything unusual: the Python path decides
                 value = self.client._encode_py(info, body, eid, None, None, parent_id,
-                                               event_time, seq)
+                                               t if event_time is None else event_time, seq)
             if d["_spooling"]:
                 self.client._send(topic, value)
             else:
                 try:
                     d["_produce"](topic, value, self.key)
-                    d["_direct_sent"] = d["_direct_sent"] + 1
+                    sent = d["_direct_sent"] + 1
+                    d["_direct_sent"] = sent
+                    if not seq & 63:  # the latency metric's sample (see AgentClient.emit)
+                        d["_latency_probe"] = (monotonic(), sent)
                 except self.kafka_exc:
                     self.client._send(topic, value)
             d["_seqv"] = seq

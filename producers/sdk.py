@@ -21,6 +21,13 @@ Outage handling (nothing is lost, per-agent order holds, seq has no gaps):
 
 Delivery failures are never silent: per-type counters, the `on_delivery_error` hook, logs
 and Prometheus metrics (``clawstream_sdk_*``).
+
+Delivery tracking: a client with its own producer (the default) asks librdkafka to report
+only failures (``delivery.report.only.error``) and counts the rest: whatever left the
+producer's queue (``len(producer)``) without a failure report was acknowledged. That saves a
+Python callback per event, which costs about as much CPU as the produce() call itself. A
+producer shared by several clients (`Transport` passed in, e.g. the fleet) keeps one report
+per event, because the queue length cannot say whose events are still in it.
 """
 
 from __future__ import annotations
@@ -107,6 +114,7 @@ PERMANENT_ERRORS = frozenset(
 )
 
 _time_ns = time.time_ns
+_monotonic = time.monotonic
 #: union branch "string" + the one-byte length of a short string, by length
 _SHORT_STRING_IN_UNION = [bytes((2, n << 1)) for n in range(64)]
 #: hex digit -> the RFC 4122 variant digit (10xx) keeping its two low bits random
@@ -134,6 +142,9 @@ class RandomIds:
 
     def refill(self) -> None:
         k = self.BATCH
+        if _accel is not None:  # the same strings, written in C (~0.03 µs an id)
+            self.ids.extend(_accel.uuid4_strings(os.urandom(16 * k)))
+            return
         hexed = os.urandom(16 * k).hex().encode()  # 32 hex digits per id
         out = bytearray(37 * k)  # 36 characters and a newline per id
         src = 0
@@ -300,15 +311,23 @@ def producer_config(settings: Settings, **overrides: Any) -> dict[str, Any]:
 
 class Transport:
     """One confluent-kafka Producer shared by AgentClients, and the thread that serves its
-    callbacks, probes the broker during outages and replays spools."""
+    callbacks, probes the broker during outages and replays spools.
 
-    def __init__(self, settings: Settings, **config_overrides: Any) -> None:
+    `exclusive=True` (what an AgentClient creating its own transport asks for): one client
+    only, and delivery is counted instead of reported per event (see the module doc)."""
+
+    def __init__(self, settings: Settings, *, exclusive: bool = False,
+                 **config_overrides: Any) -> None:
         self.settings = settings
         conf = producer_config(settings, **config_overrides)
         conf["error_cb"] = self._on_error
         # One delivery callback for the whole producer, routed by key (= agent_id): a
         # per-message on_delivery costs ~2 µs per produce() in confluent-kafka.
         conf["on_delivery"] = self._on_delivery
+        #: True: only failures are reported; successes are counted from len(producer)
+        self.counts_deliveries = exclusive
+        if exclusive:
+            conf["delivery.report.only.error"] = True
         self.producer = Producer(conf)
         self.message_timeout_s = conf["message.timeout.ms"] / 1000
         self.broker_up = True
@@ -336,8 +355,9 @@ class Transport:
             log.debug("kafka producer error: %s", err.str())
 
     def _on_delivery(self, err: KafkaError | None, msg: Any) -> None:
-        # Called once per event while it holds the GIL the emitting threads need: the usual
-        # case (a direct event delivered) is handled inline, the rest by AgentClient._dr.
+        # Per-event mode: called once per event while it holds the GIL the emitting threads
+        # need, so the usual case (a direct event delivered) is handled inline, the rest by
+        # AgentClient._dr. Counting mode: called for failures only.
         client = self._by_key.get(msg.key())
         if client is None:
             if err is not None:
@@ -365,6 +385,9 @@ class Transport:
         while not self._stop.is_set():
             try:
                 self.producer.poll(0.05)
+                if self.counts_deliveries:
+                    for client in self.clients:
+                        client._observe_latency_probe()
                 now = time.monotonic()
                 if now >= next_maint:
                     next_maint = now + 0.2
@@ -406,6 +429,8 @@ class Transport:
         with self._lock:
             if client._key in self._by_key:
                 raise RuntimeError(f"agent {client.agent_id!r} already has a client here")
+            if self.counts_deliveries and (self.clients or self._to_finalize):
+                raise RuntimeError("an exclusive Transport serves one AgentClient")
             self.clients = [*self.clients, client]
             self._by_key[client._key] = client
         if not self.broker_up:
@@ -442,27 +467,40 @@ class Transport:
 
 
 class _ReplayState:
-    """Delivery reports of one replayed batch; permanent rejections count as handled."""
+    """Delivery reports of one replayed batch; permanent rejections count as handled.
 
-    __slots__ = ("client", "error", "failed", "ok", "pending")
+    With `producer` given (counting mode: only failures are reported, and the producer holds
+    nothing but this batch while it is out), the batch is settled once the producer's queue
+    is empty; otherwise once every event was reported."""
 
-    def __init__(self, client: AgentClient, n: int) -> None:
+    __slots__ = ("client", "error", "failed", "producer", "unreported")
+
+    def __init__(self, client: AgentClient, n: int, producer: Producer | None = None) -> None:
         self.client = client
-        self.pending = n
-        self.ok = 0
+        self.producer = producer
+        self.unreported = n
         self.failed = 0
         self.error: KafkaError | None = None
 
+    @property
+    def pending(self) -> int:
+        """Events of the batch not settled yet (counting mode: what the producer still holds,
+        at least the unreported ones)."""
+        if self.producer is not None:
+            return len(self.producer)
+        return self.unreported
+
     def dr(self, err: KafkaError | None, msg: Any) -> None:
-        if err is None:
-            self.ok += 1
-        elif err.code() in PERMANENT_ERRORS:
+        if err is not None and err.code() in PERMANENT_ERRORS:
             self.client._reject(msg.topic(), err, msg.value())
-            self.ok += 1
-        else:
+        elif err is not None:
             self.failed += 1
             self.error = err
-        self.pending -= 1
+        self.unreported -= 1
+
+    def not_produced(self) -> None:
+        """An event produce() refused (it was rejected; nothing will report it)."""
+        self.unreported -= 1
 
 
 class AgentClient:
@@ -543,8 +581,12 @@ class AgentClient:
         self.failed: dict[str, int] = {}
         self.respooled: dict[str, int] = {}
         self._exported: dict[str, dict[str, int]] = {}
-        self._direct_sent = 0
-        self._direct_done = 0
+        self._direct_sent = 0  # events handed to librdkafka by emit
+        self._direct_done = 0  # ... and reported back (per-event mode only)
+        self._diverted: dict[str, int] = {}  # taken by emit, not handed to librdkafka
+        self._direct_lost: dict[str, int] = {}  # handed to librdkafka, reported failed
+        #: (monotonic time, _direct_sent) of a sampled send (counting mode's latency metric)
+        self._latency_probe: tuple[float, int] | None = None
         self._pending_front: list[tuple[str, bytes | None, bytes]] = []
         self._replay_backoff_until = 0.0
         self._replay_state: _ReplayState | None = None
@@ -555,7 +597,8 @@ class AgentClient:
                      agent_id, self.spool.depth_messages)
 
         self._owns_transport = transport is None
-        self.transport = transport or Transport(settings, **(producer_config or {}))
+        self.transport = transport or Transport(settings, exclusive=True,
+                                                **(producer_config or {}))
         self.transport.register(self)
         self._produce = self.transport.producer.produce
         if _accel is not None and type(self).emit is AgentClient.emit:
@@ -592,7 +635,8 @@ class AgentClient:
             for name in {event_type, schema.event_type, schema.name}:
                 self._types[name] = info
             self._topic_type[topic] = schema.event_type
-            for d in (self.spooled, self.delivered, self.replayed, self.failed, self.respooled):
+            for d in (self.spooled, self.delivered, self.replayed, self.failed, self.respooled,
+                      self._diverted, self._direct_lost):
                 d.setdefault(topic, 0)
         return info
 
@@ -671,6 +715,8 @@ class AgentClient:
                 try:
                     self._produce(info.topic, value, self._key)
                     self._direct_sent += 1
+                    if not seq & 63:
+                        self._latency_probe = (_monotonic(), self._direct_sent)
                 except (BufferError, KafkaException):
                     self._send(info.topic, value)
             self._seqv = seq
@@ -767,9 +813,11 @@ class AgentClient:
                 self._enter_spooling("local producer queue full")
             except KafkaException as exc:
                 self._reject(topic, exc.args[0], value)
+                self._diverted[topic] += 1
                 return
         self.spool.append(topic, self._key, value)  # may raise SpoolFullError
         self.spooled[topic] += 1
+        self._diverted[topic] += 1
 
     def _wait_for_room(self, topic: str, value: bytes) -> bool:
         """Back-pressure: give librdkafka a moment to drain before falling back to the spool."""
@@ -806,14 +854,19 @@ class AgentClient:
                     DELIVERY_LATENCY.observe(lat)
         else:
             self._direct_failed(err, msg)
-        self._direct_done += 1
+        if not self.transport.counts_deliveries:  # (counting: len(producer) drops by itself)
+            self._direct_done += 1
 
     def _direct_failed(self, err: KafkaError, msg: Any) -> None:
         topic, value = msg.topic(), msg.value()
+        self._latency_probe = None  # its "everything before it settled" may now be a failure
         if err.code() in PERMANENT_ERRORS:
+            with self._lock:
+                self._direct_lost[topic] += 1
             self._reject(topic, err, value)
             return
         with self._lock:
+            self._direct_lost[topic] += 1
             self._pending_front.append((topic, msg.key(), value))
             self.respooled[topic] = self.respooled.get(topic, 0) + 1
             if not self._spooling:
@@ -866,8 +919,9 @@ class AgentClient:
                     return  # an abandoned batch is still resolving inside librdkafka
                 self._replay_state = None
             with self._lock:
-                if self._direct_sent - self._direct_done > 0:
+                if self._direct_in_flight() > 0:
                     return  # librdkafka still owns older events; they go first
+                self._settle_delivered()  # exact now; the batch changes what len() counts
                 self._flush_pending_front()
                 batch = self.spool.read_batch(max_records=20_000, max_bytes=16 << 20)
                 if batch is None:
@@ -876,7 +930,8 @@ class AgentClient:
                         self._publish_spool_depth()
                         log.info("agent %s: spool drained, back to direct sends", self.agent_id)
                     return
-            state = _ReplayState(self, len(batch))
+            state = _ReplayState(self, len(batch), producer=(
+                producer if self.transport.counts_deliveries else None))
             self._replay_state = state
             for topic, key, value in batch.records:
                 while True:
@@ -887,8 +942,7 @@ class AgentClient:
                         producer.poll(0.05)
                     except KafkaException as exc:  # e.g. the topic no longer exists
                         self._reject(topic, exc.args[0], value)
-                        state.ok += 1
-                        state.pending -= 1
+                        state.not_produced()
                         break
             self.transport.poll_until(lambda s=state: s.pending <= 0,
                                       self.transport.message_timeout_s + 5)
@@ -919,11 +973,50 @@ class AgentClient:
                 log.exception("spool fsync failed")
         self._export_metrics()
 
+    def _direct_in_flight(self) -> int:
+        """Events handed to librdkafka by emit and not settled yet (delivered or failed and
+        taken back). Counting mode: what the producer holds, unless a replay batch is out
+        (direct sends wait until it is settled); a lower bound never lets pending() say 0
+        too early."""
+        if not self.transport.counts_deliveries:
+            return self._direct_sent - self._direct_done
+        if self._replay_state is not None or self._lock_fd < 0:  # (< 0: finalized)
+            return 0
+        return len(self.transport.producer)
+
+    def _settle_delivered(self) -> None:
+        """Counting mode: update `delivered` per type from what was sent directly minus the
+        failures minus what the producer still holds. Exact when the producer is empty; a
+        lower bound in between (the queue length is not split by type)."""
+        if not self.transport.counts_deliveries:
+            return
+        with self._lock:
+            if self._replay_state is not None or self._lock_fd < 0:
+                return  # (direct sends are settled before a replay starts and at close)
+            queued = len(self.transport.producer)
+            for topic, taken in self.emitted.items():
+                low = taken - self._diverted[topic] - self._direct_lost[topic] - queued
+                if low > self.delivered[topic]:
+                    self.delivered[topic] = low
+
+    def _observe_latency_probe(self) -> None:
+        """Counting mode (transport thread): once everything sent up to the probed event left
+        the producer, record its produce-to-acknowledgement time."""
+        probe = self._latency_probe
+        if probe is None or self._replay_state is not None:
+            return
+        sent = self._direct_sent  # read before the queue: never too early
+        if sent - len(self.transport.producer) >= probe[1]:
+            DELIVERY_LATENCY.observe(_monotonic() - probe[0])
+            if self._latency_probe is probe:
+                self._latency_probe = None
+
     def _publish_spool_depth(self) -> None:
         SPOOL_DEPTH_BYTES.labels(self.agent_id).set(self.spool.depth_bytes)
         SPOOL_DEPTH_MESSAGES.labels(self.agent_id).set(self.spool.depth_messages)
 
     def _export_metrics(self) -> None:
+        self._settle_delivered()
         for name, counts, metric in (
             ("delivered", self.delivered, EVENTS_PRODUCED),
             ("spooled", self.spooled, EVENTS_SPOOLED),
@@ -964,9 +1057,7 @@ class AgentClient:
 
     def pending(self) -> int:
         """Events emitted but not yet acknowledged by Kafka."""
-        return (self._direct_sent - self._direct_done) + len(self._pending_front) + (
-            self.spool.depth_messages
-        )
+        return self._direct_in_flight() + len(self._pending_front) + self.spool.depth_messages
 
     def stats(self) -> dict[str, Any]:
         """Counts per event type, and what is still waiting."""
@@ -974,6 +1065,7 @@ class AgentClient:
         def by_type(d: dict[str, int]) -> dict[str, int]:
             return {self._topic_type.get(t, t): n for t, n in d.items() if n}
 
+        self._settle_delivered()
         return {
             "emitted": by_type(self.emitted),
             "delivered": by_type(self.delivered),
@@ -1008,7 +1100,7 @@ class AgentClient:
         if self._owns_transport:
             self.transport.unregister(self, finalize_later=True)
             self.transport.close(timeout=1.0)  # purges what is left and calls _finalize
-        elif self._direct_sent - self._direct_done > 0:
+        elif self._direct_in_flight() > 0:
             # the shared producer still holds some of ours: finalize when it closes
             self.transport.unregister(self, finalize_later=True)
             self._closed = True
@@ -1248,18 +1340,7 @@ def _bbox(b: Any) -> dict[str, int]:
 
 def _default_serde(settings: Settings) -> Serde:
     """Confluent framing when a schema registry is configured, single-object otherwise."""
-    if not settings.schema_registry_url:
-        return Serde()
-    try:
-        from schemas import registry_client  # written by the schemas engineer
-    except ImportError as exc:
-        raise RuntimeError("schema_registry_url is set but schemas.registry_client is "
-                           "missing") from exc
-    factory = getattr(registry_client, "make_serde", None) or getattr(
-        registry_client, "serde_for", None)
-    if factory is None:
-        raise RuntimeError("schemas.registry_client offers no make_serde(settings)")
-    return factory(settings)
+    return Serde.from_settings(settings)
 
 
 def serve_sdk_metrics(settings: Settings) -> bool:

@@ -9,6 +9,7 @@ built.
 from __future__ import annotations
 
 import io
+import os
 import random
 import socket
 import uuid
@@ -92,6 +93,13 @@ def test_random_ids_are_uuid4() -> None:
     for s in list(seen)[:200]:
         u = uuid.UUID(s)
         assert u.version == 4 and u.variant == uuid.RFC_4122 and str(u) == s
+
+
+def test_compiled_uuid4_strings_match_the_uuid_module() -> None:
+    accel = pytest.importorskip("producers._accel")
+    raw = os.urandom(16 * 300) + bytes(16) + b"\xff" * 16  # all-zero and all-one bits too
+    expected = [str(uuid.UUID(bytes=raw[i:i + 16], version=4)) for i in range(0, len(raw), 16)]
+    assert accel.uuid4_strings(raw) == expected
 
 
 def _free_port() -> int:

@@ -106,6 +106,33 @@ def test_rejected_event_is_surfaced(cs_settings: Settings) -> None:
     assert rejected.depth_messages == 1  # kept on disk, not silently dropped
 
 
+def test_own_producer_counts_deliveries_instead_of_reporting_each(cs_settings: Settings) -> None:
+    """A client with its own producer gets only failure reports from librdkafka; deliveries
+    are counted from the producer's queue: exact once flushed, latency still sampled."""
+    from prometheus_client import REGISTRY
+
+    def latency_samples() -> float:
+        return REGISTRY.get_sample_value("clawstream_sdk_delivery_latency_seconds_count") or 0.0
+
+    before = latency_samples()
+    n = 300
+    with AgentClient(cs_settings, "agent-count") as c:
+        assert c.transport.counts_deliveries
+        with pytest.raises(RuntimeError, match="exclusive"):
+            AgentClient(cs_settings, "agent-second", transport=c.transport)
+        for i in range(n):
+            a = c.action("click", plan_id="p", step_index=i % 5, target=f"b{i}")
+            c.outcome(a, "success", 1.0)
+        assert c.flush(30) == 0
+        stats = c.stats()
+        deadline = time.monotonic() + 5  # the transport thread observes the probe
+        while latency_samples() == before and time.monotonic() < deadline:
+            time.sleep(0.05)
+    assert stats["delivered"] == {"action": n, "outcome": n}
+    assert stats["pending"] == 0 and stats["failed"] == {} and stats["spooled"] == {}
+    assert latency_samples() > before
+
+
 def test_many_events_arrive_in_order(cs_settings: Settings, kafka_bootstrap: str) -> None:
     n = 5000
     with AgentClient(cs_settings, "agent-many") as c:
