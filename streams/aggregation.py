@@ -10,13 +10,15 @@ in one plain changelog-backed table (`event-time-state`, key "<partition>/<opera
 The worker writes that changelog itself and, on assignment, reads it back to its end offset
 (faust's in-memory recovery can leave out a partition's newest record).
 
-Processing, per batch of events (`noack_take`):
+Processing, per fetch of the event topics (`streams.fetch`: the whole fetch at once, not one
+message at a time through faust's stream machinery, which cost more than the windowing):
 1. decode (undecodable -> DLQ with the reason), feed the pipeline, advance the watermark;
-2. send what closed (aggregates, late events with their windows in headers, lost outcomes,
+2. produce what closed (aggregates, late events with their windows in headers, lost outcomes,
    sessions, plan progress, fleet partials) through one confluent-kafka producer (`Outbox`;
-   a faust send per message costs more than the windowing) and WAIT until Kafka has it;
-3. write the changed state (panes touched by the batch, the clock record last) to the
-   changelog, wait for it, and only then ack the events (faust commits acked offsets).
+   a faust send per message costs more than the windowing);
+3. every `PERSIST_EVERY_S` (or `BATCH_MAX` events, or when input pauses): wait until Kafka
+   has those outputs, write the changed state (panes touched since, the clock record last)
+   to the changelog, wait for it, and only then ack the events (faust commits acked offsets).
 A crash anywhere re-reads events from the committed offset: events the restored state already
 holds are recognised by their offsets and skipped; a window emitted whose close was not yet
 persisted is emitted again with the same deterministic event id (uuid5 of the window key) and
@@ -68,8 +70,9 @@ log = logging.getLogger("clawstream.streams.windows")
 COMPONENT = "streams-windows"
 STATE_TABLE = "event-time-state"
 FLEET_TABLE = "event-time-fleet"
-BATCH_MAX = 5_000
-BATCH_WITHIN_S = 0.1
+#: Persist state and ack at least every this many events / seconds (and when input pauses).
+BATCH_MAX = 20_000
+PERSIST_EVERY_S = 1.0
 #: A partition reports its watermark to the fleet merge at least this often while busy.
 REPORT_EVERY_S = 0.5
 #: Partitions silent for this long do not hold fleet-wide windows back.
@@ -132,6 +135,10 @@ class Outbox:
             except BufferError:
                 self.producer.poll(0.05)
 
+    def poll(self) -> None:
+        """Serve delivery reports without waiting."""
+        self.producer.poll(0)
+
     async def flush(self, timeout: float = 60.0) -> None:
         if len(self.producer) == 0 and not self.errors:
             return
@@ -149,9 +156,11 @@ class EventTimeProcessor:
     def __init__(self, app: Any, settings: Settings) -> None:
         import faust
 
+        from streams.fetch import route_batches
+
         self.app = app
         self.settings = settings
-        self.serde = Serde()
+        self.serde = Serde.from_settings(settings)
         self.enabled: set[str] = set()
         self.lateness_ms = round(settings.window_lateness_s * 1000)
         self.specs = specs_from_settings(settings)
@@ -181,7 +190,11 @@ class EventTimeProcessor:
         )
         self.fleet: FleetMerger | None = None
         self._plan_topic_declared = False
-        app.agent(self.source, name="event-time")(self._run)
+        self._pending: list[Any] = []  # processed, waiting for their state to be persisted
+        self._pending_since = 0.0
+        self._touched: set[int] = set()
+        self._lock = asyncio.Lock()
+        route_batches(app, self.source, self._on_fetch)
         app.agent(self.fleet_topic, name="event-time-fleet")(self._run_fleet)
         app.timer(FLEET_TICK_S, on_leader=True, name="event-time-fleet-tick")(self._tick)
         app.on_partitions_revoked.connect(self._on_revoked)
@@ -268,24 +281,57 @@ class EventTimeProcessor:
             out[logical] = hw is None or hw > applied + 1
         return out
 
-    # -- the main agent ---------------------------------------------------------------------------
-    async def _run(self, stream: Any) -> None:
-        async for batch in stream.noack_take(BATCH_MAX, within=BATCH_WITHIN_S):
-            touched = await self._handle_batch(batch)
-            # state first, then the acks: faust commits only acked offsets, so a committed
-            # offset always has its state behind it. Acks are not held back across batches:
-            # faust waits for every taken event to be acked before a rebalance or shutdown.
-            await self._persist(touched)
-            for event in batch:
-                await stream.ack(event)
+    # -- the main loop: whole fetches of the event topics ---------------------------------------
+    async def _on_fetch(self, messages: list[Any]) -> None:
+        """Process one fetch; persist and ack what is pending when it is due.
+
+        Outputs are produced right away (their latency is the windows' latency); the state
+        is written every `PERSIST_EVERY_S` or `BATCH_MAX` events, and on an empty fetch (input
+        paused, or a rebalance or shutdown about to wait for the acks: `streams.fetch`), after
+        the outputs are acknowledged; only then are the events acked (faust commits acked
+        offsets only), so a committed offset always has its state and outputs behind it.
+        """
+        from streams.fetch import current
+
+        consumer = self.app.consumer
+        fresh = []
+        for m in messages:
+            if current(self.app, m):
+                fresh.append(m)
+            else:  # read before a rebalance: the partition's new owner reads it again
+                consumer._unacked_messages.discard(m)
+        async with self._lock:
+            if fresh:
+                if not self._pending:
+                    self._pending_since = time.monotonic()
+                try:
+                    self._touched |= await self._handle_batch(fresh)
+                except BaseException:
+                    # not acked, so read again after a restart (the state recognises what
+                    # it already applied by offset); a rebalance must not wait for them
+                    for m in fresh:
+                        consumer._unacked_messages.discard(m)
+                    raise
+                self._pending.extend(fresh)
+            if (not fresh or len(self._pending) >= BATCH_MAX
+                    or time.monotonic() - self._pending_since >= PERSIST_EVERY_S):
+                await self._persist_pending()
+
+    async def _persist_pending(self) -> None:
+        if not self._pending:
+            return
+        await self._persist(self._touched)
+        pending, self._pending, self._touched = self._pending, [], set()
+        ack = self.app.consumer.ack
+        for m in pending:
+            ack(m)
 
     async def _handle_batch(self, batch: list[Any]) -> set[int]:
         outputs: list[tuple[int, Output]] = []
         touched: set[int] = set()
         dead = []
         types: dict[str, int] = {}
-        for event in batch:
-            msg = event.message
+        for msg in batch:
             p = msg.partition
             logical = self.physical.get(msg.topic, msg.topic)
             pl = self.pipeline(p)
@@ -359,7 +405,7 @@ class EventTimeProcessor:
                 self.last_report[p] = now
                 box.produce(self.fleet_name,
                             encode_report(p, pl.watermark, partials.get(p, {})), b"fleet")
-        await box.flush()  # delivered before the state says "done"
+        box.poll()
 
     async def _send_one(self, p: int, o: Output) -> None:
         box = self.outbox
@@ -391,11 +437,16 @@ class EventTimeProcessor:
 
     async def _persist(self, touched: set[int]) -> None:
         """Changed state to the table's changelog, the clock record of each partition last,
-        and wait until Kafka has it (the caller acks the events only after that)."""
+        after the outputs it accounts for, and wait until Kafka has it (the caller acks the
+        events only after that)."""
         box = self.outbox
+        await box.flush()  # outputs delivered before the state says "done"
         topic = self.table.changelog_topic.get_topic_name()
         for p in touched:
-            for key, value in self.pipelines[p].take_dirty().items():
+            pl = self.pipelines.get(p)
+            if pl is None:  # revoked meanwhile; its new owner restores from the changelog
+                continue
+            for key, value in pl.take_dirty().items():
                 box.produce(topic, value, f"{p}/{key}".encode(), partition=p)
         await box.flush()
 

@@ -9,9 +9,10 @@ import pytest
 
 from clawstream.settings import Settings
 from streams.app import broker_urls, create_app
+from streams.fetch import BatchingConsumer, Transport
 
 
-def test_app_has_one_event_time_agent_and_skips_broken_optional_modules(
+def test_event_topics_go_to_the_event_time_processor_in_batches_and_broken_modules_are_skipped(
         monkeypatch: pytest.MonkeyPatch) -> None:
     broken = types.ModuleType("streams.broken_addon")
 
@@ -29,9 +30,16 @@ def test_app_has_one_event_time_agent_and_skips_broken_optional_modules(
                                       "streams.sessions")
     assert app.clawstream_event_time.enabled == {"windows", "correlation", "sessions"}
     names = {a.name for a in app.agents.values()}
-    assert {"event-time", "event-time-fleet"} <= names
+    assert "event-time-fleet" in names
     source = app.clawstream_event_time.source
     assert "ns.claw.actions.v1" in source.topics and "ns.claw.frames.v1" in source.topics
+    # every event topic is subscribed and handed over whole fetches, by the batching consumer
+    assert source in app.topics
+    assert set(app.clawstream_batch_routes) == set(source.topics)
+    assert {h.__self__ for h in app.clawstream_batch_routes.values()} == {
+        app.clawstream_event_time}
+    assert isinstance(app.transport, Transport)
+    assert app.transport.Consumer is BatchingConsumer
 
 
 def test_core_module_failures_are_not_hidden(monkeypatch: pytest.MonkeyPatch) -> None:

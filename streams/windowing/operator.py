@@ -59,6 +59,7 @@ class WindowOperator:
         self.fleet = fleet
         self.producer = producer
         self.pane_ms = reduce(gcd, [s.size_ms for s in specs] + [s.step_ms for s in specs])
+        self._step_size = tuple((s.step_ms, s.size_ms) for s in specs)
         self.panes: dict[tuple[int, str], WindowState] = {}
         self._windows: set[tuple[int, int, str]] = set()  # (spec index, start, scope) open
         self._heap: list[tuple[int, int, int, str]] = []  # (end, spec index, start, scope)
@@ -69,7 +70,13 @@ class WindowOperator:
 
     # -- panes and windows ----------------------------------------------------------------------
     def _pane_expiry(self, pane: int) -> int:
-        return max(pane - pane % s.step_ms + s.size_ms for s in self.specs)
+        """End of the last window containing the pane (when the pane can be dropped)."""
+        end = 0
+        for step, size in self._step_size:
+            e = pane - pane % step + size
+            if e > end:
+                end = e
+        return end
 
     def _new_pane(self, pane: int, sk: str, watermark: int) -> WindowState:
         st = self.panes[(pane, sk)] = WindowState()
