@@ -291,7 +291,7 @@ class EventTimeProcessor:
         the outputs are acknowledged; only then are the events acked (faust commits acked
         offsets only), so a committed offset always has its state and outputs behind it.
         """
-        from streams.fetch import current
+        from streams.fetch import current, release
 
         consumer = self.app.consumer
         fresh = []
@@ -299,7 +299,7 @@ class EventTimeProcessor:
             if current(self.app, m):
                 fresh.append(m)
             else:  # read before a rebalance: the partition's new owner reads it again
-                consumer._unacked_messages.discard(m)
+                release(m, consumer)
         async with self._lock:
             if fresh:
                 if not self._pending:
@@ -310,7 +310,7 @@ class EventTimeProcessor:
                     # not acked, so read again after a restart (the state recognises what
                     # it already applied by offset); a rebalance must not wait for them
                     for m in fresh:
-                        consumer._unacked_messages.discard(m)
+                        release(m, consumer)
                     raise
                 self._pending.extend(fresh)
             if (not fresh or len(self._pending) >= BATCH_MAX
@@ -322,9 +322,9 @@ class EventTimeProcessor:
             return
         await self._persist(self._touched)
         pending, self._pending, self._touched = self._pending, [], set()
-        ack = self.app.consumer.ack
+        consumer = self.app.consumer
         for m in pending:
-            ack(m)
+            m.ack(consumer)  # committable once faust agents on the same topic acked it too
 
     async def _handle_batch(self, batch: list[Any]) -> set[int]:
         outputs: list[tuple[int, Output]] = []

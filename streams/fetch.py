@@ -7,8 +7,9 @@ stream iterator and its per-event bookkeeping. Profiled on the windows worker, t
 time than decoding and windowing together. A topic registered here skips all of it: the
 fetcher gives the handler every message of one fetch at once, still tracked as unacked like
 faust's own deliveries (a rebalance or shutdown waits for their acks, and only acked offsets
-are committed), and the handler acks them once it has made their effects durable. Every
-other topic (table changelogs, internal topics) is delivered the usual way.
+are committed), and the handler acks them once it has made their effects durable. faust
+agents reading the same topics still get each message the usual way (the message counts one
+reference more, the handler's), as does every other topic.
 
 Use: `create_app` installs `Transport` (below) on the app; a module calls
 `route_batches(app, topic, handler)` with the faust topic it would otherwise give an agent.
@@ -23,6 +24,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from faust.transport import conductor as faust_conductor
 from faust.transport.consumer import CONSUMER_FETCHING
 from faust.transport.drivers import aiokafka as faust_aiokafka
 
@@ -30,11 +32,34 @@ BatchHandler = Callable[[list[Any]], Awaitable[None]]
 
 
 def route_batches(app: Any, topic: Any, handler: BatchHandler) -> None:
-    """Subscribe to `topic` (a faust topic) and deliver its messages to `handler` in fetches."""
-    app.topics.add(topic)  # the conductor subscribes to it; no agent reads its channel
+    """Subscribe to `topic` (a faust topic) and deliver its messages to `handler` in fetches.
+
+    Agents reading the same Kafka topics through faust still get every message: the conductor
+    delivers to them as usual, and a message is committed once all readers acked it.
+    """
+    app.topics.add(topic)  # the conductor subscribes to it (RoutingConductor keeps it off
+    # the per-message delivery: nothing reads this channel)
+    app.__dict__.setdefault("clawstream_batch_channels", set()).add(topic)
     routes: dict[str, BatchHandler] = app.__dict__.setdefault("clawstream_batch_routes", {})
     for name in topic.topics:
         routes[name] = handler
+
+
+def release(message: Any, consumer: Any) -> None:
+    """Give a routed message up unprocessed (it is read again after a restart or by the
+    partition's next owner), without making it committable."""
+    if not message.decref():
+        consumer._unacked_messages.discard(message)
+
+
+class RoutingConductor(faust_conductor.Conductor):
+    """faust's conductor, minus per-message delivery to the channels of routed topics."""
+
+    def _update_tp_index(self, assigned: Any) -> None:
+        super()._update_tp_index(assigned)
+        routed = getattr(self.app, "clawstream_batch_channels", ())
+        for channels in self._tp_index.values():
+            channels.difference_update(routed)
 
 
 class BatchingConsumer(faust_aiokafka.Consumer):
@@ -88,6 +113,7 @@ class BatchingConsumer(faust_aiokafka.Consumer):
         # their events in their own Prometheus metrics)
         track = self._unacked_messages.add
         callback = self.callback
+        readers = self.app.topics._tp_index  # tp -> faust channels delivered per message
         commit_every = self._commit_every
         since_yield = 0
         async for tp, message in self.getmany(timeout=1.0):
@@ -103,8 +129,11 @@ class BatchingConsumer(faust_aiokafka.Consumer):
                 await self.commit()
             handler = routes.get(message.topic)
             if handler is not None:
+                message.incref()  # the handler's reference; faust's readers add theirs
                 track(message)
                 batches[handler].append(message)
+                if readers.get(tp):  # faust agents read this topic too
+                    await self.wait_first(callback(message), self.suspend_flow.wait())
                 since_yield += 1
                 if since_yield > 1000:
                     since_yield = 0
@@ -116,7 +145,7 @@ class BatchingConsumer(faust_aiokafka.Consumer):
     def _untrack(self, batches: dict[BatchHandler, list[Any]]) -> None:
         for messages in batches.values():
             for m in messages:
-                self._unacked_messages.discard(m)
+                release(m, self)
 
     def _mark_inbound(self, messages: list[Any]) -> None:
         """Tell faust's liveness check that the stream of these partitions is processing."""
@@ -136,9 +165,10 @@ class BatchingConsumer(faust_aiokafka.Consumer):
 
 
 class Transport(faust_aiokafka.Transport):
-    """faust's aiokafka transport with the batching consumer."""
+    """faust's aiokafka transport with the batching consumer and the routing conductor."""
 
     Consumer = BatchingConsumer
+    Conductor = RoutingConductor
 
 
 def current(app: Any, message: Any) -> bool:

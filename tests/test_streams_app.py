@@ -9,7 +9,7 @@ import pytest
 
 from clawstream.settings import Settings
 from streams.app import broker_urls, create_app
-from streams.fetch import BatchingConsumer, Transport
+from streams.fetch import BatchingConsumer, RoutingConductor, Transport
 
 
 def test_event_topics_go_to_the_event_time_processor_in_batches_and_broken_modules_are_skipped(
@@ -40,6 +40,7 @@ def test_event_topics_go_to_the_event_time_processor_in_batches_and_broken_modul
         app.clawstream_event_time}
     assert isinstance(app.transport, Transport)
     assert app.transport.Consumer is BatchingConsumer
+    assert app.transport.Conductor is RoutingConductor  # faust agents on those topics still read
 
 
 def test_core_module_failures_are_not_hidden(monkeypatch: pytest.MonkeyPatch) -> None:
