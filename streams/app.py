@@ -88,3 +88,22 @@ def create_app(settings: Settings, *, modules: tuple[str, ...] | None = None,
         loaded.append(name)
     app.clawstream_modules = tuple(loaded)
     return app
+
+
+def declare_changelogs(app: Any, settings: Settings) -> list[str]:
+    """Create the tables' changelog topics before the worker subscribes (idempotent).
+
+    faust declares them itself at start, but its consumer may take its metadata snapshot
+    before they exist; a table written then fails with PartitionsMismatch ("changelog has 0
+    partitions") and its agent crashes. Created up front, they are always there.
+    """
+    from clawstream.admin import ensure_topics
+    from schemas.topics import TopicSpec
+
+    specs = [
+        TopicSpec(table.changelog_topic.get_topic_name(), None,
+                  partitions=table.partitions or app.conf.topic_partitions,
+                  cleanup_policy="compact", role="side")
+        for table in app.tables.values()
+    ]
+    return ensure_topics(settings.bootstrap_servers, specs=specs).created

@@ -23,13 +23,14 @@ def worker(loglevel: str | None, logfile: str | None, modules: str | None) -> No
 
     from clawstream.metrics import serve_metrics
     from clawstream.settings import get_settings
-    from streams.app import create_app
+    from streams.app import create_app, declare_changelogs
 
     settings = get_settings()
     level = (loglevel or settings.log_level).upper()
     serve_metrics(settings.worker_metrics_port, settings.metrics_host)
     selected = tuple(m.strip() for m in modules.split(",") if m.strip()) if modules else None
     app = create_app(settings, modules=selected)
+    declare_changelogs(app, settings)
     click.echo(f"clawstream worker {settings.worker_app_id} on {settings.bootstrap_servers} "
                f"(modules: {', '.join(app.clawstream_modules)})", err=True)
     class QuietWorker(Worker):

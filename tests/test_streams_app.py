@@ -8,7 +8,7 @@ import types
 import pytest
 
 from clawstream.settings import Settings
-from streams.app import broker_urls, create_app
+from streams.app import broker_urls, create_app, declare_changelogs
 from streams.fetch import BatchingConsumer, RoutingConductor, Transport
 
 
@@ -51,3 +51,26 @@ def test_core_module_failures_are_not_hidden(monkeypatch: pytest.MonkeyPatch) ->
 
 def test_broker_urls() -> None:
     assert broker_urls("a:1, b:2") == ["kafka://a:1", "kafka://b:2"]
+
+
+@pytest.mark.integration
+def test_changelogs_exist_before_the_worker_subscribes(kafka_bootstrap: str) -> None:
+    """A table written before faust's metadata saw its changelog crashed its agent
+    (PartitionsMismatch, "0 partitions"): the worker creates them up front, idempotently."""
+    import uuid
+
+    from clawstream.admin import describe_topics
+    from schemas.topics import TopicSpec
+
+    app_id = f"decl-{uuid.uuid4().hex[:8]}"
+    settings = Settings(bootstrap_servers=kafka_bootstrap, worker_app_id=app_id)
+    app = create_app(settings)
+    created = declare_changelogs(app, settings)
+    assert declare_changelogs(app, settings) == []
+    want = {t.changelog_topic.get_topic_name(): t.partitions or 6 for t in app.tables.values()}
+    assert sorted(created) == sorted(want)
+    infos = {i.name: i for i in describe_topics(
+        kafka_bootstrap, specs=[TopicSpec(name, None) for name in want])}
+    for name, partitions in want.items():
+        assert infos[name].partitions == partitions
+        assert infos[name].cleanup_policy == "compact"
