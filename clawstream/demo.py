@@ -136,7 +136,7 @@ STREAM_QUERIES: list[tuple[str, str]] = [
 
 
 def show_stream_results(settings: Settings, prefix: str, worker: Background,
-                        wait: float = 20.0) -> None:
+                        wait: float = 30.0) -> None:
     """Give the worker a moment to close windows and merge state, then show what it made."""
     from consumers.clickhouse import query
     from consumers.query_cli import render
@@ -145,7 +145,9 @@ def show_stream_results(settings: Settings, prefix: str, worker: Background,
     with console.status("waiting for closed windows and merged state"):
         while time.monotonic() < deadline and worker.alive():
             with contextlib.suppress(Exception):
-                windows = query(settings, "SELECT count() FROM window_aggregates").rows[0][0]
+                # fleet-wide windows close last: once every partition's watermark passed them
+                windows = query(settings, "SELECT count() FROM window_aggregates "
+                                          "WHERE scope_agent = '*'").rows[0][0]
                 states = query(settings, "SELECT count() FROM agent_state WHERE "
                                "startsWith(agent_id, {p:String})", {"p": prefix}).rows[0][0]
                 if windows and states:
