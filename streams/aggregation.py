@@ -73,6 +73,8 @@ FLEET_TABLE = "event-time-fleet"
 #: Persist state and ack at least every this many events / seconds (and when input pauses).
 BATCH_MAX = 20_000
 PERSIST_EVERY_S = 1.0
+#: Events processed between two yields to the event loop.
+YIELD_EVERY = 1_000
 #: A partition reports its watermark to the fleet merge at least this often while busy.
 REPORT_EVERY_S = 0.5
 #: Partitions silent for this long do not hold fleet-wide windows back.
@@ -211,18 +213,22 @@ class EventTimeProcessor:
             ops.append(SessionOperator(round(s.session_gap_s * 1000)))
         return PartitionPipeline(self.lateness_ms, ops)
 
-    def pipeline(self, partition: int) -> PartitionPipeline:
-        pl = self.pipelines.get(partition)
-        if pl is None:
+    async def ensure_pipelines(self, partitions: set[int]) -> None:
+        """Build (and restore from the changelog) the pipelines of newly seen partitions.
+
+        The changelog is read with a blocking client, so off the event loop: faust's
+        heartbeats, timers and other agents keep running while a partition's state loads.
+        """
+        loop = asyncio.get_running_loop()
+        for partition in partitions - self.pipelines.keys():
+            state = await loop.run_in_executor(None, self._read_changelog, self.table, partition)
             pl = self.pipelines[partition] = self._new_pipeline()
             prefix = f"{partition}/".encode()
-            state = self._read_changelog(self.table, partition)
             restored = pl.restore((key[len(prefix):].decode(), value)
                                   for key, value in state.items() if key.startswith(prefix))
             if restored:
                 log.info("partition %d: restored %d state keys, watermark %s", partition,
                          restored, pl.watermark)
-        return pl
 
     def _read_changelog(self, table: Any, partition: int) -> dict[bytes, bytes]:
         """The latest value per key of one changelog partition, read to its end offset.
@@ -305,6 +311,7 @@ class EventTimeProcessor:
                 if not self._pending:
                     self._pending_since = time.monotonic()
                 try:
+                    await self.ensure_pipelines({m.partition for m in fresh})
                     self._touched |= await self._handle_batch(fresh)
                 except BaseException:
                     # not acked, so read again after a restart (the state recognises what
@@ -331,10 +338,12 @@ class EventTimeProcessor:
         touched: set[int] = set()
         dead = []
         types: dict[str, int] = {}
-        for msg in batch:
+        for i, msg in enumerate(batch):
+            if i and not i % YIELD_EVERY:
+                await asyncio.sleep(0)  # a big fetch must not starve faust's timers
             p = msg.partition
             logical = self.physical.get(msg.topic, msg.topic)
-            pl = self.pipeline(p)
+            pl = self.pipelines[p]
             touched.add(p)
             if pl.clock.is_replay(logical, msg.offset):
                 REPLAYED.inc()
