@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from ports import free_port
 
 from clawstream.settings import Settings, get_settings
 
@@ -52,14 +53,6 @@ def cs_settings(
     get_settings.cache_clear()
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="session")
 def registry_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real Confluent-compatible registry: $CLAWSTREAM_TEST_SCHEMA_REGISTRY_URL if set, else
@@ -71,7 +64,7 @@ def registry_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     from clawstream.schema_registry import LocalSchemaRegistry
 
     reg = LocalSchemaRegistry(
-        get_settings(), port=_free_port(), data_dir=tmp_path_factory.mktemp("schema-registry")
+        get_settings(), port=free_port(), data_dir=tmp_path_factory.mktemp("schema-registry")
     )
     try:
         yield reg.start(timeout=120)

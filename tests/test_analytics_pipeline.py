@@ -30,6 +30,7 @@ from typing import Any, ClassVar
 import analytics_helpers as H
 import pytest
 import yaml
+from ports import free_port
 from prometheus_client.parser import text_string_to_metric_families
 
 from consumers.analytics import grafana as G
@@ -61,7 +62,7 @@ class _Hook(BaseHTTPRequestHandler):
 @pytest.fixture(scope="module")
 def pipe(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[H.Pipeline]:
     workdir = tmp_path_factory.mktemp("analytics")
-    hook_port = H.free_port()
+    hook_port = free_port()
     server = ThreadingHTTPServer(("127.0.0.1", hook_port), _Hook)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     pipeline = H.start_pipeline(kafka_bootstrap, workdir, hook_port=hook_port)
@@ -410,7 +411,7 @@ def test_real_prometheus_scrapes_the_processes(pipe: H.Pipeline, tmp_path: Path)
     prom = shutil.which("prometheus")
     if prom is None:
         pytest.skip("Debian's prometheus is not installed (make test installs it)")
-    port = H.free_port()
+    port = free_port()
     rules_dir = tmp_path / "rules"
     shutil.copytree(ROOT / "infra/prometheus/rules", rules_dir)
     config = yaml.safe_load((ROOT / "infra/prometheus/prometheus.yml").read_text())

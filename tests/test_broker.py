@@ -15,6 +15,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+from ports import free_ports
 
 from clawstream import broker as broker_mod
 from clawstream.admin import create_topics, delete_topics, describe_topics, ensure_topics
@@ -42,22 +43,10 @@ def _parse_props(text: str) -> dict[str, str]:
     return out
 
 
-def _free_ports(n: int) -> list[int]:
-    socks, ports = [], []
-    for _ in range(n):
-        s = socket.socket()
-        s.bind(("127.0.0.1", 0))
-        socks.append(s)
-        ports.append(s.getsockname()[1])
-    for s in socks:
-        s.close()
-    return ports
-
-
 def _free_pair() -> int:
     """A port p with p+1 also free (the CLI puts the controller on port+1)."""
     for _ in range(100):
-        (p,) = _free_ports(1)
+        (p,) = free_ports(1)
         try:
             with socket.socket() as s:
                 s.bind(("127.0.0.1", p + 1))
@@ -135,7 +124,7 @@ def test_jars_marker_must_match_version_and_pom(tmp_path: Path) -> None:
 
 
 def test_nothing_listening_does_not_answer() -> None:
-    (port,) = _free_ports(1)
+    (port,) = free_ports(1)
     assert not broker_answers(f"127.0.0.1:{port}", timeout=1)
 
 
@@ -206,7 +195,7 @@ def test_start_refuses_a_port_taken_by_someone_else(tmp_path: Path) -> None:
         s.bind(("127.0.0.1", 0))
         s.listen()
         port = s.getsockname()[1]
-        (cport,) = _free_ports(1)
+        (cport,) = free_ports(1)
         b = LocalBroker(Settings(data_dir=tmp_path), port=port, controller_port=cport)
         with pytest.raises(BrokerError, match="already in use"):
             b.start(timeout=10)

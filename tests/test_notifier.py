@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import threading
@@ -17,6 +16,7 @@ from typing import Any
 
 import pytest
 from alerts_helpers import envelope, read_topic_records
+from ports import free_port
 
 from clawstream.settings import PROJECT_ROOT, Settings
 from consumers.notifier import Notifier, to_alertmanager
@@ -169,12 +169,6 @@ def test_notifier_4xx_is_not_retried_goes_to_dlq(cs_settings: Settings) -> None:
     finally:
         n.close()
         server.close()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def get_json(url: str) -> Any:

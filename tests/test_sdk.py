@@ -11,7 +11,6 @@ from __future__ import annotations
 import io
 import os
 import random
-import socket
 import uuid
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ from typing import Any
 import numpy as np
 import pytest
 from PIL import Image
+from ports import free_port
 
 from clawstream.settings import Settings
 from producers.blobstore import BlobStore, parse_uri
@@ -102,16 +102,10 @@ def test_compiled_uuid4_strings_match_the_uuid_module() -> None:
     assert accel.uuid4_strings(raw) == expected
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 def offline(tmp_path: Path) -> Settings:
     """Settings pointing at a port where no broker listens."""
-    return Settings(bootstrap_servers=f"127.0.0.1:{_free_port()}", topic_namespace="ns1.",
+    return Settings(bootstrap_servers=f"127.0.0.1:{free_port()}", topic_namespace="ns1.",
                     data_dir=tmp_path / "data")
 
 
@@ -323,7 +317,7 @@ def test_compiled_emit_writes_the_pure_python_bytes(
             body["step_index"] = np.int64(3)  # not a plain int: the Python path takes it
         parent = None if i % 3 else str(uuid.UUID(int=i, version=4))
         events.append((event_type, body, parent, 1_700_000_000_000 + i))
-    settings = [Settings(bootstrap_servers=f"127.0.0.1:{_free_port()}", topic_namespace="a.",
+    settings = [Settings(bootstrap_servers=f"127.0.0.1:{free_port()}", topic_namespace="a.",
                          data_dir=tmp_path / name) for name in ("accel", "python")]
     fast = _captured_emits(settings[0], True, monkeypatch, events)
     slow = _captured_emits(settings[1], False, monkeypatch, events)

@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import threading
 import time
 from pathlib import Path
 
 import pytest
 from confluent_kafka import Consumer, KafkaError
+from ports import free_port
 
 from clawstream.admin import create_topics
 from clawstream.broker import LocalBroker
@@ -62,12 +62,6 @@ def consume_all(bootstrap: str, topics: list[str], expected: int,
     return out
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 class Emitter(threading.Thread):
     """Emits action/outcome/heartbeat at ~200 events/s until stopped."""
 
@@ -101,7 +95,7 @@ class Emitter(threading.Thread):
 )
 def test_outage_loses_nothing(tmp_path: Path, mode: str, message_timeout_ms: int) -> None:
     base = get_settings()
-    broker = LocalBroker(base, port=_free_port(), controller_port=_free_port(),
+    broker = LocalBroker(base, port=free_port(), controller_port=free_port(),
                          data_dir=tmp_path / "kafka")
     broker.start(timeout=120)
     client: AgentClient | None = None

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import random
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -16,6 +15,7 @@ from pathlib import Path
 import pytest
 import sink_helpers
 from confluent_kafka import Consumer, Producer, TopicPartition
+from ports import free_port
 from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -334,18 +334,12 @@ TYPES_SQL = (
 )
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.mark.integration
 def test_sigterm_writes_the_pending_batch_commits_and_serves_metrics(
     cs_settings: Settings, tmp_path: Path
 ) -> None:
     sent = sink_helpers.produce(cs_settings, sink_helpers.encoded_events(4, 500, seed=3))
-    port = _free_port()
+    port = free_port()
     log = tmp_path / "sink.log"
     env = {**os.environ, "CLAWSTREAM_SINK_BATCH_ROWS": "1000000",
            "CLAWSTREAM_SINK_BATCH_SECONDS": "600", "CLAWSTREAM_SINK_METRICS_PORT": str(port)}
