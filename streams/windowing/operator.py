@@ -111,24 +111,22 @@ class WindowOperator:
                 self._count_late(ev, scopes, watermark)
                 if self._pane_expiry(t - t % self.pane_ms) <= watermark:
                     return out  # every window of this event has closed
-        pane = t - t % self.pane_ms
-        for sk in scopes:
-            key = (pane, sk)
-            st = self.panes.get(key)
-            if st is None:
-                st = self._new_pane(pane, sk, watermark)
-            elif st.applied.get(ev.source, -1) >= ev.offset:
-                continue  # already counted before a crash
-            st.applied[ev.source] = ev.offset
+        for st in self._uncounted(t - t % self.pane_ms, scopes, ev, watermark):
             st.add(ev.event_type, ev.record, agent, t)
-            self._dirty.add(key)
         return out
 
     def _count_late(self, ev: Event, scopes: tuple[str, ...], watermark: int) -> None:
         """Count a late event in the frontier pane of each scope (its windows are all open:
         they end after watermark + lateness), deduplicated by offset like any event."""
         front = watermark + self.lateness_ms
-        pane = front - front % self.pane_ms
+        for st in self._uncounted(front - front % self.pane_ms, scopes, ev, watermark):
+            st.late_events += 1
+
+    def _uncounted(self, pane: int, scopes: tuple[str, ...], ev: Event,
+                   watermark: int) -> list[WindowState]:
+        """The pane's states of these scopes that have not counted `ev` yet (created when
+        missing), marked as counting it now: a replay after a crash counts nothing twice."""
+        out = []
         for sk in scopes:
             key = (pane, sk)
             st = self.panes.get(key)
@@ -137,8 +135,9 @@ class WindowOperator:
             elif st.applied.get(ev.source, -1) >= ev.offset:
                 continue  # already counted before a crash
             st.applied[ev.source] = ev.offset
-            st.late_events += 1
             self._dirty.add(key)
+            out.append(st)
+        return out
 
     def _late(self, ev: Event, missed: list[list], watermark: int) -> Output:
         self.late_events += 1
