@@ -156,6 +156,20 @@ def _leaf_paths(value: Any, path: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]
     return out
 
 
+def _put_odd_value(record: dict[str, Any], rng: random.Random) -> tuple[tuple[Any, ...], Any]:
+    """Replace one random position of `record` with an odd value (and now and then add a key
+    the schema does not have); returns where and what."""
+    path = rng.choice(_leaf_paths(record))
+    target = record
+    for key in path[:-1]:
+        target = target[key]
+    odd = rng.choice(_ODD_VALUES)
+    target[path[-1]] = copy.copy(odd)
+    if rng.random() < 0.2 and isinstance(target, dict):  # an unknown key as well
+        target["not_in_schema"] = 1
+    return path, odd
+
+
 def _fastavro_or_none(event_type: str, record: dict[str, Any]) -> bytes | None:
     try:
         return fastavro_body(event_type, record)
@@ -169,14 +183,7 @@ def test_odd_values_give_fastavros_bytes_or_raise(event_type: str) -> None:
     rng = random.Random(f"odd-{event_type}")
     for _ in range(400):
         record = sample(event_type, rng)
-        path = rng.choice(_leaf_paths(record))
-        target = record
-        for key in path[:-1]:
-            target = target[key]
-        odd = rng.choice(_ODD_VALUES)
-        target[path[-1]] = copy.copy(odd)
-        if rng.random() < 0.2 and isinstance(target, dict):  # an unknown key as well
-            target["not_in_schema"] = 1
+        path, odd = _put_odd_value(record, rng)
         out = bytearray()
         try:
             encode(copy.deepcopy(record), out)
@@ -239,13 +246,7 @@ def test_accel_odd_values_give_fastavros_bytes_or_raise(event_type: str) -> None
     rng = random.Random(f"accel-odd-{event_type}")
     for _ in range(400):
         record = sample(event_type, rng)
-        path = rng.choice(_leaf_paths(record))
-        target = record
-        for key in path[:-1]:
-            target = target[key]
-        target[path[-1]] = copy.copy(rng.choice(_ODD_VALUES))
-        if rng.random() < 0.2 and isinstance(target, dict):
-            target["not_in_schema"] = 1
+        path, _ = _put_odd_value(record, rng)
         try:
             out = accel.encode_body(plan, copy.deepcopy(record))
         except Exception:
