@@ -61,15 +61,11 @@ def status(port: int) -> None:
     from clawstream.schema_registry import LocalSchemaRegistry
 
     reg = LocalSchemaRegistry(get_settings(), port=port)
-    if not reg.answers():
+    subjects = reg.subjects()
+    if subjects is None:
         console.print(f"[red]no schema registry answers at {reg.url}[/] "
                       "(start one: clawstream registry up)")
         raise SystemExit(1)
-    import json
-    import urllib.request
-
-    with urllib.request.urlopen(f"{reg.url}/subjects", timeout=5) as resp:
-        subjects = json.loads(resp.read())
     owner = f"pid {reg.pid()}" if reg.is_running() else "not started by clawstream"
     console.print(f"[green]schema registry answering[/] at {reg.url} ({owner}), "
                   f"{len(subjects)} subjects")

@@ -123,13 +123,19 @@ def build_registry(settings: Settings, *, force: bool = False) -> Path:
 # --- probing -----------------------------------------------------------------------------------
 
 
-def registry_answers(url: str, timeout: float = 2.0) -> bool:
-    """True when `GET <url>/subjects` returns a JSON list (a Confluent-compatible registry)."""
+def registry_subjects(url: str, timeout: float = 2.0) -> list[str] | None:
+    """The subjects a Confluent-compatible registry at `url` holds; None when none answers."""
     try:
         with urllib.request.urlopen(f"{url.rstrip('/')}/subjects", timeout=timeout) as resp:
-            return resp.status == 200 and isinstance(json.loads(resp.read()), list)
+            subjects = json.loads(resp.read()) if resp.status == 200 else None
     except (OSError, ValueError, urllib.error.URLError):
-        return False
+        return None
+    return subjects if isinstance(subjects, list) else None
+
+
+def registry_answers(url: str, timeout: float = 2.0) -> bool:
+    """True when `GET <url>/subjects` returns a JSON list (a Confluent-compatible registry)."""
+    return registry_subjects(url, timeout) is not None
 
 
 # --- the registry ------------------------------------------------------------------------------
@@ -170,6 +176,9 @@ class LocalSchemaRegistry(DetachedProcess):
 
     def answers(self, timeout: float = 2.0) -> bool:
         return registry_answers(self.url, timeout)
+
+    def subjects(self, timeout: float = 5.0) -> list[str] | None:
+        return registry_subjects(self.url, timeout)
 
     def log_tail(self, lines: int = 30) -> str:
         return f"--- {self.log_file} ---\n{tail_file(self.log_file, lines)}"
