@@ -71,8 +71,8 @@ COMPONENT = "streams-windows"
 STATE_TABLE = "event-time-state"
 FLEET_TABLE = "event-time-fleet"
 #: Persist state and ack at least every this many events / seconds (and when input pauses).
-BATCH_MAX = 20_000
-PERSIST_EVERY_S = 1.0
+BATCH_MAX = 40_000
+PERSIST_EVERY_S = 2.0
 #: Events processed between two yields to the event loop.
 YIELD_EVERY = 1_000
 #: A partition reports its watermark to the fleet merge at least this often while busy.
@@ -119,6 +119,9 @@ class Outbox:
             "compression.type": "lz4",
             "partitioner": "murmur2_random",
             "queue.buffering.max.messages": 1_000_000,
+            # reports for failures only: a Python callback per delivered message (outputs
+            # and changelog records, more than one per event) costs GIL time for nothing
+            "delivery.report.only.error": True,
             "client.id": client_id,
         })
         self.errors: list[str] = []
@@ -325,13 +328,14 @@ class EventTimeProcessor:
                 await self._persist_pending()
 
     async def _persist_pending(self) -> None:
+        from streams.fetch import ack_all
+
         if not self._pending:
             return
         await self._persist(self._touched)
         pending, self._pending, self._touched = self._pending, [], set()
-        consumer = self.app.consumer
-        for m in pending:
-            m.ack(consumer)  # committable once faust agents on the same topic acked it too
+        ack_all(pending, self.app.consumer)  # committable once faust agents reading the
+        # same topics acked them too
 
     async def _handle_batch(self, batch: list[Any]) -> set[int]:
         outputs: list[tuple[int, Output]] = []

@@ -52,6 +52,51 @@ def release(message: Any, consumer: Any) -> None:
         consumer._unacked_messages.discard(message)
 
 
+def ack_all(messages: list[Any], consumer: Any) -> None:
+    """`message.ack(consumer)` for each message, with faust's bookkeeping done once per batch.
+
+    The same steps as faust's `Message.ack` -> `ConsumerMessage.on_final_ack` ->
+    `Consumer.ack` (drop the handler's reference; once no reader holds the message, record
+    its offset as committable), under one acquisition of faust's ack lock instead of three
+    per message: acking a fetch one message at a time cost as much as windowing it.
+    """
+    from faust.types.tuples import ack_lock
+    from mode.utils.futures import notify
+
+    enabled: dict[str, bool] = {}
+    acks_enabled_for = consumer.app.topics.acks_enabled_for
+    committed = consumer._committed_offset
+    acked_index = consumer._acked_index
+    acked = consumer._acked
+    unacked = consumer._unacked_messages
+    n = 0
+    with ack_lock:
+        for m in messages:
+            if m.acked:
+                continue
+            m.refcount = refs = max(m.refcount - 1, 0)
+            if refs:
+                continue  # a faust agent reading the same topic has not acked it yet
+            m.acked = True
+            topic = m.topic
+            on = enabled.get(topic)
+            if on is None:
+                on = enabled[topic] = acks_enabled_for(topic)
+            if not on:
+                continue
+            tp, offset = m.tp, m.offset
+            done = committed[tp]
+            if done is None or offset >= done:
+                index = acked_index[tp]
+                if offset not in index:
+                    unacked.discard(m)
+                    index.add(offset)
+                    acked[tp].append(offset)
+                    n += 1
+        consumer._n_acked += n
+    notify(consumer._waiting_for_ack)
+
+
 class RoutingConductor(faust_conductor.Conductor):
     """faust's conductor, minus per-message delivery to the channels of routed topics."""
 

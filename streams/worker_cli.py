@@ -22,6 +22,7 @@ def worker(loglevel: str | None, logfile: str | None, modules: str | None) -> No
     from faust.worker import Worker
 
     from clawstream.metrics import serve_metrics
+    from clawstream.runtime import tune_gc
     from clawstream.settings import get_settings
     from streams.app import create_app, declare_changelogs
 
@@ -40,4 +41,5 @@ def worker(loglevel: str | None, logfile: str | None, modules: str | None) -> No
             for noisy in ("aiokafka", "kafka", "faust.transport"):
                 logging.getLogger(noisy).setLevel(max(logging.WARNING, level))
 
+    tune_gc(settings.worker_gc_threshold)
     QuietWorker(app, loglevel=level, logfile=logfile, quiet=True).execute_from_commandline()

@@ -19,8 +19,14 @@ from streams.windowing import (
     parse_specs,
 )
 from streams.windowing.fleet import FleetMerger, decode_report, encode_report
-from streams.windowing.sketch import decode_sketch, encode_sketch, merge_encoded, new_sketch
-from streams.windowing.state import FLEET, WindowState
+from streams.windowing.sketch import (
+    decode_sketch,
+    encode_sketch,
+    merge_encoded,
+    new_sketch,
+    quantiles,
+)
+from streams.windowing.state import DERIVED_NS, FLEET, WindowState, derived_id
 from streams.windowing.watermark import NEVER, PartitionClock
 from streams.windowing.windows import hopping, tumbling
 
@@ -121,6 +127,25 @@ def test_sketch_roundtrip_merge_and_accuracy() -> None:
     assert decode_sketch(b"").count == 0
     with pytest.raises(ValueError):
         decode_sketch(b"XX\x01garbage")
+
+
+@pytest.mark.parametrize("values", [
+    [0.0, 0.0, 0.0, 5.0],  # ranks inside the zero bucket
+    [3.0],
+    [float(v) for v in range(1, 200)],
+    "lognormal",
+])
+def test_quantiles_equal_ddsketch(values: list[float] | str) -> None:
+    """The one-pass quantiles give DDSketch's own values, zero bucket and ends included."""
+    if values == "lognormal":
+        rng = random.Random(11)
+        values = [rng.lognormvariate(4, 1.5) for _ in range(5_000)]
+    sk = new_sketch()
+    for v in values:
+        sk.add(v)
+    qs = (0.0, 0.5, 0.95, 0.99, 1.0)
+    assert quantiles(sk, qs) == [sk.get_quantile_value(q) for q in qs]
+    assert quantiles(new_sketch()) == [None, None, None]
 
 
 # -- state ---------------------------------------------------------------------------------------
@@ -434,3 +459,8 @@ def test_fleet_merge_min_watermark_idle_and_idempotent_resend() -> None:
     assert [r["window_start"] for r in f.advance(now=6.0)] == [20 * S]
     f.report(1, 12 * S, {key: st2.to_bytes()}, now=6.5)  # a partial for a closed window is late
     assert f.late_partials == 1
+
+
+@pytest.mark.parametrize("key", ["t10000|0|a|b|c", "lost|x", "plan|é", ""])
+def test_derived_id_is_uuid5(key: str) -> None:
+    assert derived_id(key) == str(uuid.uuid5(DERIVED_NS, key))

@@ -15,9 +15,10 @@ when every step of the plan has an outcome or when the plan goes quiet for the t
 from __future__ import annotations
 
 import heapq
-import json
 from dataclasses import dataclass, field
 from typing import Any
+
+import orjson
 
 from streams.windowing.pipeline import Event, Output
 from streams.windowing.state import derived_id
@@ -101,6 +102,9 @@ class CorrelationOperator:
         self.pairs: list[Pair] = []  # recent matches, drained by the caller
         self.unmatched_outcomes = 0
         self._dirty: dict[str, bool] = {}
+        #: keys whose latest changelog value is not a tombstone: an action settled before it
+        #: was ever persisted needs no tombstone (most of them, at any rate)
+        self._stored: set[str] = set()
         self._plan_waiting: dict[str, int] = {}  # plan -> its actions still waiting
         self._deadlines: list[tuple[int, str, str]] = []  # (expires at, "a"|"o", action id)
         self._plan_checks: list[tuple[int, str]] = []  # (check at, plan id)
@@ -243,18 +247,25 @@ class CorrelationOperator:
     # -- state ----------------------------------------------------------------------------------
     def take_dirty(self) -> dict[str, bytes | None]:
         out: dict[str, bytes | None] = {}
+        stored = self._stored
         for key, alive in self._dirty.items():
             kind, _, ident = key.partition("|")
             obj: Any = None
             if alive:
                 obj = {"a": self.actions, "o": self.orphans, "p": self.plans}[kind].get(ident)
-            out[key] = json.dumps(obj.__dict__).encode() if obj is not None else None
+            if obj is not None:
+                out[key] = orjson.dumps(obj.__dict__)
+                stored.add(key)
+            elif key in stored:
+                out[key] = None
+                stored.discard(key)
         self._dirty.clear()
         return out
 
     def load(self, key: str, data: bytes) -> None:
         kind, _, ident = key.partition("|")
-        obj = json.loads(data)
+        obj = orjson.loads(data)
+        self._stored.add(key)
         if kind == "a":
             self._add_action(ident, Pending(**obj))
             self._dirty.pop(f"a|{ident}", None)

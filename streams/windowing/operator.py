@@ -1,22 +1,22 @@
 """The windowing operator: tumbling/hopping event-time windows per scope (pure).
 
 Each event is counted in every window of every family that contains its event time, under
-its own (agent, app, action kind) scope and under the partition's fleet scope '*'. A window
-closes once the watermark reaches its end: its aggregate is emitted once and the fleet part
-goes to the cross-partition merge. An event whose window is already closed is late for that
-window: it goes to the late output, with the windows it missed (it still counts in the
-windows containing it that are open), and is counted in `late_events` of the pane at the
-partition's frontier (the pane holding watermark + lateness, i.e. the highest event time
-seen) under its scope and the fleet scope, so the windows open now report how many late
+its own (agent, app, action kind) scope. A window closes once the watermark reaches its end:
+its aggregate is emitted once, and the merge of all scopes' windows closing with it is the
+partition's fleet ('*') part, which goes to the cross-partition merge (deriving it at close
+costs one merge per window instead of a second update per event). An event whose window is
+already closed is late for that window: it goes to the late output, with the windows it
+missed (it still counts in the windows containing it that are open), and is counted in
+`late_events` of its scope's pane at the partition's frontier (the pane holding watermark +
+lateness, i.e. the highest event time seen), so the windows open now report how many late
 events arrived while they were current (what the `LateEvents` alert rule reads).
 
 Panes, for speed: every window boundary is a multiple of the pane size g (the gcd of all
-sizes and steps, 10 s by default), so an event updates one pane per scope (2 updates instead
-of one per window: 14 with 10 s, 60 s and 300/60 s). A window is the merge of its panes at
+sizes and steps, 10 s by default), so an event updates one pane (instead of one window per
+family and step: 7 with 10 s, 60 s and 300/60 s). A window is the merge of its panes at
 the moment it closes; a pane is kept until the last window containing it has closed. An
 update to a pane after one of its windows closed is exactly an event late for that window,
-and still counts for the windows that are open, as the semantics require.
-"""
+and still counts for the windows that are open, as the semantics require."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ from functools import reduce
 from math import gcd
 
 from streams.windowing.pipeline import SYNTHETIC, Event, Output
-from streams.windowing.state import FLEET, Scope, WindowState, scope_of, to_record
+from streams.windowing.state import FLEET, Scope, WindowState, scope_key, to_record
 from streams.windowing.windows import WindowSpec
 
 CORRELATOR = "clawstream-correlator"
@@ -101,8 +101,7 @@ class WindowOperator:
         t = ev.event_time
         out: list[Output] = []
         agent = ev.agent
-        sc = scope_of(ev.event_type, ev.record, agent).key
-        scopes = (sc, FLEET_KEY) if self.fleet else (sc,)
+        scopes = (scope_key(ev.event_type, ev.record, agent),)
         if t < watermark:  # some window containing t may be closed already
             missed = [[spec.label, s, e] for spec in self.specs
                       for s, e in spec.assign(t) if e <= watermark]
@@ -154,26 +153,33 @@ class WindowOperator:
     def advance(self, watermark: int, now: int) -> list[Output]:
         out: list[Output] = []
         g = self.pane_ms
+        fleet: dict[tuple[int, int], WindowState] = {}  # (spec index, start) -> fleet part
         while self._heap and self._heap[0][0] <= watermark:
             end, i, start, sk = heapq.heappop(self._heap)
             self._windows.discard((i, start, sk))
             spec = self.specs[i]
-            merged = WindowState()
-            for p in range(start, end, g):
-                st = self.panes.get((p, sk))
-                if st is not None:
+            parts = [st for p in range(start, end, g)
+                     if (st := self.panes.get((p, sk))) is not None]
+            if len(parts) == 1:
+                merged = parts[0]  # read only: most windows are one pane (the 10 s ones)
+            else:
+                merged = WindowState()
+                for st in parts:
                     merged.merge(st)
             if not merged.counts and not merged.late_events:
                 continue
-            key = window_key(spec, start, sk)
-            if sk == FLEET_KEY:
-                out.append(Output("fleet_partial", key, merged))
-            else:
-                scope = Scope.from_key(sk)
-                rec = to_record(merged, size_ms=spec.size_ms, step_ms=spec.step_ms,
-                                start=start, scope=scope, watermark=watermark, key=key,
-                                producer=self.producer)
-                out.append(Output("aggregate", scope.agent, rec))
+            scope = Scope.from_key(sk)
+            rec = to_record(merged, size_ms=spec.size_ms, step_ms=spec.step_ms, start=start,
+                            scope=scope, watermark=watermark, key=window_key(spec, start, sk),
+                            producer=self.producer)
+            out.append(Output("aggregate", scope.agent, rec))
+            if self.fleet:
+                part = fleet.get((i, start))
+                if part is None:
+                    part = fleet[(i, start)] = WindowState()
+                part.merge(merged)
+        for (i, start), part in fleet.items():
+            out.append(Output("fleet_partial", window_key(self.specs[i], start, FLEET_KEY), part))
         while self._expiry and self._expiry[0][0] <= watermark:
             _, pane, sk = heapq.heappop(self._expiry)
             if self.panes.pop((pane, sk), None) is not None:
@@ -192,6 +198,9 @@ class WindowOperator:
     def load(self, key: str, data: bytes) -> None:
         pane_s, _, sk = key.partition("|")
         pane = int(pane_s)
+        if sk == FLEET_KEY:  # written by an older version, which kept fleet panes: the fleet
+            self._dirty.add((pane, sk))  # part is now the merge of the scopes' windows
+            return
         self.panes[(pane, sk)] = WindowState.from_bytes(data)
         heapq.heappush(self._expiry, (self._pane_expiry(pane), pane, sk))
         self._restored_keys.append((pane, sk))

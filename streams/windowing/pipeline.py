@@ -9,7 +9,7 @@ The benchmark's raw confluent-kafka loop drives the very same class.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from streams.windowing.watermark import PartitionClock
@@ -19,36 +19,58 @@ CLOCK_KEY = "clock"
 SYNTHETIC = "synthetic"
 
 
-@dataclass(frozen=True)
 class Event:
-    """One decoded event as the operators see it."""
+    """One decoded event as the operators see it.
 
-    event_type: str
-    record: dict[str, Any]
-    source: str  # logical topic name
-    offset: int
-    raw: bytes = b""
-    key: bytes | None = None
-    headers: tuple[tuple[str, bytes], ...] = ()
-    #: For synthetic events: the time of the event they are about (a lost outcome's action),
-    #: used by the session operator to place them.
-    attach_time: int | None = None
+    A plain slotted class, not a dataclass: one is built per consumed event, and a frozen
+    dataclass's __init__ costs several times more.
+    """
+
+    __slots__ = (
+        "agent",
+        "attach_time",
+        "event_time",
+        "event_type",
+        "headers",
+        "key",
+        "offset",
+        "producer",
+        "raw",
+        "record",
+        "source",
+    )
+
+    def __init__(self, event_type: str, record: dict[str, Any], source: str, offset: int,
+                 raw: bytes = b"", key: bytes | None = None,
+                 headers: tuple[tuple[str, bytes], ...] = (),
+                 attach_time: int | None = None) -> None:
+        self.event_type = event_type
+        self.record = record
+        self.source = source  # logical topic name
+        self.offset = offset
+        self.raw = raw
+        self.key = key
+        self.headers = headers
+        #: For synthetic events: the time of the event they are about (a lost outcome's
+        #: action), used by the session operator to place them.
+        self.attach_time = attach_time
+        env = record["envelope"]
+        self.agent: str = env["agent_id"]
+        self.event_time: int = env["event_time"]
+        self.producer: str = env["producer"]["name"]
+
+    def moved(self, source: str, offset: int) -> Event:
+        """The same event at another position (a synthetic event given its place)."""
+        return Event(self.event_type, self.record, source, offset, self.raw, self.key,
+                     self.headers, self.attach_time)
 
     @property
     def envelope(self) -> dict[str, Any]:
         return self.record["envelope"]
 
-    @property
-    def agent(self) -> str:
-        return self.record["envelope"]["agent_id"]
-
-    @property
-    def event_time(self) -> int:
-        return self.record["envelope"]["event_time"]
-
-    @property
-    def producer(self) -> str:
-        return self.record["envelope"]["producer"]["name"]
+    def __repr__(self) -> str:
+        return (f"Event({self.event_type!r}, agent={self.agent!r}, t={self.event_time}, "
+                f"{self.source}@{self.offset})")
 
 
 @dataclass
@@ -112,7 +134,7 @@ class PartitionPipeline:
                 continue
             for ev, _ in synth(nxt):
                 mark = self.clock.sources.get(SYNTHETIC)
-                ev = replace(ev, source=SYNTHETIC, offset=(mark.offset if mark else -1) + 1)
+                ev = ev.moved(SYNTHETIC, (mark.offset if mark else -1) + 1)
                 for other in self.operators.values():
                     if other is not op:
                         out.extend(other.process(ev, wm))

@@ -11,9 +11,10 @@ already on the late output (it is counted there, not dropped).
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Any
+
+import orjson
 
 from streams.windowing.pipeline import SYNTHETIC, Event, Output
 from streams.windowing.state import derived_id
@@ -67,12 +68,12 @@ class SessionState:
             self.session_ids[k] = self.session_ids.get(k, 0) + v
 
     def to_bytes(self) -> bytes:
-        return json.dumps([self.start, self.end, self.events, self.steps, self.successes,
-                           self.failures, sorted(self.apps), self.session_ids]).encode()
+        return orjson.dumps([self.start, self.end, self.events, self.steps, self.successes,
+                             self.failures, sorted(self.apps), self.session_ids])
 
     @classmethod
     def from_bytes(cls, data: bytes) -> SessionState:
-        s, e, n, steps, ok, bad, apps, sids = json.loads(data)
+        s, e, n, steps, ok, bad, apps, sids = orjson.loads(data)
         return cls(s, e, n, steps, ok, bad, set(apps), sids)
 
 

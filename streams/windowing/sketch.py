@@ -14,6 +14,8 @@ the dense form stores offset(i64) n(u32) and n f64 bins instead.
 from __future__ import annotations
 
 import struct
+from bisect import bisect_right
+from itertools import accumulate
 
 from ddsketch import DDSketch
 from ddsketch.ddsketch import BaseDDSketch
@@ -169,7 +171,25 @@ def merge_encoded(a: bytes, b: bytes) -> bytes:
 
 
 def quantiles(sketch: DDSketch, qs: tuple[float, ...] = (0.5, 0.95, 0.99)) -> list[float | None]:
-    """Quantile values, None for an empty sketch."""
+    """Quantile values, None for an empty sketch; the same values as DDSketch's
+    `get_quantile_value`, but one cumulative pass over the bins serves every quantile (the
+    library walks the bins in Python once per quantile: most of a window's close)."""
     if sketch.count == 0:
         return [None for _ in qs]
-    return [sketch.get_quantile_value(q) for q in qs]
+    if sketch._negative_store.count:  # latencies are never negative: the library's way
+        return [sketch.get_quantile_value(q) for q in qs]
+    store = sketch._store
+    zero = sketch._zero_count
+    cumulative: list[float] | None = None
+    out: list[float | None] = []
+    for q in qs:
+        rank = q * (sketch._count - 1)
+        if rank < zero:
+            out.append(0.0)
+            continue
+        if cumulative is None:
+            cumulative = list(accumulate(store.bins))  # same order of additions as ddsketch
+        i = bisect_right(cumulative, rank - zero)  # first bin whose running count > rank
+        key = i + store.offset if i < len(cumulative) else store.max_key
+        out.append(sketch._mapping.value(key))
+    return out

@@ -11,12 +11,13 @@ only the events whose event time lies in the window).
 
 from __future__ import annotations
 
-import json
 import struct
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from hashlib import sha1
 from typing import Any
 
+import orjson
 from ddsketch import DDSketch
 
 from streams.windowing.sketch import decode_sketch, encode_sketch, new_sketch, quantiles
@@ -27,26 +28,60 @@ ATTEMPT_STATUSES = ("success", "failure", "timeout", "lost")
 DERIVED_NS = uuid.UUID("5b0c7a3e-6d1f-4c8e-9a51-2f0e4d6b8c11")
 
 
+_NS_BYTES = DERIVED_NS.bytes
+
+
 def derived_id(key: str) -> str:
-    """Deterministic event id (uuid5) of a derived event, so re-emissions dedup downstream."""
-    return str(uuid.uuid5(DERIVED_NS, key))
+    """Deterministic event id (uuid5) of a derived event, so re-emissions dedup downstream.
+
+    `str(uuid.uuid5(DERIVED_NS, key))` spelled out: a third of the price, and one is made
+    per window closed."""
+    h = bytearray(sha1(_NS_BYTES + key.encode()).digest()[:16])
+    h[6] = (h[6] & 0x0F) | 0x50  # version 5
+    h[8] = (h[8] & 0x3F) | 0x80  # RFC 4122 variant
+    x = h.hex()
+    return f"{x[:8]}-{x[8:12]}-{x[12:16]}-{x[16:20]}-{x[20:]}"
 
 
-@dataclass
 class WindowState:
-    counts: dict[str, int] = field(default_factory=dict)
-    outcomes: dict[str, int] = field(default_factory=dict)
-    detections: int = 0
-    detection_events: int = 0
-    ocr_sum: float = 0.0
-    ocr_n: int = 0
-    change_sum: float = 0.0
-    change_n: int = 0
-    agents: set[str] = field(default_factory=set)
-    applied: dict[str, int] = field(default_factory=dict)
-    max_event_time: int = 0
-    _sketch: DDSketch | None = None
-    late_events: int = 0
+    """The aggregate of one pane or window (slotted: thousands are built per second)."""
+
+    __slots__ = (
+        "_sketch",
+        "agents",
+        "applied",
+        "change_n",
+        "change_sum",
+        "counts",
+        "detection_events",
+        "detections",
+        "late_events",
+        "max_event_time",
+        "ocr_n",
+        "ocr_sum",
+        "outcomes",
+    )
+
+    def __init__(self, counts: dict[str, int] | None = None,
+                 outcomes: dict[str, int] | None = None, detections: int = 0,
+                 detection_events: int = 0, ocr_sum: float = 0.0, ocr_n: int = 0,
+                 change_sum: float = 0.0, change_n: int = 0, agents: set[str] | None = None,
+                 applied: dict[str, int] | None = None, max_event_time: int = 0,
+                 _sketch: DDSketch | None = None, late_events: int = 0) -> None:
+        self.counts: dict[str, int] = {} if counts is None else counts
+        self.outcomes: dict[str, int] = {} if outcomes is None else outcomes
+        self.detections = detections
+        self.detection_events = detection_events
+        self.ocr_sum = ocr_sum
+        self.ocr_n = ocr_n
+        self.change_sum = change_sum
+        self.change_n = change_n
+        self.agents: set[str] = set() if agents is None else agents
+        #: per source topic, the highest offset counted (replays after a crash skip it)
+        self.applied: dict[str, int] = {} if applied is None else applied
+        self.max_event_time = max_event_time
+        self._sketch = _sketch
+        self.late_events = late_events
 
     # -- updates ------------------------------------------------------------------------------
     def add(self, event_type: str, record: dict[str, Any], agent: str, event_time: int) -> None:
@@ -115,19 +150,17 @@ class WindowState:
 
     # -- byte form ----------------------------------------------------------------------------
     def to_bytes(self) -> bytes:
-        head = json.dumps(
+        head = orjson.dumps(  # compact JSON, like json.dumps, at a tenth of the price
             [self.counts, self.outcomes, self.detections, self.detection_events, self.ocr_sum,
              self.ocr_n, self.change_sum, self.change_n, sorted(self.agents), self.applied,
-             self.max_event_time, self.late_events],
-            separators=(",", ":"),
-        ).encode()
+             self.max_event_time, self.late_events])
         sk = encode_sketch(self._sketch, dense=True) if self._sketch is not None else b""
         return struct.pack("<I", len(head)) + head + sk
 
     @classmethod
     def from_bytes(cls, data: bytes) -> WindowState:
         (n,) = struct.unpack_from("<I", data, 0)
-        head = json.loads(data[4 : 4 + n])
+        head = orjson.loads(data[4 : 4 + n])
         (counts, outcomes, det, det_ev, ocr_sum, ocr_n, ch_sum, ch_n, agents, applied,
          max_t) = head[:11]
         late = head[11] if len(head) > 11 else 0  # state written before late_events existed
@@ -157,15 +190,16 @@ class Scope:
 FLEET = Scope("*", "*", "*")
 
 
-def scope_of(event_type: str, record: dict[str, Any], agent: str) -> Scope:
-    """The (agent, app, action kind) an event is counted under; '' where it does not apply."""
+def scope_key(event_type: str, record: dict[str, Any], agent: str) -> str:
+    """The key of the (agent, app, action kind) an event is counted under ('' where it does
+    not apply); `Scope.from_key` makes the Scope of it."""
     if event_type == "action":
-        kind = str(record.get("kind") or "other")
+        kind = record.get("kind") or "other"
     elif event_type == "outcome":
-        kind = str(record.get("action_kind") or "other")
+        kind = record.get("action_kind") or "other"
     else:
         kind = ""
-    return Scope(agent, str(record.get("app") or ""), kind)
+    return f"{agent}|{record.get('app') or ''}|{kind}"
 
 
 def to_record(
