@@ -111,6 +111,7 @@ class Outbox:
     def __init__(self, settings: Settings, client_id: str) -> None:
         from confluent_kafka import Producer
 
+        self.errors: list[str] = []
         self.producer = Producer({
             "bootstrap.servers": settings.bootstrap_servers,
             "enable.idempotence": True,
@@ -122,9 +123,9 @@ class Outbox:
             # reports for failures only: a Python callback per delivered message (outputs
             # and changelog records, more than one per event) costs GIL time for nothing
             "delivery.report.only.error": True,
+            "on_delivery": self._delivered,
             "client.id": client_id,
         })
-        self.errors: list[str] = []
 
     def _delivered(self, err: Any, _msg: Any) -> None:
         if err is not None:
@@ -135,7 +136,7 @@ class Outbox:
         while True:
             try:
                 self.producer.produce(topic, value=value, key=key, partition=partition,
-                                      headers=headers, on_delivery=self._delivered)
+                                      headers=headers)
                 return
             except BufferError:
                 self.producer.poll(0.05)

@@ -248,11 +248,12 @@ class CorrelationOperator:
     def take_dirty(self) -> dict[str, bytes | None]:
         out: dict[str, bytes | None] = {}
         stored = self._stored
+        tables = {"a": self.actions, "o": self.orphans, "p": self.plans}
         for key, alive in self._dirty.items():
-            kind, _, ident = key.partition("|")
             obj: Any = None
             if alive:
-                obj = {"a": self.actions, "o": self.orphans, "p": self.plans}[kind].get(ident)
+                kind, _, ident = key.partition("|")
+                obj = tables[kind].get(ident)
             if obj is not None:
                 out[key] = orjson.dumps(obj.__dict__)
                 stored.add(key)

@@ -31,6 +31,7 @@ from streams.windowing.windows import WindowSpec
 
 CORRELATOR = "clawstream-correlator"
 WINDOWED_TYPES = ("frame", "detection", "plan", "action", "outcome", "heartbeat", "state_delta")
+WINDOWED = frozenset(WINDOWED_TYPES)
 FLEET_KEY = FLEET.key
 
 
@@ -94,49 +95,47 @@ class WindowOperator:
 
     # -- events -------------------------------------------------------------------------------
     def process(self, ev: Event, watermark: int) -> list[Output]:
-        if ev.event_type not in WINDOWED_TYPES or (
-            ev.source != SYNTHETIC and ev.producer == CORRELATOR
-        ):
+        et = ev.event_type
+        if et not in WINDOWED or (ev.source != SYNTHETIC and ev.producer == CORRELATOR):
             return []  # lost outcomes are counted when synthesized, not when read back
         t = ev.event_time
         out: list[Output] = []
         agent = ev.agent
-        scopes = (scope_key(ev.event_type, ev.record, agent),)
+        sk = scope_key(et, ev.record, agent)
         if t < watermark:  # some window containing t may be closed already
             missed = [[spec.label, s, e] for spec in self.specs
                       for s, e in spec.assign(t) if e <= watermark]
             if missed:
                 out.append(self._late(ev, missed, watermark))
-                self._count_late(ev, scopes, watermark)
+                self._count_late(ev, sk, watermark)
                 if self._pane_expiry(t - t % self.pane_ms) <= watermark:
                     return out  # every window of this event has closed
-        for st in self._uncounted(t - t % self.pane_ms, scopes, ev, watermark):
-            st.add(ev.event_type, ev.record, agent, t)
+        st = self._uncounted(t - t % self.pane_ms, sk, ev, watermark)
+        if st is not None:
+            st.add(et, ev.record, agent, t)
         return out
 
-    def _count_late(self, ev: Event, scopes: tuple[str, ...], watermark: int) -> None:
-        """Count a late event in the frontier pane of each scope (its windows are all open:
-        they end after watermark + lateness), deduplicated by offset like any event."""
+    def _count_late(self, ev: Event, sk: str, watermark: int) -> None:
+        """Count a late event in its scope's frontier pane (its windows are all open: they
+        end after watermark + lateness), deduplicated by offset like any event."""
         front = watermark + self.lateness_ms
-        for st in self._uncounted(front - front % self.pane_ms, scopes, ev, watermark):
+        st = self._uncounted(front - front % self.pane_ms, sk, ev, watermark)
+        if st is not None:
             st.late_events += 1
 
-    def _uncounted(self, pane: int, scopes: tuple[str, ...], ev: Event,
-                   watermark: int) -> list[WindowState]:
-        """The pane's states of these scopes that have not counted `ev` yet (created when
-        missing), marked as counting it now: a replay after a crash counts nothing twice."""
-        out = []
-        for sk in scopes:
-            key = (pane, sk)
-            st = self.panes.get(key)
-            if st is None:
-                st = self._new_pane(pane, sk, watermark)
-            elif st.applied.get(ev.source, -1) >= ev.offset:
-                continue  # already counted before a crash
-            st.applied[ev.source] = ev.offset
-            self._dirty.add(key)
-            out.append(st)
-        return out
+    def _uncounted(self, pane: int, sk: str, ev: Event, watermark: int) -> WindowState | None:
+        """The pane's state of this scope (created when missing) if it has not counted `ev`
+        yet, marked as counting it now; None if it has: a replay after a crash counts
+        nothing twice."""
+        key = (pane, sk)
+        st = self.panes.get(key)
+        if st is None:
+            st = self._new_pane(pane, sk, watermark)
+        elif st.applied.get(ev.source, -1) >= ev.offset:
+            return None  # already counted before a crash
+        st.applied[ev.source] = ev.offset
+        self._dirty.add(key)
+        return st
 
     def _late(self, ev: Event, missed: list[list], watermark: int) -> Output:
         self.late_events += 1

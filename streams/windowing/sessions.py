@@ -127,14 +127,21 @@ class SessionOperator:
             return []
         agent = ev.agent
         t = ev.attach_time if ev.attach_time is not None else ev.event_time
-        sessions = self.open.setdefault(agent, {})
-        touching = [s for s in sessions.values()
-                    if s.start - self.gap_ms < t < s.end + self.gap_ms]
-        if not touching and t + self.gap_ms <= watermark:
+        sessions = self.open.get(agent)
+        if sessions is None:
+            sessions = self.open[agent] = {}
+        gap = self.gap_ms
+        if len(sessions) == 1:  # the usual case: the agent's one open session
+            (s,) = sessions.values()
+            touching = [s] if s.start - gap < t < s.end + gap else []
+        else:
+            touching = [s for s in sessions.values() if s.start - gap < t < s.end + gap]
+        if not touching and t + gap <= watermark:
             self.late_events += 1
             return []
         if touching:
-            touching.sort(key=lambda s: s.start)
+            if len(touching) > 1:
+                touching.sort(key=lambda s: s.start)
             target = touching[0]
             old_start = target.start
             for other in touching[1:]:

@@ -14,6 +14,8 @@ the dense form stores offset(i64) n(u32) and n f64 bins instead.
 from __future__ import annotations
 
 import struct
+import sys
+from array import array
 from bisect import bisect_right
 from itertools import accumulate
 
@@ -107,8 +109,11 @@ def _decode_store(buf: bytes, pos: int, store) -> int:  # type: ignore[no-untype
 
 
 def _encode_store_dense(out: bytearray, store) -> None:  # type: ignore[no-untyped-def]
-    bins = store.bins
-    out += struct.pack(f"<qI{len(bins)}d", store.offset, len(bins), *bins)
+    bins = array("d", store.bins)  # one C-level copy (struct.pack(*bins) took an argument
+    if sys.byteorder == "big":  # per bin); the format is little endian
+        bins.byteswap()
+    out += struct.pack("<qI", store.offset, len(bins))
+    out += bins.tobytes()
 
 
 def _decode_store_dense(buf: bytes, pos: int, store) -> int:  # type: ignore[no-untyped-def]
