@@ -16,7 +16,7 @@ from a window's close to its row being queryable in ClickHouse.
    event time is the wall clock here). Target: <= lateness + 1 s from the window's end, i.e.
    <= 1 s after the watermark passes it.
 
-    .venv/bin/python bench/bench_windows.py --events 200000 --live-seconds 40
+    .venv/bin/python bench/bench_windows.py --events 600000 --live-seconds 40
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from clawstream.admin import create_topics, delete_topics  # noqa: E402
+from clawstream.runtime import tune_gc  # noqa: E402
 from clawstream.settings import Settings  # noqa: E402
 from schemas.registry import contract  # noqa: E402
 from schemas.samples import sample  # noqa: E402
@@ -112,7 +113,10 @@ def partitions(settings: Settings) -> list[TopicPartition]:
 
 
 def raw_loop(settings: Settings, n: int) -> tuple[float, int]:
-    """confluent-kafka consume + serde decode + the same pure pipeline; (events/s, outputs)."""
+    """confluent-kafka consume + serde decode + the same pure pipeline; (events/s, outputs).
+
+    With the worker's garbage-collector setting, so the baseline is as tuned as the worker."""
+    tune_gc(settings.worker_gc_threshold)
     serde = Serde()
     logical = {settings.topic(t): t for t in EVENT_TOPICS}
     c = Consumer({"bootstrap.servers": settings.bootstrap_servers,

@@ -117,6 +117,31 @@ def read_topic(settings: Settings, logical: str, *, min_count: int = 0,
     return out
 
 
+def committed_lag(settings: Settings, group: str, logicals: Iterable[str],
+                  timeout: float = 30.0) -> int:
+    """Events of these topics the consumer group has not committed yet, waited for until it
+    reaches 0 or `timeout` passes (what a lag dashboard shows)."""
+    c = Consumer({"bootstrap.servers": settings.bootstrap_servers, "group.id": group,
+                  "enable.auto.commit": False})
+    try:
+        tps = []
+        for logical in logicals:
+            topic = settings.topic(logical)
+            md = c.list_topics(topic, timeout=10)
+            tps += [TopicPartition(topic, p) for p in md.topics[topic].partitions]
+        ends = {(tp.topic, tp.partition): end_offset(c, tp) for tp in tps}
+        deadline = time.monotonic() + timeout
+        while True:
+            done = {(tp.topic, tp.partition): max(tp.offset, 0)
+                    for tp in c.committed(tps, timeout=10)}
+            lag = sum(end - done[k] for k, end in ends.items())
+            if lag <= 0 or time.monotonic() > deadline:
+                return lag
+            time.sleep(0.5)
+    finally:
+        c.close()
+
+
 def wait_for_record(settings: Settings, logical: str, predicate: Any,
                     timeout: float = 90.0) -> dict[str, Any]:
     """Wait until a decoded record on `logical` satisfies `predicate`; return it."""

@@ -17,6 +17,7 @@ import pytest
 from streams_helpers import (
     Emitter,
     WorkerProcess,
+    committed_lag,
     decoded,
     element,
     read_topic,
@@ -24,6 +25,7 @@ from streams_helpers import (
 )
 
 from clawstream.settings import Settings
+from schemas.topics import EVENT_TOPICS
 from streams.windowing.sketch import decode_sketch
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -181,6 +183,8 @@ def test_windows_lateness_and_clickhouse_match_offline(cs_settings: Settings) ->
             em.emit("heartbeat", f"agent-{a}", flush_t)  # moves every watermark far ahead
         em.flush()
         msgs = read_topic(cs_settings, "claw.aggregates.v1", min_count=50, timeout=120, idle=10)
+        # what the worker has processed it commits: the group's lag drains to zero
+        assert committed_lag(cs_settings, cs_settings.worker_app_id, EVENT_TOPICS) == 0
     finally:
         worker.stop()
     aggs = decoded(msgs)
