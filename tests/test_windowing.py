@@ -464,3 +464,20 @@ def test_fleet_merge_min_watermark_idle_and_idempotent_resend() -> None:
 @pytest.mark.parametrize("key", ["t10000|0|a|b|c", "lost|x", "plan|é", ""])
 def test_derived_id_is_uuid5(key: str) -> None:
     assert derived_id(key) == str(uuid.uuid5(DERIVED_NS, key))
+
+
+def test_restore_drops_fleet_panes_of_older_versions() -> None:
+    """Older workers persisted fleet ('*') panes; the fleet part is now derived from the
+    scopes' windows, so a restored fleet pane would count its events twice: it is dropped
+    and deleted from the changelog."""
+    st = WindowState()
+    st.add("frame", {"envelope": {}, "change_ratio": 0.5}, "agent-1", 1_000)
+    op = WindowOperator([tumbling(10)])
+    op.load("0|*|*|*", st.to_bytes())
+    op.load("0|agent-1||", st.to_bytes())
+    op.on_restored(0)
+    assert list(op.panes) == [(0, "agent-1||")]
+    assert op.take_dirty() == {"0|*|*|*": None}
+    out = op.advance(10_000, 10_000)
+    fleet = [o for o in out if o.kind == "fleet_partial"]
+    assert [o.value.counts for o in fleet] == [{"frame": 1}]  # once, from the agent's pane
