@@ -250,7 +250,9 @@ class LocalBroker(DetachedProcess):
     """
 
     name = "Kafka broker"
+    error = BrokerError
     stop_timeout = 30.0  # a controlled shutdown hands leadership over first
+    ready_poll_s = 0.5
 
     def __init__(
         self,
@@ -275,6 +277,11 @@ class LocalBroker(DetachedProcess):
     @property
     def bootstrap(self) -> str:
         return f"127.0.0.1:{self.port}"
+
+    @property
+    def address(self) -> str:
+        """What `start` returns: the bootstrap servers, once an AdminClient gets metadata."""
+        return self.bootstrap
 
     def __repr__(self) -> str:
         return f"LocalBroker({self.bootstrap}, dir={self.dir})"
@@ -326,13 +333,6 @@ class LocalBroker(DetachedProcess):
         if rc != 0:
             raise BrokerError(f"formatting {self.data} failed (exit {rc}):\n{tail_file(fmt_log)}")
 
-    def start(self, timeout: float = 90) -> str:
-        """Start (or find running) and wait until an AdminClient gets metadata."""
-        with file_lock(self.dir / ".lock"):
-            if self.pid() is None:
-                self._spawn()
-        return self._wait_ready(timeout)
-
     def _spawn(self) -> None:
         java = java_binary()
         for p in (self.port, self.controller_port):
@@ -349,11 +349,6 @@ class LocalBroker(DetachedProcess):
         assert self._proc is not None
         log.info("started Kafka broker pid %d on %s (log %s)",
                  self._proc.pid, self.bootstrap, self.server_log)
-
-    def _wait_ready(self, timeout: float) -> str:
-        self._wait_until(lambda: self.answers(timeout=2.0), self.bootstrap, timeout,
-                         BrokerError, poll_s=0.5)
-        return self.bootstrap
 
 
 def local_broker_for(settings: Settings) -> LocalBroker:

@@ -12,7 +12,7 @@ import subprocess
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Self
+from typing import Self
 
 log = logging.getLogger(__name__)
 
@@ -79,15 +79,25 @@ class DetachedProcess:
     """A background server this project starts (own session, output to a file) and finds again
     through its pid file, so one command can start it and another stop it.
 
-    Subclasses set `pid_file`, `name` and `_owns(cmdline)` (is that pid really ours, not a
-    reused one?) and implement `start`.
+    Subclasses set `dir`, `pid_file`, `name`, `error`, `address` (what `start` returns) and
+    implement `_owns(cmdline)` (is that pid really ours, not a reused one?), `answers`,
+    `log_tail` and `_spawn` (launch it, through `_launch`).
     """
 
     name = "process"
+    #: raised when it cannot start
+    error: type[Exception] = RuntimeError
     #: seconds a clean shutdown may take before SIGKILL
     stop_timeout = 20.0
+    #: seconds between two readiness checks while starting
+    ready_poll_s = 0.25
+    dir: Path
     pid_file: Path
     _proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def address(self) -> str:
+        raise NotImplementedError
 
     def _owns(self, cmd: list[str]) -> bool:
         raise NotImplementedError
@@ -108,11 +118,24 @@ class DetachedProcess:
     def is_running(self) -> bool:
         return self.pid() is not None
 
-    def start(self, timeout: float = 90) -> Any:
+    def answers(self, timeout: float = 2.0) -> bool:
         raise NotImplementedError
 
     def log_tail(self, lines: int = 30) -> str:
         raise NotImplementedError
+
+    def _spawn(self) -> None:
+        raise NotImplementedError
+
+    def start(self, timeout: float = 90) -> str:
+        """Start (or find running; the lock keeps two commands from starting it twice) and
+        wait until it answers; returns its address."""
+        with file_lock(self.dir / ".lock"):
+            if self.pid() is None:
+                self._spawn()
+        self._wait_until(lambda: self.answers(timeout=2.0), self.address, timeout, self.error,
+                         poll_s=self.ready_poll_s)
+        return self.address
 
     def _launch(self, cmd: list[str], log_file: Path, cwd: Path,
                 env: dict[str, str] | None = None) -> None:

@@ -149,6 +149,7 @@ class LocalSchemaRegistry(DetachedProcess):
     """
 
     name = "schema registry"
+    error = SchemaRegistryError
 
     def __init__(
         self, settings: Settings, port: int = 8081, data_dir: Path | str | None = None
@@ -165,6 +166,12 @@ class LocalSchemaRegistry(DetachedProcess):
     def url(self) -> str:
         """The Confluent-compatible base URL (what `schema_registry_url` should be)."""
         return f"http://127.0.0.1:{self.port}{CCOMPAT_PATH}"
+
+    @property
+    def address(self) -> str:
+        """What `start` returns (building the registry first if needed): the URL, once
+        GET /subjects answers."""
+        return self.url
 
     def __repr__(self) -> str:
         return f"LocalSchemaRegistry({self.url}, dir={self.dir})"
@@ -184,14 +191,6 @@ class LocalSchemaRegistry(DetachedProcess):
         return f"--- {self.log_file} ---\n{tail_file(self.log_file, lines)}"
 
     # -- lifecycle
-
-    def start(self, timeout: float = 90) -> str:
-        """Build if needed, start (or find running) and wait until GET /subjects answers."""
-        self.dir.mkdir(parents=True, exist_ok=True)
-        with file_lock(self.dir / ".lock"):
-            if self.pid() is None:
-                self._spawn()
-        return self._wait_ready(timeout)
 
     def _spawn(self) -> None:
         java = java_binary()
@@ -216,7 +215,3 @@ class LocalSchemaRegistry(DetachedProcess):
         assert self._proc is not None
         log.info("started schema registry pid %d on %s (log %s)",
                  self._proc.pid, self.url, self.log_file)
-
-    def _wait_ready(self, timeout: float) -> str:
-        self._wait_until(self.answers, self.url, timeout, SchemaRegistryError)
-        return self.url
