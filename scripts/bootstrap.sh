@@ -92,8 +92,15 @@ if [[ ! -x "$VENV/bin/python" || ! -f "$STAMP" || "$(cat "$STAMP")" != "$want" ]
   say "python environment ready: $VENV"
 fi
 
+# Runs the Python on stdin in the venv; says what it printed, fails with $1 if it fails.
+venv_step() {
+  local out
+  out="$("$VENV/bin/python" - 2>>"$LOG")" || fail "$1"
+  [[ -z "$out" ]] || say "$out"
+}
+
 # --- 3. Kafka broker jars ---------------------------------------------------------------------
-out="$("$VENV/bin/python" - 2>>"$LOG" <<'EOF'
+venv_step "fetching the Kafka jars with Maven" <<'EOF'
 from clawstream.broker import fetch_kafka, jars_ready
 from clawstream.settings import get_settings
 
@@ -101,11 +108,9 @@ s = get_settings()
 if not jars_ready(s):
     print(f"Kafka {s.kafka_version} jars fetched with Maven: {fetch_kafka(s)}")
 EOF
-)" || fail "fetching the Kafka jars with Maven"
-[[ -z "$out" ]] || say "$out"
 
 # --- 4. schema registry (Apicurio Registry, Confluent-compatible REST API) -------------------
-out="$("$VENV/bin/python" - 2>>"$LOG" <<'EOF'
+venv_step "building the schema registry with Maven" <<'EOF'
 from clawstream.schema_registry import build_registry, registry_built
 from clawstream.settings import get_settings
 
@@ -113,6 +118,4 @@ s = get_settings()
 if not registry_built(s):
     print(f"schema registry built with Maven: {build_registry(s)}")
 EOF
-)" || fail "building the schema registry with Maven"
-[[ -z "$out" ]] || say "$out"
 exit 0
