@@ -1,4 +1,5 @@
-"""Process-wide tuning of long-running, allocation-heavy loops (workers, sinks)."""
+"""Process-wide tuning of long-running, allocation-heavy loops (the stream worker, and the
+benchmark's raw loop that it is measured against)."""
 
 from __future__ import annotations
 
