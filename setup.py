@@ -1,6 +1,7 @@
-"""Builds the optional compiled SDK encoder (producers/_accel.pyx). Everything else is
-declared in pyproject.toml. If Cython or a C compiler is missing, or compilation fails, the
-install still succeeds and the SDK uses its pure-Python encoders."""
+"""Builds the optional compiled extensions: the SDK's encoder (producers/_accel.pyx) and the
+Avro decoder (schemas/_decode.pyx). Everything else is declared in pyproject.toml. If Cython
+or a C compiler is missing, or compilation fails, the install still succeeds and the Python
+paths are used (generated encoders, fastavro's reader)."""
 
 from __future__ import annotations
 
@@ -18,14 +19,21 @@ class OptionalBuildExt(build_ext):
         try:
             super().run()
         except Exception as exc:
-            print(f"warning: optional SDK accelerator not built ({exc}); "
-                  "using the pure-Python encoders", file=sys.stderr)
+            print(f"warning: optional extensions not built ({exc}); "
+                  "using the Python paths", file=sys.stderr)
 
     def build_extension(self, ext):  # type: ignore[no-untyped-def]
         try:
             super().build_extension(ext)
         except Exception as exc:
             print(f"warning: optional extension {ext.name} not built ({exc})", file=sys.stderr)
+
+
+#: (module, source): the SDK's encoder and the consumers' Avro decoder.
+EXTENSIONS = [
+    ("producers._accel", "producers/_accel.pyx"),
+    ("schemas._decode", "schemas/_decode.pyx"),
+]
 
 
 def extensions() -> list:
@@ -35,17 +43,17 @@ def extensions() -> list:
         from Cython.Build import cythonize
         from setuptools import Extension
     except ImportError:
-        print("warning: Cython missing: SDK accelerator not built", file=sys.stderr)
+        print("warning: Cython missing: optional extensions not built", file=sys.stderr)
         return []
     try:
         return cythonize(
-            [Extension("producers._accel", ["producers/_accel.pyx"], optional=True,
-                       extra_compile_args=["-O2"])],
+            [Extension(name, [path], optional=True, extra_compile_args=["-O2"])
+             for name, path in EXTENSIONS],
             compiler_directives={"language_level": "3"},
             quiet=True,
         )
     except Exception as exc:
-        print(f"warning: cythonize failed ({exc}): SDK accelerator not built", file=sys.stderr)
+        print(f"warning: cythonize failed ({exc}): optional extensions not built", file=sys.stderr)
         return []
 
 
