@@ -45,6 +45,7 @@ from schemas.registry import contract  # noqa: E402
 from schemas.samples import sample  # noqa: E402
 from schemas.serde import DecodeError, Serde  # noqa: E402
 from schemas.topics import EVENT_TOPICS  # noqa: E402
+from streams.source import input_group  # noqa: E402
 from streams.windowing import Event, build_pipeline  # noqa: E402
 
 TYPES = ("frame", "detection", "plan", "action", "outcome", "heartbeat")
@@ -205,7 +206,7 @@ def worker_rate(settings: Settings, env: dict[str, str], n: int, log: Path) -> f
     """Events/s of one `clawstream worker` from its first to its last offset commit."""
     tps = partitions(settings)
     c = Consumer({"bootstrap.servers": settings.bootstrap_servers,
-                  "group.id": settings.worker_app_id, "enable.auto.commit": False})
+                  "group.id": input_group(settings), "enable.auto.commit": False})
     proc = start([sys.executable, "-m", "clawstream.cli", "worker", "--modules", MODULES],
                  env, log)
     try:

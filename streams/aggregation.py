@@ -1,8 +1,11 @@
 """Event-time windows on Faust: the glue between Kafka and the pure `streams.windowing` code.
 
-One agent (`event-time`) reads partition p of every event topic (they are co-partitioned by
-agent_id, so faust assigns them together) and runs one `PartitionPipeline` per partition:
-windows, action↔outcome correlation and sessions share the partition's watermark.
+The processor reads partition p of every event topic (they are co-partitioned by agent_id)
+in a consumer group of its own (`streams.source`: librdkafka fetches in its own threads and
+hands whole batches over; faust's consumer parsed every record in Python and delivered them
+one by one) and runs one `PartitionPipeline` per partition: windows, action↔outcome
+correlation and sessions share the partition's watermark. Its fleet-wide merge, tables and
+timers are faust's, in the worker's faust app.
 
 Why not faust's windowed tables: they close windows on the wall clock and drop late writes.
 Here the open windows, pending actions, open sessions and the per-source watermark marks live
@@ -10,15 +13,15 @@ in one plain changelog-backed table (`event-time-state`, key "<partition>/<opera
 The worker writes that changelog itself and, on assignment, reads it back to its end offset
 (faust's in-memory recovery can leave out a partition's newest record).
 
-Processing, per fetch of the event topics (`streams.fetch`: the whole fetch at once, not one
-message at a time through faust's stream machinery, which cost more than the windowing):
+Processing, per batch of the event topics:
 1. decode (undecodable -> DLQ with the reason), feed the pipeline, advance the watermark;
 2. produce what closed (aggregates, late events with their windows in headers, lost outcomes,
    sessions, plan progress, fleet partials) through one confluent-kafka producer (`Outbox`;
    a faust send per message costs more than the windowing);
 3. every `PERSIST_EVERY_S` (or `BATCH_MAX` events, or when input pauses): wait until Kafka
    has those outputs, write the changed state (panes touched since, the clock record last)
-   to the changelog, wait for it, and only then ack the events (faust commits acked offsets).
+   to the changelog, wait for it, and only then commit the events' offsets (before
+   partitions move to another worker, too).
 A crash anywhere re-reads events from the committed offset: events the restored state already
 holds are recognised by their offsets and skipped; a window emitted whose close was not yet
 persisted is emitted again with the same deterministic event id (uuid5 of the window key) and
@@ -157,12 +160,12 @@ class Outbox:
 
 
 class EventTimeProcessor:
-    """Declares the event-time agent, its table and topics on one faust app."""
+    """The event-time processor: its input, pipelines, tables and topics on one faust app."""
 
     def __init__(self, app: Any, settings: Settings) -> None:
         import faust
 
-        from streams.fetch import route_batches
+        from streams.source import EventSource
 
         self.app = app
         self.settings = settings
@@ -175,7 +178,7 @@ class EventTimeProcessor:
         self.physical = {settings.topic(t): t for t in EVENT_TOPICS}
         partitions = TOPICS[EVENT_TOPICS[0]].partitions
         raw = {"key_serializer": "raw", "value_serializer": "raw"}
-        self.source = app.topic(*self.physical, **raw)
+        self.source = EventSource(settings, list(self.physical))
         self.names = {name: settings.topic(name)
                       for name in (AGGREGATES, LATE, OUTCOMES, SESSIONS, DLQ)}
         self.outbox = Outbox(settings, f"{settings.worker_app_id}-windows")
@@ -196,14 +199,17 @@ class EventTimeProcessor:
         )
         self.fleet: FleetMerger | None = None
         self._plan_topic_declared = False
-        self._pending: list[Any] = []  # processed, waiting for their state to be persisted
+        # per (topic, partition): the last offset processed, not yet persisted and committed
+        self._positions: dict[tuple[str, int], int] = {}
+        self._pending = 0  # events processed since the last persist
         self._pending_since = 0.0
         self._touched: set[int] = set()
+        self._failed = False  # processing raised: nothing more is persisted or committed
         self._lock = asyncio.Lock()
-        route_batches(app, self.source, self._on_fetch)
+        app.task(self._consume)
+        app.on_before_shutdown.connect(self._stop_consuming)
         app.agent(self.fleet_topic, name="event-time-fleet")(self._run_fleet)
         app.timer(FLEET_TICK_S, on_leader=True, name="event-time-fleet-tick")(self._tick)
-        app.on_partitions_revoked.connect(self._on_revoked)
 
     # -- pipelines per partition ------------------------------------------------------------------
     def _new_pipeline(self) -> PartitionPipeline:
@@ -270,99 +276,118 @@ class EventTimeProcessor:
             c.close()
         return state
 
-    async def _on_revoked(self, app: Any, revoked: Any, **kwargs: Any) -> None:
-        for tp in revoked:
-            if tp.topic in self.physical:
-                self.pipelines.pop(tp.partition, None)
+    # -- input: the event topics in the processor's own consumer group (streams.source) --------
+    async def _consume(self) -> None:
+        try:
+            await self.source.run(self._on_batch, self._on_revoke, self._on_lost)
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:
+            log.exception("event-time processing failed; the worker stops (events since the "
+                          "last persist are read again after a restart)")
+            await self.app.crash(exc)
+            raise
+
+    async def _stop_consuming(self, app: Any = None, **kwargs: Any) -> None:
+        await self.source.stop()
+
+    async def _on_revoke(self, partitions: list[Any]) -> list[Any]:
+        """Before partitions move: persist what is pending; the offsets to commit."""
+        async with self._lock:
+            offsets = [] if self._failed else await self._persist_pending()
+            self._drop({tp.partition for tp in partitions if tp.topic in self.physical})
+            return offsets
+
+    async def _on_lost(self, partitions: list[Any]) -> None:
+        """Partitions already given to another worker: forget them, persist nothing."""
+        async with self._lock:
+            self._drop({tp.partition for tp in partitions if tp.topic in self.physical})
+
+    def _drop(self, partitions: set[int]) -> None:
+        for p in partitions:
+            self.pipelines.pop(p, None)
+            self._touched.discard(p)
+        for key in [k for k in self._positions if k[1] in partitions]:
+            del self._positions[key]
 
     def _lagging(self, partition: int, pl: PartitionPipeline) -> dict[str, bool]:
         """Per source topic: is there a backlog (high-water mark beyond what we applied)?"""
-        from faust.types import TP
-
-        consumer = self.app.consumer
         out = {}
         for physical, logical in self.physical.items():
-            try:
-                hw = consumer.highwater(TP(physical, partition))
-            except Exception:  # not assigned (yet)
-                hw = None
+            hw = self.source.high_watermark(physical, partition)
             mark = pl.clock.sources.get(logical)
             applied = mark.offset if mark is not None else -1
             out[logical] = hw is None or hw > applied + 1
         return out
 
-    # -- the main loop: whole fetches of the event topics ---------------------------------------
-    async def _on_fetch(self, messages: list[Any]) -> None:
-        """Process one fetch; persist and ack what is pending when it is due.
+    # -- the main loop: batches of the event topics ---------------------------------------------
+    async def _on_batch(self, messages: list[Any]) -> None:
+        """Process one batch; persist and commit what is pending when it is due.
 
         Outputs are produced right away (their latency is the windows' latency); the state
-        is written every `PERSIST_EVERY_S` or `BATCH_MAX` events, and on an empty fetch (input
-        paused, or a rebalance or shutdown about to wait for the acks: `streams.fetch`), after
-        the outputs are acknowledged; only then are the events acked (faust commits acked
-        offsets only), so a committed offset always has its state and outputs behind it.
+        is written every `PERSIST_EVERY_S` or `BATCH_MAX` events, and on an empty batch (input
+        paused), after the outputs are acknowledged; only then are the offsets committed, so
+        a committed offset always has its state and outputs behind it.
         """
-        from streams.fetch import current, release
-
-        consumer = self.app.consumer
-        fresh = []
-        for m in messages:
-            if current(self.app, m):
-                fresh.append(m)
-            else:  # read before a rebalance: the partition's new owner reads it again
-                release(m, consumer)
         async with self._lock:
-            if fresh:
+            if messages:
                 if not self._pending:
                     self._pending_since = time.monotonic()
                 try:
-                    await self.ensure_pipelines({m.partition for m in fresh})
-                    self._touched |= await self._handle_batch(fresh)
+                    await self.ensure_pipelines({m.partition() for m in messages})
+                    self._touched |= await self._handle_batch(messages)
                 except BaseException:
-                    # not acked, so read again after a restart (the state recognises what
-                    # it already applied by offset); a rebalance must not wait for them
-                    for m in fresh:
-                        release(m, consumer)
+                    # nothing of it is persisted or committed: read again after a restart
+                    # (the persisted state recognises what it already applied by offset)
+                    self._failed = True
                     raise
-                self._pending.extend(fresh)
-            if (not fresh or len(self._pending) >= BATCH_MAX
+                self._pending += len(messages)
+            if (not messages or self._pending >= BATCH_MAX
                     or time.monotonic() - self._pending_since >= PERSIST_EVERY_S):
-                await self._persist_pending()
+                self.source.commit(await self._persist_pending())
 
-    async def _persist_pending(self) -> None:
-        from streams.fetch import ack_all
+    async def _persist_pending(self) -> list[Any]:
+        """Persist the state behind the processed events; the offsets now safe to commit."""
+        from confluent_kafka import TopicPartition
 
-        if not self._pending:
-            return
+        if not self._positions:
+            return []
         await self._persist(self._touched)
-        pending, self._pending, self._touched = self._pending, [], set()
-        ack_all(pending, self.app.consumer)  # committable once faust agents reading the
-        # same topics acked them too
+        offsets = [TopicPartition(topic, p, offset + 1)
+                   for (topic, p), offset in self._positions.items()]
+        self._positions, self._pending, self._touched = {}, 0, set()
+        return offsets
 
     async def _handle_batch(self, batch: list[Any]) -> set[int]:
         outputs: list[tuple[int, Output]] = []
         touched: set[int] = set()
         dead = []
         types: dict[str, int] = {}
+        positions = self._positions
         for i, msg in enumerate(batch):
             if i and not i % YIELD_EVERY:
-                await asyncio.sleep(0)  # a big fetch must not starve faust's timers
-            p = msg.partition
-            logical = self.physical.get(msg.topic, msg.topic)
+                await asyncio.sleep(0)  # a big batch must not starve faust's timers
+            p = msg.partition()
+            topic = msg.topic()
+            offset = msg.offset()
+            logical = self.physical.get(topic, topic)
             pl = self.pipelines[p]
             touched.add(p)
-            if pl.clock.is_replay(logical, msg.offset):
+            positions[(topic, p)] = offset
+            if pl.clock.is_replay(logical, offset):
                 REPLAYED.inc()
                 continue
-            self._check_gap(pl, logical, msg)
+            self._check_gap(pl, logical, topic, p, offset)
+            value = msg.value()
             try:
-                decoded = self.serde.decode(msg.value)
+                decoded = self.serde.decode(value)
             except DecodeError as exc:
-                pl.clock.skip(logical, msg.offset)
+                pl.clock.skip(logical, offset)
                 dead.append((msg, exc.reason, exc.detail))
                 continue
             et = decoded.schema.event_type
-            ev = Event(et, decoded.record, logical, msg.offset, raw=msg.value, key=msg.key,
-                       headers=tuple(msg.headers or ()))
+            ev = Event(et, decoded.record, logical, offset, raw=value, key=msg.key(),
+                       headers=tuple(msg.headers() or ()))
             types[et] = types.get(et, 0) + 1
             outputs.extend((p, o) for o in pl.process(ev))
         for p in touched:
@@ -378,7 +403,8 @@ class EventTimeProcessor:
         await self._send(outputs, dead, touched)
         return touched
 
-    def _check_gap(self, pl: PartitionPipeline, logical: str, msg: Any) -> None:
+    def _check_gap(self, pl: PartitionPipeline, logical: str, topic: str, partition: int,
+                   offset: int) -> None:
         """Log (and count) events that never reached the windows.
 
         Offsets on our topics are contiguous (idempotent, non-transactional producers), so a
@@ -387,10 +413,10 @@ class EventTimeProcessor:
         changelog's end; if it ever does, it is loud rather than silent.
         """
         mark = pl.clock.sources.get(logical)
-        if mark is not None and msg.offset > mark.offset + 1:
-            GAPS.inc(msg.offset - mark.offset - 1)
+        if mark is not None and offset > mark.offset + 1:
+            GAPS.inc(offset - mark.offset - 1)
             log.error("%s[%d]: offsets %d..%d were never applied (resumed past the state)",
-                      msg.topic, msg.partition, mark.offset + 1, msg.offset - 1)
+                      topic, partition, mark.offset + 1, offset - 1)
 
     async def _send(self, outputs: list[tuple[int, Output]], dead: list[Any],
                     touched: set[int]) -> None:
@@ -405,9 +431,9 @@ class EventTimeProcessor:
                 await self._send_one(p, o)
         for msg, reason, detail in dead:
             DLQ_OUT.labels(reason).inc()
-            box.produce(self.names[DLQ], msg.value, msg.key, headers=dlq_headers(
-                reason=reason, detail=detail, topic=msg.topic, partition=msg.partition,
-                offset=msg.offset, failed_by=COMPONENT))
+            box.produce(self.names[DLQ], msg.value(), msg.key(), headers=dlq_headers(
+                reason=reason, detail=detail, topic=msg.topic(), partition=msg.partition(),
+                offset=msg.offset(), failed_by=COMPONENT))
         now = time.monotonic()
         for p in touched:
             pl = self.pipelines[p]

@@ -41,8 +41,6 @@ def create_app(settings: Settings, *, modules: tuple[str, ...] | None = None,
     """Build the faust App and register the stream modules on it."""
     import faust
 
-    from streams.fetch import Transport
-
     conf: dict[str, Any] = {
         "broker": broker_urls(settings.bootstrap_servers),
         "value_serializer": "raw",
@@ -68,7 +66,6 @@ def create_app(settings: Settings, *, modules: tuple[str, ...] | None = None,
     conf.update(overrides)
     Path(conf["datadir"]).mkdir(parents=True, exist_ok=True)
     app = faust.App(settings.worker_app_id, **conf)
-    app.transport = Transport(app.conf.broker_consumer, app)  # batches for routed topics
     app.clawstream_settings = settings
     loaded = []
     for name in modules if modules is not None else APP_MODULES:

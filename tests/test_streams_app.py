@@ -9,10 +9,10 @@ import pytest
 
 from clawstream.settings import Settings
 from streams.app import broker_urls, create_app, declare_changelogs
-from streams.fetch import BatchingConsumer, RoutingConductor, Transport
+from streams.source import input_group
 
 
-def test_event_topics_go_to_the_event_time_processor_in_batches_and_broken_modules_are_skipped(
+def test_event_topics_go_to_the_event_time_processor_and_broken_modules_are_skipped(
         monkeypatch: pytest.MonkeyPatch) -> None:
     broken = types.ModuleType("streams.broken_addon")
 
@@ -28,19 +28,18 @@ def test_event_topics_go_to_the_event_time_processor_in_batches_and_broken_modul
     assert app.conf.id == "unit-app"
     assert app.clawstream_modules == ("streams.aggregation", "streams.correlation",
                                       "streams.sessions")
-    assert app.clawstream_event_time.enabled == {"windows", "correlation", "sessions"}
+    proc = app.clawstream_event_time
+    assert proc.enabled == {"windows", "correlation", "sessions"}
     names = {a.name for a in app.agents.values()}
     assert "event-time-fleet" in names
-    source = app.clawstream_event_time.source
-    assert "ns.claw.actions.v1" in source.topics and "ns.claw.frames.v1" in source.topics
-    # every event topic is subscribed and handed over whole fetches, by the batching consumer
-    assert source in app.topics
-    assert set(app.clawstream_batch_routes) == set(source.topics)
-    assert {h.__self__ for h in app.clawstream_batch_routes.values()} == {
-        app.clawstream_event_time}
-    assert isinstance(app.transport, Transport)
-    assert app.transport.Consumer is BatchingConsumer
-    assert app.transport.Conductor is RoutingConductor  # faust agents on those topics still read
+    # every event topic is read by the processor's own consumer group, not by faust's
+    assert "ns.claw.actions.v1" in proc.source.topics
+    assert "ns.claw.frames.v1" in proc.source.topics
+    assert proc.source.group == input_group(settings) == "unit-app-windows"
+    assert not any(t.startswith("ns.claw.") for topic in app.topics for t in topic.topics)
+    config = proc.source._config()
+    assert config["partition.assignment.strategy"] == "range"  # co-partitioned topics
+    assert config["enable.auto.commit"] is False  # committed only once persisted
 
 
 def test_core_module_failures_are_not_hidden(monkeypatch: pytest.MonkeyPatch) -> None:

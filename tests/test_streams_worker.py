@@ -26,6 +26,7 @@ from streams_helpers import (
 
 from clawstream.settings import Settings
 from schemas.topics import EVENT_TOPICS
+from streams.source import input_group
 from streams.windowing.sketch import decode_sketch
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -184,7 +185,7 @@ def test_windows_lateness_and_clickhouse_match_offline(cs_settings: Settings) ->
         em.flush()
         msgs = read_topic(cs_settings, "claw.aggregates.v1", min_count=50, timeout=120, idle=10)
         # what the worker has processed it commits: the group's lag drains to zero
-        assert committed_lag(cs_settings, cs_settings.worker_app_id, EVENT_TOPICS) == 0
+        assert committed_lag(cs_settings, input_group(cs_settings), EVENT_TOPICS) == 0
     finally:
         worker.stop()
     aggs = decoded(msgs)
