@@ -1,9 +1,16 @@
-"""Process-wide tuning of long-running, allocation-heavy loops (the stream worker, and the
-benchmark's raw loop that it is measured against)."""
+"""Process-wide helpers of long-running workers: GC tuning of allocation-heavy loops (the
+stream worker, and the benchmark's raw loop that it is measured against), and a deadline on
+stopping after a fatal error."""
 
 from __future__ import annotations
 
 import gc
+import logging
+import os
+import sys
+import threading
+
+log = logging.getLogger("clawstream.runtime")
 
 
 def tune_gc(young_threshold: int) -> None:
@@ -19,3 +26,25 @@ def tune_gc(young_threshold: int) -> None:
         return
     gc.freeze()
     gc.set_threshold(young_threshold, 20, 100)
+
+
+def exit_if_not_stopped(seconds: float, status: int = 1) -> threading.Timer:
+    """Exit the process with `status` unless it has exited within `seconds`.
+
+    For fatal errors in a faust worker: faust stops its app first, and that can wait forever
+    for messages its crashed agents still hold (a crash during startup hangs the stop). Past
+    the deadline the process goes like a killed one, which every part recovers from (nothing
+    uncommitted is lost, offsets are only committed behind durable state).
+    """
+    def expire() -> None:
+        log.critical("did not stop within %g s of a fatal error: exiting (status %d)",
+                     seconds, status)
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(status)
+
+    timer = threading.Timer(seconds, expire)
+    timer.daemon = True  # never what keeps the process alive
+    timer.start()
+    return timer

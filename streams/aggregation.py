@@ -49,6 +49,7 @@ from typing import Any
 
 from prometheus_client import Counter, Gauge
 
+from clawstream.runtime import exit_if_not_stopped
 from clawstream.settings import Settings
 from schemas.serde import DecodeError, Serde
 from schemas.topics import (
@@ -83,6 +84,8 @@ REPORT_EVERY_S = 0.5
 #: Partitions silent for this long do not hold fleet-wide windows back.
 FLEET_IDLE_S = 5.0
 FLEET_TICK_S = 1.0
+#: After a processing failure the worker stops; if faust has not stopped it by then, it exits.
+STOP_DEADLINE_S = 20.0
 DEBUG_WM = bool(__import__("os").environ.get("CLAWSTREAM_DEBUG_WATERMARK"))
 
 EVENTS = Counter("clawstream_worker_events_total", "Events processed by the windows.",
@@ -204,7 +207,6 @@ class EventTimeProcessor:
         self._pending = 0  # events processed since the last persist
         self._pending_since = 0.0
         self._touched: set[int] = set()
-        self._failed = False  # processing raised: nothing more is persisted or committed
         self._lock = asyncio.Lock()
         app.task(self._consume)
         app.on_before_shutdown.connect(self._stop_consuming)
@@ -285,6 +287,7 @@ class EventTimeProcessor:
         except BaseException as exc:
             log.exception("event-time processing failed; the worker stops (events since the "
                           "last persist are read again after a restart)")
+            exit_if_not_stopped(STOP_DEADLINE_S)
             await self.app.crash(exc)
             raise
 
@@ -294,7 +297,7 @@ class EventTimeProcessor:
     async def _on_revoke(self, partitions: list[Any]) -> list[Any]:
         """Before partitions move: persist what is pending; the offsets to commit."""
         async with self._lock:
-            offsets = [] if self._failed else await self._persist_pending()
+            offsets = await self._persist_pending()
             self._drop({tp.partition for tp in partitions if tp.topic in self.physical})
             return offsets
 
@@ -337,9 +340,9 @@ class EventTimeProcessor:
                     await self.ensure_pipelines({m.partition() for m in messages})
                     self._touched |= await self._handle_batch(messages)
                 except BaseException:
-                    # nothing of it is persisted or committed: read again after a restart
-                    # (the persisted state recognises what it already applied by offset)
-                    self._failed = True
+                    # nothing of it is persisted or committed (`streams.source` stops calling
+                    # back): read again after a restart, where the persisted state recognises
+                    # what it already applied by offset
                     raise
                 self._pending += len(messages)
             if (not messages or self._pending >= BATCH_MAX

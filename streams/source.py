@@ -14,7 +14,9 @@ The usual semantics of a Kafka consumer that commits only what it has made durab
   and calls `commit` with offsets whose state and outputs are durable;
 - before partitions move to another worker, `on_revoke` makes durable what the owner holds
   and returns the offsets to commit, which are committed before the partitions go; after a
-  lost assignment (session timeout) `on_lost` drops what the owner held, uncommitted.
+  lost assignment (session timeout) `on_lost` drops what the owner held, uncommitted;
+- if the owner's batch handling raises, nothing more is made durable or committed: the
+  consumer closes without calling back, and the events are read again after a restart.
 Consumer calls run on one thread of their own, so the event loop never waits on the network
 and calls never overlap (librdkafka runs rebalance callbacks inside `consume`).
 """
@@ -57,6 +59,7 @@ class EventSource:
         self.consumer: Consumer | None = None
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="event-source")
         self._stopping = False
+        self._failed = False
         self._stopped: asyncio.Event | None = None
 
     def _config(self) -> dict[str, Any]:
@@ -83,12 +86,16 @@ class EventSource:
         consumer = self.consumer = Consumer(self._config())
 
         def revoked(c: Consumer, partitions: list[TopicPartition]) -> None:
+            if self._failed:  # the owner's state is suspect: nothing is made durable
+                return
             offsets = asyncio.run_coroutine_threadsafe(on_revoke(partitions), loop).result(
                 REVOKE_TIMEOUT_S)
             if offsets:
                 c.commit(offsets=offsets, asynchronous=False)
 
         def lost(_c: Consumer, partitions: list[TopicPartition]) -> None:
+            if self._failed:
+                return
             asyncio.run_coroutine_threadsafe(on_lost(partitions), loop).result(
                 REVOKE_TIMEOUT_S)
 
@@ -100,6 +107,9 @@ class EventSource:
             while not self._stopping:
                 batch = await loop.run_in_executor(self._thread, _next_batch, consumer)
                 await on_batch([m for m in batch if _usable(m)])
+        except BaseException:
+            self._failed = True  # closing below must not call back into the owner
+            raise
         finally:
             # close() leaves the group, revoking (so persisting and committing) first
             await loop.run_in_executor(self._thread, consumer.close)

@@ -161,16 +161,18 @@ def decoded(msgs: Iterable[Any]) -> list[dict[str, Any]]:
 class WorkerProcess:
     """`clawstream worker` as a subprocess writing to a log file."""
 
-    def __init__(self, settings: Settings, log_path: Path, env: dict[str, str] | None = None):
+    def __init__(self, settings: Settings, log_path: Path, env: dict[str, str] | None = None,
+                 argv: list[str] | None = None):
         self.settings = settings
         self.log_path = log_path
         self.env = {**os.environ, "CLAWSTREAM_WORKER_METRICS_PORT": "0", **(env or {})}
+        self.argv = argv or [sys.executable, "-m", "clawstream.cli", "worker"]
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> WorkerProcess:
         logf = open(self.log_path, "ab")  # noqa: SIM115 - the child owns it
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "clawstream.cli", "worker"], cwd=ROOT, env=self.env,
+            self.argv, cwd=ROOT, env=self.env,
             stdout=logf, stderr=subprocess.STDOUT, start_new_session=True)
         logf.close()
         return self

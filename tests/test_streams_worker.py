@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import random
+import sys
 import tempfile
 import threading
 import time
@@ -458,3 +459,84 @@ def test_kill9_mid_stream_loses_and_double_counts_nothing(cs_settings: Settings,
     n_late = sum(("t10000", e["t"] - e["t"] % 10_000) in late.get(e["id"], set())
                  for e in closed)
     assert counted + n_late == len(closed)
+
+
+# A worker whose processing raises on one crafted event (an action of app "boom"): the real
+# `clawstream worker`, with the pipeline's `process` wrapped.
+FAILING_WORKER = """
+import sys
+from streams.windowing.pipeline import PartitionPipeline
+
+process = PartitionPipeline.process
+
+
+def failing(self, ev):
+    if ev.record.get("app") == "boom":
+        raise RuntimeError("injected processing failure")
+    return process(self, ev)
+
+
+PartitionPipeline.process = failing
+from clawstream.cli import main
+
+sys.argv = ["clawstream", "worker"]
+main()
+"""
+
+
+def test_a_processing_failure_commits_nothing_past_it_and_a_restart_counts_each_event_once(
+        cs_settings: Settings) -> None:
+    from confluent_kafka import Consumer, TopicPartition
+
+    em = Emitter(cs_settings)
+    a = "agent-f"
+    inputs = ("claw.actions.v1", "claw.heartbeats.v1")  # (the worker adds lost outcomes)
+    for i in range(40):  # T0 .. T0 + 19.5 s: the first 10 s window closes, the rest persists
+        em.emit("action", a, T0 + i * 500)
+    em.flush()
+    log = worker_log(cs_settings)
+    failing = WorkerProcess(cs_settings, log, argv=[sys.executable, "-c", FAILING_WORKER])
+    failing.start()
+    try:
+        assert committed_lag(cs_settings, input_group(cs_settings), inputs, timeout=90) == 0
+        for i in range(40, 60):
+            em.emit("action", a, T0 + i * 500)
+        em.emit("action", a, T0 + 30_000, app="boom")  # offset 60 of the agent's partition
+        for i in range(61, 80):
+            em.emit("action", a, T0 + i * 500)
+        em.emit("heartbeat", a, T0 + 500_000)  # closes every window above
+        em.flush()
+        assert failing.proc is not None
+        assert failing.proc.wait(90) != 0, "the worker stops when processing fails"
+    finally:
+        failing.stop()
+    assert "injected processing failure" in failing.log()
+
+    topic = cs_settings.topic("claw.actions.v1")
+    c = Consumer({"bootstrap.servers": cs_settings.bootstrap_servers,
+                  "group.id": input_group(cs_settings), "enable.auto.commit": False})
+    try:
+        parts = c.list_topics(topic, timeout=10).topics[topic].partitions
+        committed = {tp.partition: tp.offset for tp in c.committed(
+            [TopicPartition(topic, p) for p in parts], timeout=10)}
+    finally:
+        c.close()
+    assert max(committed.values()) <= 60, "nothing at or past the failing event is committed"
+
+    worker = WorkerProcess(cs_settings, log).start()
+    try:
+        assert committed_lag(cs_settings, input_group(cs_settings), inputs, timeout=90) == 0
+        aggregates = decoded(read_topic(cs_settings, "claw.aggregates.v1", timeout=60,
+                                        idle=3))
+    finally:
+        worker.stop()
+    tens = defaultdict(list)  # 10 s windows of the agent, by event id (re-emissions share it)
+    for rec in aggregates:
+        if rec["scope_agent"] == a and rec["window_size_ms"] == 10_000:
+            tens[rec["envelope"]["event_id"]].append(
+                (rec["window_start"], rec["scope_app"], rec["counts"].get("action", 0)))
+    assert all(len(set(v)) == 1 for v in tens.values()), "a re-emitted window is identical"
+    per_app = Counter()
+    for (_start, app, n), *_ in tens.values():
+        per_app[app] += n
+    assert per_app == {"mail": 79, "boom": 1}, "every event counted once, across the failure"
