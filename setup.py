@@ -1,7 +1,7 @@
-"""Builds the optional compiled extensions: the SDK's encoder (producers/_accel.pyx) and the
-Avro decoder (schemas/_decode.pyx). Everything else is declared in pyproject.toml. If Cython
-or a C compiler is missing, or compilation fails, the install still succeeds and the Python
-paths are used (generated encoders, fastavro's reader)."""
+"""Builds the optional compiled extensions: the Avro reader and writer (schemas/_avro.pyx)
+and the SDK's hot path (producers/_accel.pyx). Everything else is declared in
+pyproject.toml. If Cython or a C compiler is missing, or compilation fails, the install
+still succeeds and the Python paths are used (generated encoders, fastavro's reader)."""
 
 from __future__ import annotations
 
@@ -29,10 +29,10 @@ class OptionalBuildExt(build_ext):
             print(f"warning: optional extension {ext.name} not built ({exc})", file=sys.stderr)
 
 
-#: (module, source): the SDK's encoder and the consumers' Avro decoder.
+#: (module, source): the Avro reader/writer, and the SDK's hot path (which cimports it).
 EXTENSIONS = [
+    ("schemas._avro", "schemas/_avro.pyx"),
     ("producers._accel", "producers/_accel.pyx"),
-    ("schemas._decode", "schemas/_decode.pyx"),
 ]
 
 

@@ -46,15 +46,15 @@ CONFLUENT_HEADER_LEN = 5
 _CONFLUENT_HEADER = struct.Struct(">bI")
 _MISSING: Any = object()
 
-#: The optional compiled decoder (schemas/_decode.pyx, built at install when possible; the
-#: same records as fastavro's reader, several times faster); CLAWSTREAM_NO_ACCEL=1 keeps
-#: fastavro's reader for everything.
-_decode: Any = None
+#: The optional compiled reader and writer (schemas/_avro.pyx, built at install when
+#: possible; the same records and bytes as fastavro, several times faster);
+#: CLAWSTREAM_NO_ACCEL=1 keeps fastavro and the generated Python encoders.
+_avro: Any = None
 if os.environ.get("CLAWSTREAM_NO_ACCEL", "") in ("", "0"):
     try:
-        from schemas import _decode
+        from schemas import _avro
     except ImportError:
-        _decode = None
+        _avro = None
 
 
 class DecodeError(ValueError):
@@ -109,8 +109,9 @@ class Serde:
         self._lock = threading.Lock()
         # generated encoders (schemas.codegen), same bytes as fastavro; built on first use
         self._fast: dict[str, Encoder | None] = {}
-        # compiled readers (schemas._decode) of current schemas; built on first use
+        # compiled readers and writers (schemas._avro) of current schemas; built on first use
         self._plans: dict[str, Any] = {}
+        self._writers: dict[str, Any] = {}
         # every key contract().get() accepts, resolved once: encode() is on the hot path
         self._kinds: dict[str, EventSchema] = {}
         for s in self.contract.by_name.values():
@@ -166,14 +167,24 @@ class Serde:
         if schema is None:
             schema = self.contract.get(kind)  # type: ignore[arg-type]  # raises a clear KeyError
         header = self.header(schema, topic)
+        if _avro is not None:
+            plan = self._writers.get(schema.full_name, _MISSING)
+            if plan is _MISSING:
+                plan = self._compile_writer(schema)
+            if plan is not None:
+                try:
+                    out: bytes = _avro.encode_record(header, plan, record)
+                    return out
+                except Exception:  # the generated encoder or fastavro below writes it,
+                    pass  # or names the problem
         fast = self._fast.get(schema.full_name, _MISSING)
         if fast is _MISSING:
             fast = self._compile(schema)
         if fast is not None:
-            out = bytearray(header)
+            buf = bytearray(header)
             try:
-                fast(record, out)
-                return bytes(out)
+                fast(record, buf)
+                return bytes(buf)
             except Exception:  # fastavro below writes it, or names the problem
                 pass
         buf = io.BytesIO()
@@ -226,13 +237,13 @@ class Serde:
         )
 
     def _read(self, w: _Writer, data: bytes, offset: int) -> dict[str, Any]:
-        if w.reader is None and _decode is not None:  # no schema resolution to do
+        if w.reader is None and _avro is not None:  # no schema resolution to do
             plan = self._plans.get(w.schema.full_name, _MISSING)
             if plan is _MISSING:
                 plan = self._compile_reader(w.schema)
             if plan is not None:
                 try:
-                    record: dict[str, Any] = _decode.decode(plan, data, offset)
+                    record: dict[str, Any] = _avro.decode(plan, data, offset)
                     return record
                 except Exception:  # fastavro below reads it, or names the problem
                     pass
@@ -255,10 +266,18 @@ class Serde:
 
     def _compile_reader(self, schema: EventSchema) -> Any:
         try:
-            plan = _decode.compile_reader(_strip_timestamp_logical_types(schema.expanded))
-        except _decode.Unsupported:
+            plan = _avro.compile_reader(_strip_timestamp_logical_types(schema.expanded))
+        except _avro.Unsupported:
             plan = None
         self._plans[schema.full_name] = plan
+        return plan
+
+    def _compile_writer(self, schema: EventSchema) -> Any:
+        try:
+            plan = _avro.compile_writer(schema.expanded)
+        except _avro.Unsupported:
+            plan = None
+        self._writers[schema.full_name] = plan
         return plan
 
     def _writer_for_id(self, schema_id: int) -> _Writer:

@@ -77,7 +77,7 @@ java_ok || fail "Java 17+ is required for the Kafka broker (apt-get install defa
 have mvn || fail "Maven is required to fetch the Kafka broker (apt-get install maven)"
 
 # --- 2. Python virtual environment ------------------------------------------------------------
-want="$(cat pyproject.toml setup.py producers/_accel.pyx schemas/_decode.pyx 2>/dev/null | sha256sum | cut -d' ' -f1)"
+want="$(cat pyproject.toml setup.py producers/_accel.pyx schemas/_avro.pyx schemas/_avro.pxd 2>/dev/null | sha256sum | cut -d' ' -f1)"
 if [[ ! -x "$VENV/bin/python" || ! -f "$STAMP" || "$(cat "$STAMP")" != "$want" ]]; then
   "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
     || fail "$PYTHON is older than Python 3.11 (set PYTHON=/path/to/python3.11)"
