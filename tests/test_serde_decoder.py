@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import random
+import re
 from typing import Any
 
 import pytest
@@ -81,8 +82,8 @@ def test_damaged_bytes_decode_like_fastavro_or_raise(event_type: str) -> None:
 def _outcome(serde: Serde, data: bytes) -> Any:
     try:
         return ("ok", serde.decode(data).record)
-    except DecodeError as exc:
-        return ("error", exc.reason, exc.detail)
+    except DecodeError as exc:  # fastavro's messages name its buffer object by address
+        return ("error", exc.reason, re.sub(r"0x[0-9a-f]+", "0x?", exc.detail))
 
 
 def _fastavro_only_outcome(data: bytes) -> Any:
