@@ -20,6 +20,7 @@ import io
 import os
 import struct
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
@@ -96,6 +97,19 @@ class _Writer:
     reader: Any | None  # parsed reader schema, None when writer == current
 
 
+def _build_once(cache: dict[str, Any], schema: EventSchema,
+                build: Callable[[dict[str, Any]], Any],
+                unsupported: type[Exception], source: dict[str, Any]) -> Any:
+    """`build(source)`, kept in `cache` under the schema's name; None (kept too) when the
+    schema has a shape `build` does not handle, so the caller takes the next path."""
+    try:
+        built = build(source)
+    except unsupported:
+        built = None
+    cache[schema.full_name] = built
+    return built
+
+
 class Serde:
     """Encodes and decodes contract events; one instance per process is enough (thread-safe)."""
 
@@ -170,7 +184,8 @@ class Serde:
         if _avro is not None:
             plan = self._writers.get(schema.full_name, _MISSING)
             if plan is _MISSING:
-                plan = self._compile_writer(schema)
+                plan = _build_once(self._writers, schema, _avro.compile_writer,
+                                   _avro.Unsupported, schema.expanded)
             if plan is not None:
                 try:
                     out: bytes = _avro.encode_record(header, plan, record)
@@ -179,7 +194,8 @@ class Serde:
                     pass  # or names the problem
         fast = self._fast.get(schema.full_name, _MISSING)
         if fast is _MISSING:
-            fast = self._compile(schema)
+            fast = _build_once(self._fast, schema, compile_encoder, Unsupported,
+                               schema.expanded)
         if fast is not None:
             buf = bytearray(header)
             try:
@@ -194,14 +210,6 @@ class Serde:
         except (ValueError, TypeError, KeyError, AttributeError, OverflowError) as exc:
             raise EncodeError(f"{schema.name}: {type(exc).__name__}: {exc}") from exc
         return buf.getvalue()
-
-    def _compile(self, schema: EventSchema) -> Encoder | None:
-        try:
-            fast: Encoder | None = compile_encoder(schema.expanded)
-        except Unsupported:
-            fast = None
-        self._fast[schema.full_name] = fast
-        return fast
 
     # -- decoding -----------------------------------------------------------------------------
     def decode(self, data: bytes | None) -> Decoded:
@@ -240,7 +248,7 @@ class Serde:
         if w.reader is None and _avro is not None:  # no schema resolution to do
             plan = self._plans.get(w.schema.full_name, _MISSING)
             if plan is _MISSING:
-                plan = self._compile_reader(w.schema)
+                plan = self._reader_plan(w.schema)
             if plan is not None:
                 try:
                     record: dict[str, Any] = _avro.decode(plan, data, offset)
@@ -264,21 +272,10 @@ class Serde:
             raise DecodeError("corrupt-body", f"{w.schema.name}: decoded to {type(record)}")
         return record
 
-    def _compile_reader(self, schema: EventSchema) -> Any:
-        try:
-            plan = _avro.compile_reader(_strip_timestamp_logical_types(schema.expanded))
-        except _avro.Unsupported:
-            plan = None
-        self._plans[schema.full_name] = plan
-        return plan
-
-    def _compile_writer(self, schema: EventSchema) -> Any:
-        try:
-            plan = _avro.compile_writer(schema.expanded)
-        except _avro.Unsupported:
-            plan = None
-        self._writers[schema.full_name] = plan
-        return plan
+    def _reader_plan(self, schema: EventSchema) -> Any:
+        """The compiled reader of a current schema (built on first use, None if unsupported)."""
+        return _build_once(self._plans, schema, _avro.compile_reader, _avro.Unsupported,
+                           _strip_timestamp_logical_types(schema.expanded))
 
     def _writer_for_id(self, schema_id: int) -> _Writer:
         cached = self._by_registry_id.get(schema_id)

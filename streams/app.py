@@ -30,6 +30,11 @@ CORE_MODULES = frozenset({"streams.aggregation", "streams.correlation", "streams
 #: Partitions of faust's own topics (tables' changelogs) unless a table says otherwise; the
 #: event topics have this many, and a table must match the stream it is keyed by.
 DEFAULT_PARTITIONS = 6
+#: A worker killed with -9 leaves its groups after this long, and its replacement (or the
+#: other workers) take its partitions over then: faust's group and the event-time
+#: processor's own (`streams.source`) alike.
+SESSION_TIMEOUT_S = 10.0
+HEARTBEAT_INTERVAL_S = 2.0
 
 
 def broker_urls(bootstrap_servers: str) -> list[str]:
@@ -56,10 +61,8 @@ def create_app(settings: Settings, *, modules: tuple[str, ...] | None = None,
         "stream_buffer_maxsize": 16_384,
         "broker_commit_interval": 1.0,
         "table_standby_replicas": 0,
-        # a worker killed with -9 leaves the group after this long; its replacement (or the
-        # other workers) take its partitions over then
-        "broker_session_timeout": 10.0,
-        "broker_heartbeat_interval": 2.0,
+        "broker_session_timeout": SESSION_TIMEOUT_S,
+        "broker_heartbeat_interval": HEARTBEAT_INTERVAL_S,
         # faust keeps per-app files (table offsets); under the data folder, not the cwd
         "datadir": str(settings.data_dir / "faust" / settings.worker_app_id),
     }

@@ -32,6 +32,7 @@ from typing import Any
 from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
 
 from clawstream.settings import Settings
+from streams.app import HEARTBEAT_INTERVAL_S, SESSION_TIMEOUT_S
 
 log = logging.getLogger("clawstream.streams.source")
 
@@ -71,9 +72,8 @@ class EventSource:
             "auto.offset.reset": "earliest",
             # partition p of every topic to the same member: the topics are co-partitioned
             "partition.assignment.strategy": "range",
-            # a worker killed with -9 leaves the group after this long (like faust's group)
-            "session.timeout.ms": 10_000,
-            "heartbeat.interval.ms": 2_000,
+            "session.timeout.ms": round(SESSION_TIMEOUT_S * 1000),
+            "heartbeat.interval.ms": round(HEARTBEAT_INTERVAL_S * 1000),
             "on_commit": _log_commit_errors,
         }
 
