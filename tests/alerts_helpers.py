@@ -121,30 +121,14 @@ def read_topic_records(
     settings: Any, logical_topic: str, timeout: float = 1.0, raw: bool = False
 ) -> list[Any]:
     """Every message on a topic from the beginning, decoded (the Message if not, or raw)."""
-    from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+    from kafka_read import read_messages
 
     from schemas.serde import DecodeError, Serde
 
     serde = Serde()
-    topic = settings.topic(logical_topic)
-    c = Consumer({"bootstrap.servers": settings.bootstrap_servers, "group.id": "x-" + topic,
-                  "enable.auto.commit": False, "enable.partition.eof": True})
-    meta = c.list_topics(topic, timeout=10).topics[topic]
-    parts = [TopicPartition(topic, p, OFFSET_BEGINNING) for p in meta.partitions]
-    c.assign(parts)
     out: list[Any] = []
-    eof: set[int] = set()
-    import time as _t
-
-    deadline = _t.monotonic() + max(timeout, 10.0)
-    while len(eof) < len(parts) and _t.monotonic() < deadline:
-        m = c.poll(timeout)
-        if m is None:
-            continue
-        if m.error():
-            if m.error().code() == -191:  # _PARTITION_EOF
-                eof.add(m.partition())
-            continue
+    for m in read_messages(settings.bootstrap_servers, [settings.topic(logical_topic)],
+                           timeout=max(timeout, 10.0)):
         if raw:
             out.append(m)
             continue
@@ -152,7 +136,6 @@ def read_topic_records(
             out.append(serde.decode(m.value()).record)
         except DecodeError:
             out.append(m)
-    c.close()
     return out
 
 

@@ -13,8 +13,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
-from tenacity import retry, retry_if_exception_type, stop_after_delay, wait_fixed
+from confluent_kafka import Consumer, Producer, TopicPartition
+from kafka_read import end_offset, read_messages
 
 from clawstream.settings import Settings
 from schemas.envelope import new_envelope
@@ -77,44 +77,13 @@ class Emitter:
         assert self.producer.flush(30) == 0
 
 
-@retry(retry=retry_if_exception_type(KafkaException), stop=stop_after_delay(30),
-       wait=wait_fixed(0.5), reraise=True)
-def end_offset(c: Consumer, tp: TopicPartition) -> int:
-    """High watermark of a partition (retried: a fresh topic's leader may not be known yet)."""
-    return c.get_watermark_offsets(tp, timeout=10)[1]
-
-
 def read_topic(settings: Settings, logical: str, *, min_count: int = 0,
                timeout: float = 60.0, idle: float = 3.0, physical: bool = False) -> list[Any]:
     """Every message of a topic (all partitions): at least up to the end offsets it had when
     called, then until `min_count` arrived and nothing more came for `idle` seconds."""
-    c = Consumer({"bootstrap.servers": settings.bootstrap_servers,
-                  "group.id": f"reader-{uuid.uuid4()}", "enable.auto.commit": False,
-                  "auto.offset.reset": "earliest"})
     topic = logical if physical else settings.topic(logical)
-    md = c.list_topics(topic, timeout=10)
-    tps = [TopicPartition(topic, p, 0) for p in md.topics[topic].partitions]
-    behind = {tp.partition: end_offset(c, tp) for tp in tps}
-    behind = {p: high for p, high in behind.items() if high > 0}
-    c.assign(tps)
-    out: list[Any] = []
-    deadline = time.monotonic() + timeout
-    last = time.monotonic()
-    try:
-        while time.monotonic() < deadline:
-            msgs = c.consume(500, 0.5)
-            got = [m for m in msgs if m.error() is None]
-            out.extend(got)
-            for m in got:
-                if m.offset() + 1 >= behind.get(m.partition(), 0):
-                    behind.pop(m.partition(), None)
-            if got:
-                last = time.monotonic()
-            elif not behind and len(out) >= min_count and time.monotonic() - last >= idle:
-                break
-    finally:
-        c.close()
-    return out
+    return read_messages(settings.bootstrap_servers, [topic], min_count=min_count,
+                         timeout=timeout, idle=idle)
 
 
 def committed_lag(settings: Settings, group: str, logicals: Iterable[str],

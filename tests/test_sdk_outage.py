@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 import pytest
-from confluent_kafka import Consumer, KafkaError
+from kafka_read import read_messages
 from ports import free_port
 
 from clawstream.admin import create_topics
@@ -38,28 +38,12 @@ OUTAGE_S = 30.0
 
 def consume_all(bootstrap: str, topics: list[str], expected: int,
                 timeout: float = 60.0) -> list[tuple[str, bytes | None, Decoded]]:
-    """Read `topics` from the beginning until `expected` messages (or timeout)."""
+    """Everything on `topics`, duplicates included (at least `expected` messages, or what came
+    before `timeout`)."""
     serde = Serde()
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"read-{time.time_ns()}",
-                         "auto.offset.reset": "earliest", "enable.auto.commit": False})
-    consumer.subscribe(topics)
-    out: list[tuple[str, bytes | None, Decoded]] = []
-    deadline = time.monotonic() + timeout
-    try:
-        while len(out) < expected and time.monotonic() < deadline:
-            for msg in consumer.consume(num_messages=5000, timeout=0.5):
-                if msg.error():
-                    if msg.error().code() != KafkaError._PARTITION_EOF:
-                        raise RuntimeError(msg.error())
-                    continue
-                out.append((msg.topic(), msg.key(), serde.decode(msg.value())))
-        # a little longer: duplicates may follow the last expected message
-        for msg in consumer.consume(num_messages=5000, timeout=2.0):
-            if not msg.error():
-                out.append((msg.topic(), msg.key(), serde.decode(msg.value())))
-    finally:
-        consumer.close()
-    return out
+    return [(m.topic(), m.key(), serde.decode(m.value()))
+            for m in read_messages(bootstrap, topics, min_count=expected, timeout=timeout,
+                                   idle=2.0)]
 
 
 class Emitter(threading.Thread):

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 import sink_helpers
 from confluent_kafka import Consumer, Producer, TopicPartition
+from kafka_read import read_messages
 from ports import free_port
 from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
@@ -303,17 +304,8 @@ def test_poison_messages_go_to_dlq_and_good_ones_land(cs_settings: Settings) -> 
     got = ch.query(cs_settings, "SELECT toString(event_id) FROM actions").rows
     assert sorted(r[0] for r in got) == sorted(good_ids)
 
-    c = Consumer({"bootstrap.servers": cs_settings.bootstrap_servers,
-                  "group.id": f"dlq-check-{cs_settings.topic_namespace}",
-                  "auto.offset.reset": "earliest"})
-    c.subscribe([cs_settings.topic(DLQ)])
-    dead = []
-    deadline = time.monotonic() + 30
-    while len(dead) < len(poison) + 1 and time.monotonic() < deadline:
-        m = c.poll(0.5)
-        if m is not None and not m.error():
-            dead.append(m)
-    c.close()
+    dead = read_messages(cs_settings.bootstrap_servers, [cs_settings.topic(DLQ)],
+                         min_count=len(poison) + 1, timeout=30)
     by_value = {m.value(): parse_headers(m.headers()) for m in dead}
     assert len(by_value) == len(poison) + 1
     for value, reason in poison.items():

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import time
-import uuid
 from typing import Any
 
-from confluent_kafka import Consumer
+from kafka_read import read_messages
 
 from clawstream.settings import Settings
 from producers.perception.types import Element, iou
@@ -35,27 +33,10 @@ def consume_all(settings: Settings, types: tuple[str, ...] = RAW_TYPES,
     """Every event on the namespace's topics of `types`, decoded (type, record)."""
     c = contract()
     topics = {settings.topic(c.get(t).topic): t for t in types}
-    consumer = Consumer({
-        "bootstrap.servers": settings.bootstrap_servers,
-        "group.id": f"gui-check-{settings.topic_namespace}{uuid.uuid4().hex[:6]}",
-        "auto.offset.reset": "earliest",
-        "enable.auto.commit": False,
-    })
-    consumer.subscribe(list(topics))
     serde = Serde()
-    out: list[tuple[str, dict[str, Any]]] = []
-    deadline = time.monotonic() + timeout_s
-    last: float | None = None  # the idle clock starts with the first message: joining the
-    try:  # group can take seconds on a fresh broker (its offsets topic is created then)
-        while time.monotonic() < deadline and (last is None or time.monotonic() - last < idle_s):
-            msg = consumer.poll(0.5)
-            if msg is None or msg.error():
-                continue
-            out.append((topics[msg.topic()], serde.decode(msg.value()).record))
-            last = time.monotonic()
-    finally:
-        consumer.close()
-    return out
+    return [(topics[m.topic()], serde.decode(m.value()).record)
+            for m in read_messages(settings.bootstrap_servers, topics, idle=idle_s,
+                                   timeout=timeout_s)]
 
 
 def strings_of(value: Any) -> list[str]:
