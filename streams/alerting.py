@@ -4,7 +4,9 @@ Flow, all in one faust app:
 
 1. `alerting-route` reads `claw.aggregates.v1`, `claw.outcomes.v1` and `claw.heartbeats.v1`
    (raw bytes), decodes with schemas.serde (undecodable -> DLQ with the reason) and forwards a
-   compact JSON input to a single-partition internal topic. Rules such as the circuit breaker
+   compact JSON input to a single-partition internal topic, with its source partition and
+   offset and whether that partition had more behind it (its backlog holds the engine's
+   event clock back, see `streams.alerts.engine`). Rules such as the circuit breaker
    per (app, executor) or "agent silent while others talk" need one view of the whole fleet,
    and faust writes a table's changelog to the partition of the event being processed: one
    input partition keeps the table's history in one ordered log.
@@ -150,6 +152,15 @@ class FiringGauge:
         self._seen |= set(counts)
 
 
+def has_backlog(app: Any, msg: Any) -> bool:
+    """Did the message's partition hold more messages when it was read?"""
+    try:
+        high = app.consumer.highwater(msg.tp)
+    except AssertionError:  # (aiokafka: the partition was revoked meanwhile)
+        return False
+    return high is not None and msg.offset < high - 1
+
+
 def register(app: Any, settings: Settings) -> None:
     """Declare the alerting topics, table, agents and timers on a faust app."""
     from consumers.dlq import dlq_headers
@@ -204,6 +215,7 @@ def register(app: Any, settings: Settings) -> None:
             await inputs.send(key=b"all", value={
                 "t": etype, "a": arrival, "r": compact(decoded.record),
                 "s": [msg.topic, msg.partition, msg.offset],
+                "b": int(has_backlog(app, msg)),
             })
 
     @app.agent(inputs, name="alerting-evaluate")
@@ -215,7 +227,8 @@ def register(app: Any, settings: Settings) -> None:
                 events = eng.tick(int(item["w"]))
             else:
                 ALERT_INPUTS.labels(kind).inc()
-                events = eng.process(kind, item["r"], item.get("a"), item.get("s"))
+                events = eng.process(kind, item["r"], item.get("a"), item.get("s"),
+                                     behind=bool(item.get("b")))
             for ev in events:
                 rec = alert_record(ev)
                 await alerts_topic.send(

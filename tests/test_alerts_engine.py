@@ -188,6 +188,64 @@ def test_absence_fires_on_wall_clock_tick_when_everybody_stops() -> None:
     assert states(e.on_heartbeat(heartbeat(T0 + 12_500, "a1"), T0 + 12_500)) == ["resolved"]
 
 
+def replay_two_partitions(e, *, flag_backlog: bool) -> list:
+    """Agents a (partition 0) and b (partition 1) each send a heartbeat every 5 s for 5 min;
+    the worker reads the two backlogs in alternating chunks of 100 s (how a consumer fetches:
+    arrival interleaving of a backlog, not silence)."""
+    evs: list = []
+    n, chunk = 60, 20
+    for first in range(0, n, chunk):
+        for p, agent in ((0, "a"), (1, "b")):
+            for i in range(first, first + chunk):
+                behind = flag_backlog and i < n - 1
+                evs += e.process("heartbeat", heartbeat(T0 + i * 5000, agent), T0,
+                                 ("hb", p, i), behind=behind)
+    return evs
+
+
+def test_absence_event_clock_is_held_by_a_partition_still_behind() -> None:
+    fired = [x for x in replay_two_partitions(engine(ABSENCE), flag_backlog=True)
+             if x.state == "firing"]
+    assert fired == []
+    # the same arrival order without knowing the backlog: b looks silent while a's chunks
+    # run ahead (what a clock of the highest event time seen did)
+    fired = [x for x in replay_two_partitions(engine(ABSENCE), flag_backlog=False)
+             if x.state == "firing"]
+    assert [x.labels["agent"] for x in fired] == ["b", "b"]
+
+
+def test_absence_caught_up_partitions_never_stall_the_clock() -> None:
+    e = engine(ABSENCE)
+    e.process("heartbeat", heartbeat(T0, "quiet"), T0, ("hb", 1, 0))  # caught up, then idle
+    evs = []
+    for i in range(1, 16):
+        evs += e.process("heartbeat", heartbeat(T0 + i * 1000, "busy"), T0, ("hb", 0, i))
+    fired = [x for x in evs if x.state == "firing"]
+    assert [x.labels["agent"] for x in fired] == ["quiet"]
+    assert fired[0].annotations["clock"] == "event"
+
+
+def test_absence_clock_waits_for_the_slowest_backlog_then_catches_up() -> None:
+    e = engine(ABSENCE)
+    e.process("heartbeat", heartbeat(T0, "slow"), T0, ("hb", 1, 0), behind=True)
+    evs = []
+    for i in range(1, 31):  # partition 0 runs 30 s ahead while partition 1 is still behind
+        evs += e.process("heartbeat", heartbeat(T0 + i * 1000, "fast"), T0, ("hb", 0, i))
+    assert [x for x in evs if x.state == "firing"] == []
+    assert e.store["clock"]["ev"] == T0
+    # partition 1's backlog shows slow went quiet after T0 + 2 s: it fires once caught up
+    e.process("heartbeat", heartbeat(T0 + 2000, "slow"), T0, ("hb", 1, 1), behind=True)
+    evs = e.process("heartbeat", heartbeat(T0 + 29_000, "slow2"), T0, ("hb", 1, 2))
+    assert [x.labels["agent"] for x in evs if x.state == "firing"] == ["slow"]
+
+
+def test_offsets_stored_before_the_per_partition_clock_still_dedupe() -> None:
+    e = engine(ABSENCE, store={"off|hb|0": 5})
+    assert e.process("heartbeat", heartbeat(T0, "a"), T0, ("hb", 0, 5)) == []
+    e.process("heartbeat", heartbeat(T0, "a"), T0, ("hb", 0, 6))
+    assert e.store["off|hb|0"] == [6, T0, 0] and e.store["idx|sources"] == ["off|hb|0"]
+
+
 STREAK = """
 rules:
   - {name: Streak, kind: streak, by: [agent], count: 3}

@@ -7,9 +7,19 @@ stopped instead of firing the same incident again. Event ids are uuid5 of finger
 incident and state, so replaying the same input after a crash yields the same ids and
 downstream dedups them.
 
+The event clock that absence rules are checked against is a watermark over the input
+partitions, because the engine sees them interleaved in arrival order: while the worker works
+through a backlog, one partition's events can be minutes ahead of another's, and the highest
+event time seen would make every agent of the slower partition look silent. A partition that
+was still behind its high-water mark when its last input was read holds the clock at the
+highest event time read from it; partitions that are caught up do not (an idle partition never
+stalls the clock). With none behind, the clock is the highest event time seen.
+
 Keys: ``inc|<fp>`` incident, ``thr|<fp>``/``ano|<fp>`` window counters, ``stk|<fp>``
 streaks, ``cb|<fp>`` circuit breakers, ``seen|<agent>`` last activity, ``clock`` the event
-clock, ``idx|firing``/``idx|agents``/``idx|open`` small indexes for the periodic tick.
+clock, ``off|<topic>|<partition>`` what was read from an input partition ([offset, highest
+event time, behind]), ``idx|firing``/``idx|agents``/``idx|open``/``idx|sources`` small
+indexes.
 """
 
 from __future__ import annotations
@@ -183,32 +193,63 @@ class AlertEngine:
         rec: dict[str, Any],
         arrival_ms: int | None = None,
         source: tuple[str, int, int] | list[Any] | None = None,
+        behind: bool = False,
     ) -> list[AlertEvent]:
         """Evaluate one input. `source` = (topic, partition, offset) of the Kafka message:
         an input at or below the last offset seen for its partition is a redelivery (the
         worker crashed before committing) and is ignored, so streaks and breakers never
-        count a message twice."""
+        count a message twice. `behind`: the partition had more messages after this one when
+        it was read (its backlog holds the event clock back, see the module doc)."""
+        clock = None
         if source is not None:
             key = f"off|{source[0]}|{source[1]}"
             last = self.store.get(key)
-            if last is not None and source[2] <= last:
+            if isinstance(last, int):  # (state written before the clock was kept per source)
+                last = [last, None, 0]
+            if last is not None and source[2] <= last[0]:
                 return []
-            self.store[key] = source[2]
+            t = rec["window_end"] if event_type == "aggregate" else rec["envelope"]["event_time"]
+            high = t if last is None or last[1] is None else max(last[1], t)
+            self.store[key] = [source[2], high, int(behind)]
+            if last is None or last[1] is None:
+                self._index_add("idx|sources", key)
+            if last is None or high != last[1] or int(behind) != last[2]:
+                clock = self._source_clock()
+            else:  # nothing the clock depends on changed
+                clock = (self.store.get("clock") or {"ev": 0})["ev"]
         if event_type == "aggregate":
-            return self.on_aggregate(rec, arrival_ms)
+            return self.on_aggregate(rec, arrival_ms, clock)
         if event_type == "outcome":
-            return self.on_outcome(rec, arrival_ms)
+            return self.on_outcome(rec, arrival_ms, clock)
         if event_type == "heartbeat":
-            return self.on_heartbeat(rec, arrival_ms)
+            return self.on_heartbeat(rec, arrival_ms, clock)
         return []
 
-    def on_heartbeat(self, rec: dict[str, Any], arrival_ms: int | None = None) -> list[AlertEvent]:
+    def _source_clock(self) -> int:
+        """The event clock the input partitions allow: the lowest highest-event-time of the
+        partitions still behind, else the highest of all (see the module doc)."""
+        behind: list[int] = []
+        highest = 0
+        for key in self.store.get("idx|sources") or []:
+            mark = self.store.get(key)
+            if not isinstance(mark, list) or mark[1] is None:
+                continue
+            if mark[2]:
+                behind.append(mark[1])
+            highest = max(highest, mark[1])
+        return min(behind) if behind else highest
+
+    # `clock` (in the three below): the event clock after this input, from `process`; None
+    # means the input's own event time (inputs from one ordered source, e.g. in tests).
+    def on_heartbeat(self, rec: dict[str, Any], arrival_ms: int | None = None,
+                     clock: int | None = None) -> list[AlertEvent]:
         out = _Out()
         env = rec["envelope"]
-        self._activity(out, "heartbeat", env["agent_id"], env["event_time"], arrival_ms)
+        self._activity(out, "heartbeat", env["agent_id"], env["event_time"], arrival_ms, clock)
         return out.events
 
-    def on_outcome(self, rec: dict[str, Any], arrival_ms: int | None = None) -> list[AlertEvent]:
+    def on_outcome(self, rec: dict[str, Any], arrival_ms: int | None = None,
+                   clock: int | None = None) -> list[AlertEvent]:
         out = _Out()
         env = rec["envelope"]
         now = env["event_time"]
@@ -217,10 +258,11 @@ class AlertEngine:
             self._streak(out, rule, labels, now)
         for rule in self._enabled("circuit_breaker"):
             self._breaker(out, rule, labels, now, arrival_ms)
-        self._activity(out, "outcome", env["agent_id"], now, arrival_ms)
+        self._activity(out, "outcome", env["agent_id"], now, arrival_ms, clock)
         return out.events
 
-    def on_aggregate(self, rec: dict[str, Any], arrival_ms: int | None = None) -> list[AlertEvent]:
+    def on_aggregate(self, rec: dict[str, Any], arrival_ms: int | None = None,
+                     clock: int | None = None) -> list[AlertEvent]:
         out = _Out()
         scope = {
             "agent": rec.get("scope_agent", "*"),
@@ -232,9 +274,10 @@ class AlertEngine:
         for rule in self._enabled("anomaly"):
             self._anomaly(out, rule, rec, scope)
         if scope["agent"] != "*":
-            self._activity(out, "aggregate", scope["agent"], rec["window_end"], arrival_ms)
+            self._activity(out, "aggregate", scope["agent"], rec["window_end"], arrival_ms,
+                           clock)
         else:
-            self._advance_clock(out, rec["window_end"])
+            self._advance_clock(out, rec["window_end"] if clock is None else clock)
         return out.events
 
     def tick(self, wall_ms: int) -> list[AlertEvent]:
@@ -612,7 +655,8 @@ class AlertEngine:
             self.store["clock"] = {**clock, "ev": event_time}
 
     def _activity(
-        self, out: _Out, source: str, agent: str, event_time: int, arrival_ms: int | None
+        self, out: _Out, source: str, agent: str, event_time: int, arrival_ms: int | None,
+        clock: int | None = None,
     ) -> None:
         wall = arrival_ms if arrival_ms is not None else event_time
         key = f"seen|{agent}"
@@ -629,7 +673,7 @@ class AlertEngine:
                 fp = fingerprint(rule.name, self.full_labels(rule, labels))
                 if f"inc|{fp}" in self.store:  # the agent is back: resolve
                     self._observe(out, rule, labels, False, event_time, 0.0, False)
-        self._advance_clock(out, event_time)
+        self._advance_clock(out, event_time if clock is None else clock)
 
     def _absence_check(
         self, out: _Out, rule: AbsenceRule, agent: str, now: int, wall: bool
