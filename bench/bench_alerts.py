@@ -59,11 +59,18 @@ def synthetic(n: int, agents: int = 50, seed: int = 7) -> list[tuple[str, dict]]
 
 def bench_engine(n: int) -> None:
     items = synthetic(n)
+    # what the worker passes: the source partition (6 per topic, by agent) and offset
+    offsets: dict[tuple[str, int], int] = {}
+    sources = []
+    for etype, rec in items:
+        tp = (etype, int(rec["envelope"]["agent_id"].rsplit("-", 1)[1]) % 6)
+        offsets[tp] = offsets.get(tp, -1) + 1
+        sources.append((*tp, offsets[tp]))
     engine = AlertEngine(load_rules_file(DEFAULT_RULES_FILE))
     start = time.perf_counter()
     emitted = 0
-    for etype, rec in items:
-        emitted += len(engine.process(etype, rec, rec["envelope"]["event_time"]))
+    for (etype, rec), source in zip(items, sources, strict=True):
+        emitted += len(engine.process(etype, rec, rec["envelope"]["event_time"], source))
     elapsed = time.perf_counter() - start
     rules = len(engine.rules.enabled())
     # baseline: per-agent failure counters in a dict, nothing else

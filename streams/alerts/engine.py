@@ -18,8 +18,8 @@ stalls the clock). With none behind, the clock is the highest event time seen.
 Keys: ``inc|<fp>`` incident, ``thr|<fp>``/``ano|<fp>`` window counters, ``stk|<fp>``
 streaks, ``cb|<fp>`` circuit breakers, ``seen|<agent>`` last activity, ``clock`` the event
 clock, ``off|<topic>|<partition>`` what was read from an input partition ([offset, highest
-event time, behind]), ``idx|firing``/``idx|agents``/``idx|open``/``idx|sources`` small
-indexes.
+event time, behind]), ``idx|firing``/``idx|agents``/``idx|open``/``idx|sources``/
+``idx|behind`` small indexes.
 """
 
 from __future__ import annotations
@@ -209,14 +209,7 @@ class AlertEngine:
             if last is not None and source[2] <= last[0]:
                 return []
             t = rec["window_end"] if event_type == "aggregate" else rec["envelope"]["event_time"]
-            high = t if last is None or last[1] is None else max(last[1], t)
-            self.store[key] = [source[2], high, int(behind)]
-            if last is None or last[1] is None:
-                self._index_add("idx|sources", key)
-            if last is None or high != last[1] or int(behind) != last[2]:
-                clock = self._source_clock()
-            else:  # nothing the clock depends on changed
-                clock = (self.store.get("clock") or {"ev": 0})["ev"]
+            clock = self._source_clock(key, last, t, int(behind), source[2])
         if event_type == "aggregate":
             return self.on_aggregate(rec, arrival_ms, clock)
         if event_type == "outcome":
@@ -225,19 +218,26 @@ class AlertEngine:
             return self.on_heartbeat(rec, arrival_ms, clock)
         return []
 
-    def _source_clock(self) -> int:
-        """The event clock the input partitions allow: the lowest highest-event-time of the
-        partitions still behind, else the highest of all (see the module doc)."""
-        behind: list[int] = []
-        highest = 0
-        for key in self.store.get("idx|sources") or []:
-            mark = self.store.get(key)
-            if not isinstance(mark, list) or mark[1] is None:
-                continue
-            if mark[2]:
-                behind.append(mark[1])
-            highest = max(highest, mark[1])
-        return min(behind) if behind else highest
+    def _source_clock(self, key: str, last: list[Any] | None, t: int, behind: int,
+                      offset: int) -> int:
+        """Record what was read from source `key` and return the event clock the input
+        partitions allow now: the lowest highest-event-time of the partitions still behind,
+        else the highest of all (see the module doc). O(1) while none is behind."""
+        high = t if last is None or last[1] is None else max(last[1], t)
+        self.store[key] = [offset, high, behind]
+        if last is None or last[1] is None:
+            self._index_add("idx|sources", key)
+        ev = (self.store.get("clock") or {"ev": 0})["ev"]
+        was_behind = bool(last[2]) if last is not None else False
+        if behind != was_behind:
+            (self._index_add if behind else self._index_remove)("idx|behind", key)
+        elif not behind:  # a caught-up partition moves the clock only when none is behind
+            return ev if self.store.get("idx|behind") else max(ev, high)
+        marks = [self.store.get(k) for k in self.store.get("idx|behind") or []]
+        if marks:
+            return min(m[1] for m in marks if m is not None)
+        marks = [self.store.get(k) for k in self.store.get("idx|sources") or []]
+        return max([m[1] for m in marks if isinstance(m, list) and m[1] is not None] or [ev])
 
     # `clock` (in the three below): the event clock after this input, from `process`; None
     # means the input's own event time (inputs from one ordered source, e.g. in tests).
