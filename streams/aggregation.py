@@ -345,6 +345,8 @@ class EventTimeProcessor:
                     # what it already applied by offset
                     raise
                 self._pending += len(messages)
+            if self.source.in_doubt():
+                return  # frozen past the session timeout: persist once the group says ours
             if (not messages or self._pending >= BATCH_MAX
                     or time.monotonic() - self._pending_since >= PERSIST_EVERY_S):
                 self.source.commit(await self._persist_pending())

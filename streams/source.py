@@ -16,7 +16,12 @@ The usual semantics of a Kafka consumer that commits only what it has made durab
   and returns the offsets to commit, which are committed before the partitions go; after a
   lost assignment (session timeout) `on_lost` drops what the owner held, uncommitted;
 - if the owner's batch handling raises, nothing more is made durable or committed: the
-  consumer closes without calling back, and the events are read again after a restart.
+  consumer closes without calling back, and the events are read again after a restart;
+- after a pause longer than the session timeout (the process was frozen, swapped out, or
+  starved), the group may have given the partitions to another worker while the owner still
+  holds them: nothing is handed over (so nothing is made durable by a zombie) until a
+  synchronous commit of the offsets already committed proves the membership still valid, or
+  the lost assignment has been called back. What was read meanwhile is read again.
 Consumer calls run on one thread of their own, so the event loop never waits on the network
 and calls never overlap (librdkafka runs rebalance callbacks inside `consume`).
 """
@@ -24,12 +29,14 @@ and calls never overlap (librdkafka runs rebalance callbacks inside `consume`).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
 from clawstream.settings import Settings
 from streams.app import HEARTBEAT_INTERVAL_S, SESSION_TIMEOUT_S
@@ -62,6 +69,12 @@ class EventSource:
         self._stopping = False
         self._failed = False
         self._stopped: asyncio.Event | None = None
+        #: latest offsets handed to `commit`, per (topic, partition)
+        self._committed: dict[tuple[str, int], int] = {}
+        #: partitions assigned to us, as the rebalance callbacks said
+        self._owned: set[tuple[str, int]] = set()
+        self._last_read = time.monotonic()
+        self._verify = False  # a long pause: prove membership before handing anything over
 
     def _config(self) -> dict[str, Any]:
         return {
@@ -83,6 +96,7 @@ class EventSource:
         """Consume until `stop`; the owner's callbacks run on the event loop."""
         loop = asyncio.get_running_loop()
         self._stopped = asyncio.Event()
+        self._last_read = time.monotonic()
         consumer = self.consumer = Consumer(self._config())
 
         def revoked(c: Consumer, partitions: list[TopicPartition]) -> None:
@@ -92,21 +106,28 @@ class EventSource:
                 REVOKE_TIMEOUT_S)
             if offsets:
                 c.commit(offsets=offsets, asynchronous=False)
+            self._forget(partitions)
 
         def lost(_c: Consumer, partitions: list[TopicPartition]) -> None:
+            self._forget(partitions)
             if self._failed:
                 return
+            log.warning("assignment of %d event partitions lost (the group moved them on "
+                        "after a session timeout): what was held for them is dropped, "
+                        "uncommitted", len(partitions))
             asyncio.run_coroutine_threadsafe(on_lost(partitions), loop).result(
                 REVOKE_TIMEOUT_S)
 
         def assigned(_c: Consumer, partitions: list[TopicPartition]) -> None:
+            self._owned |= {(tp.topic, tp.partition) for tp in partitions}
             log.info("assigned %d event partitions", len(partitions))
 
         consumer.subscribe(self.topics, on_assign=assigned, on_revoke=revoked, on_lost=lost)
         try:
             while not self._stopping:
-                batch = await loop.run_in_executor(self._thread, _next_batch, consumer)
-                await on_batch([m for m in batch if _usable(m)])
+                batch = await loop.run_in_executor(self._thread, self._read, consumer)
+                if batch is not None:
+                    await on_batch([m for m in batch if _usable(m)])
         except BaseException:
             self._failed = True  # closing below must not call back into the owner
             raise
@@ -126,7 +147,59 @@ class EventSource:
         """Commit in the background: a lost commit only means events read again, which the
         restored state recognises by offset."""
         if self.consumer is not None and offsets:
+            for tp in offsets:
+                self._committed[(tp.topic, tp.partition)] = tp.offset
             self.consumer.commit(offsets=offsets, asynchronous=True)
+
+    def _forget(self, partitions: list[TopicPartition]) -> None:
+        for tp in partitions:
+            self._committed.pop((tp.topic, tp.partition), None)
+            self._owned.discard((tp.topic, tp.partition))
+
+    def in_doubt(self) -> bool:
+        """May the partitions have moved on without us? True after no read for longer than
+        the session timeout, until a read proves the membership: make nothing durable then."""
+        return self._verify or time.monotonic() - self._last_read > SESSION_TIMEOUT_S
+
+    def _read(self, consumer: Consumer) -> list[Message] | None:
+        """The next batch (consumer thread); None while membership is in doubt."""
+        batch = _next_batch(consumer)
+        paused = time.monotonic() - self._last_read
+        if paused > SESSION_TIMEOUT_S:  # (a pause in the owner's handling or in this read)
+            log.warning("no read of the event topics for %.1f s (longer than the session "
+                        "timeout): checking that the partitions are still ours", paused)
+            self._verify = True
+        if self._verify and not self._still_member(consumer):
+            _rewind(consumer, batch)
+            self._last_read = time.monotonic()
+            return None
+        self._verify = False
+        self._last_read = time.monotonic()
+        # messages fetched before a rebalance can still come out after its callback
+        return [m for m in batch if (m.topic(), m.partition()) in self._owned]
+
+    def _still_member(self, consumer: Consumer) -> bool:
+        """Does the group still count this consumer as the owner of its partitions? A
+        commit carries the member id and generation, so the broker refuses it otherwise;
+        committing the offsets already committed changes nothing."""
+        offsets = [TopicPartition(t, p, o) for (t, p), o in self._committed.items()]
+        if not offsets and self._owned:  # none by us yet: what the group has
+            try:
+                offsets = [tp for tp in consumer.committed(
+                    [TopicPartition(t, p) for t, p in self._owned], timeout=10)
+                    if tp.offset >= 0]
+            except KafkaException:
+                return False
+        if not offsets:
+            return True  # nothing owned, or nothing ever committed: nothing to prove it with
+        try:
+            consumer.commit(offsets=offsets, asynchronous=False)
+        except KafkaException as exc:
+            log.warning("event partitions may have moved on (%s): nothing handed over until "
+                        "the group answers", exc.args[0])
+            return False
+        log.info("event partitions still ours after the pause")
+        return True
 
     def high_watermark(self, topic: str, partition: int) -> int | None:
         """The partition's end offset as of the latest fetch (None before one came back)."""
@@ -145,6 +218,18 @@ def _next_batch(consumer: Consumer) -> list[Message]:
     if first is None:
         return []
     return [first, *consumer.consume(BATCH - 1, 0)]
+
+
+def _rewind(consumer: Consumer, batch: list[Message]) -> None:
+    """Seek back to the first message of the batch per partition, so nothing read is
+    skipped if the partitions stay (partitions already gone refuse the seek)."""
+    first: dict[tuple[str, int], int] = {}
+    for m in batch:
+        if m.error() is None:
+            first.setdefault((m.topic(), m.partition()), m.offset())
+    for (topic, partition), offset in first.items():
+        with contextlib.suppress(KafkaException):
+            consumer.seek(TopicPartition(topic, partition, offset))
 
 
 def _usable(m: Message) -> bool:

@@ -371,11 +371,13 @@ def test_correlation_lost_outcomes_plan_progress_and_sessions(cs_settings: Setti
         client.close()
 
 
-@pytest.mark.parametrize("disruption", ["kill9", "scale_out"])
+@pytest.mark.parametrize("disruption", ["kill9", "scale_out", "freeze"])
 def test_kill9_mid_stream_loses_and_double_counts_nothing(cs_settings: Settings,
                                                           disruption: str) -> None:
-    """A worker killed with -9 mid-stream and restarted (or a second worker joining and
-    taking partitions over with their state): every window once, counts exact."""
+    """A worker killed with -9 mid-stream and restarted, a second worker joining and taking
+    partitions over with their state, or a worker frozen past its session timeout while a
+    second one joins (the group gives the second everything; the thawed first must notice
+    before it writes anything, then takes half back): every window once, counts exact."""
     em = Emitter(cs_settings)
     rng = random.Random(5)
     agents = [f"agent-{i}" for i in range(4)]
@@ -414,6 +416,11 @@ def test_kill9_mid_stream_loses_and_double_counts_nothing(cs_settings: Settings,
             worker.kill9()
             time.sleep(3.0)
             worker = WorkerProcess(cs_settings, log).start()
+        elif disruption == "freeze":
+            worker.freeze()
+            second = WorkerProcess(cs_settings, second_log).start()
+            time.sleep(25.0)  # > the session timeout (10 s): the group moves on without it
+            worker.thaw()
         else:
             second = WorkerProcess(cs_settings, second_log).start()
         time.sleep(15.0)
@@ -427,6 +434,8 @@ def test_kill9_mid_stream_loses_and_double_counts_nothing(cs_settings: Settings,
         msgs = read_topic(cs_settings, "claw.aggregates.v1", min_count=1, timeout=120, idle=10)
     finally:
         stop.set()
+        if disruption == "freeze":
+            worker.thaw()  # (a no-op unless the test failed while it was frozen)
         worker.stop()
         if second is not None:
             second.stop()
@@ -434,6 +443,10 @@ def test_kill9_mid_stream_loses_and_double_counts_nothing(cs_settings: Settings,
         assert "restored" in log.read_text(), "the restarted worker did not restore its state"
     else:
         assert "restored" in second_log.read_text(), "no partition moved with its state"
+    if disruption == "freeze":
+        text = log.read_text()
+        assert "longer than the session timeout" in text, "the pause went unnoticed"
+        assert "assignment of" in text and "lost" in text, "the thawed worker never noticed"
     aggs = decoded(msgs)
     by_id: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for r in aggs:
