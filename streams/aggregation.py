@@ -63,7 +63,12 @@ from schemas.topics import (
 )
 from streams.windowing import Event, Output, PartitionPipeline
 from streams.windowing.correlation import CorrelationOperator
-from streams.windowing.fleet import FleetMerger, decode_report, encode_report
+from streams.windowing.fleet import (
+    FleetMerger,
+    decode_report,
+    encode_keepalive,
+    encode_report,
+)
 from streams.windowing.operator import WindowOperator
 from streams.windowing.sessions import SessionOperator
 from streams.windowing.watermark import NEVER
@@ -81,7 +86,8 @@ PERSIST_EVERY_S = 2.0
 YIELD_EVERY = 1_000
 #: A partition reports its watermark to the fleet merge at least this often while busy.
 REPORT_EVERY_S = 0.5
-#: Partitions silent for this long do not hold fleet-wide windows back.
+#: Partitions silent for this long do not hold fleet-wide windows back (while their owner
+#: sends keepalives; see `streams.windowing.fleet`).
 FLEET_IDLE_S = 5.0
 FLEET_TICK_S = 1.0
 #: After a processing failure the worker stops; if faust has not stopped it by then, it exits.
@@ -210,6 +216,8 @@ class EventTimeProcessor:
         self._lock = asyncio.Lock()
         app.task(self._consume)
         app.on_before_shutdown.connect(self._stop_consuming)
+        app.on_partitions_revoked.connect(self._fleet_moved)
+        app.on_partitions_assigned.connect(self._fleet_moved)
         app.agent(self.fleet_topic, name="event-time-fleet")(self._run_fleet)
         app.timer(FLEET_TICK_S, on_leader=True, name="event-time-fleet-tick")(self._tick)
 
@@ -347,6 +355,7 @@ class EventTimeProcessor:
                 self._pending += len(messages)
             if self.source.in_doubt():
                 return  # frozen past the session timeout: persist once the group says ours
+            self._keepalive()
             if (not messages or self._pending >= BATCH_MAX
                     or time.monotonic() - self._pending_since >= PERSIST_EVERY_S):
                 self.source.commit(await self._persist_pending())
@@ -452,6 +461,17 @@ class EventTimeProcessor:
                             encode_report(p, pl.watermark, partials.get(p, {})), b"fleet")
         box.poll()
 
+    def _keepalive(self) -> None:
+        """Tell the fleet merge we are alive for owned partitions with nothing new, so it can
+        tell a quiet partition (not held for) from one whose owner went away (held for)."""
+        if "windows" not in self.enabled:
+            return
+        now = time.monotonic()
+        for p in self.source.owned_partitions():
+            if now - self.last_report.get(p, 0.0) >= REPORT_EVERY_S:
+                self.last_report[p] = now
+                self.outbox.produce(self.fleet_name, encode_keepalive(p), b"fleet")
+
     async def _send_one(self, p: int, o: Output) -> None:
         box = self.outbox
         if o.kind == "aggregate":
@@ -503,6 +523,12 @@ class EventTimeProcessor:
             for key, value in self._read_changelog(self.fleet_table, 0).items():
                 self.fleet.load(key.decode(), value, now)
         return self.fleet
+
+    async def _fleet_moved(self, app: Any, partitions: Any = (), **kwargs: Any) -> None:
+        """The fleet merge's input changed hands: what this worker holds in memory may be
+        behind what another owner wrote meanwhile; it is read again from the changelog."""
+        if any(tp.topic == self.fleet_name for tp in partitions):
+            self.fleet = None
 
     async def _run_fleet(self, stream: Any) -> None:
         async for value in stream:

@@ -156,6 +156,10 @@ class EventSource:
             self._committed.pop((tp.topic, tp.partition), None)
             self._owned.discard((tp.topic, tp.partition))
 
+    def owned_partitions(self) -> set[int]:
+        """Partition numbers assigned to us (of any of the co-partitioned topics)."""
+        return {p for _t, p in self._owned}
+
     def in_doubt(self) -> bool:
         """May the partitions have moved on without us? True after no read for longer than
         the session timeout, until a read proves the membership: make nothing durable then."""

@@ -18,7 +18,12 @@ from streams.windowing import (
     WindowSpec,
     parse_specs,
 )
-from streams.windowing.fleet import FleetMerger, decode_report, encode_report
+from streams.windowing.fleet import (
+    FleetMerger,
+    decode_report,
+    encode_keepalive,
+    encode_report,
+)
 from streams.windowing.sketch import (
     decode_sketch,
     encode_sketch,
@@ -453,12 +458,34 @@ def test_fleet_merge_min_watermark_idle_and_idempotent_resend() -> None:
     assert len(recs) == 1
     assert recs[0]["counts"] == {"frame": 2} and recs[0]["active_agents"] == 2
     assert recs[0]["scope_agent"] == FLEET.agent
-    # partition 1 goes quiet: after idle_ms it no longer holds the fleet back
+    # partition 1 goes quiet (its owner says it is alive): after idle_ms it no longer holds
+    # the fleet back
     f.report(0, 40 * S, {"t10000|20000|*|*|*": st.to_bytes()}, now=3.0)
     assert f.advance(now=3.1) == []
+    f.report(*decode_report(encode_keepalive(1)), now=5.5)
     assert [r["window_start"] for r in f.advance(now=6.0)] == [20 * S]
     f.report(1, 12 * S, {key: st2.to_bytes()}, now=6.5)  # a partial for a closed window is late
     assert f.late_partials == 1
+
+
+def test_fleet_waits_for_a_partition_whose_owner_went_silent() -> None:
+    """A killed or frozen owner sends no keepalive: its partition holds fleet windows until
+    the next owner reports (its partials are not late), or `failover_s` passed."""
+    st = WindowState()
+    st.add("frame", {"change_ratio": 0.5}, "a1", 1)
+    f = FleetMerger(idle_ms=3000, startup_grace_s=0.0, started_at=0.0, failover_s=30.0)
+    f.report(0, 5 * S, {}, now=1.0)
+    f.report(1, 5 * S, {}, now=1.0)
+    for t in (2.0, 4.0, 6.0, 8.0):  # partition 0 keeps going; partition 1's owner is gone
+        f.report(0, 40 * S, {"t10000|0|*|*|*": st.to_bytes()}, now=t)
+    assert f.advance(now=8.5) == []
+    f.report(1, 40 * S, {"t10000|0|*|*|*": st.to_bytes()}, now=12.0)  # the new owner
+    recs = f.advance(now=12.1)
+    assert len(recs) == 1 and recs[0]["counts"] == {"frame": 2} and f.late_partials == 0
+    # nobody takes over: after failover_s the fleet moves on without it
+    f.report(0, 80 * S, {"t10000|40000|*|*|*": st.to_bytes()}, now=13.0)
+    assert f.advance(now=41.0) == []
+    assert [r["window_start"] for r in f.advance(now=43.0)] == [40 * S]
 
 
 @pytest.mark.parametrize("key", ["t10000|0|a|b|c", "lost|x", "plan|é", ""])

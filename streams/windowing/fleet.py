@@ -5,9 +5,13 @@ the partial state here, together with its watermark. A fleet window closes when 
 watermark — the minimum over the partitions that are active — reaches its end; it is then
 the merge of the partials received. A partition that has not reported for `idle_ms` of wall
 clock is idle and does not hold the fleet back (otherwise one quiet agent would stall every
-fleet-wide figure); partials that arrive for an already closed fleet window are counted as
-late. Partials are stored per source partition, so a partial re-sent after a crash replaces
-the earlier copy instead of being counted twice.
+fleet-wide figure) - as long as its owner still says it is alive (a keepalive report, sent
+for owned partitions with nothing new). A partition that went silent with its owner (killed,
+frozen, mid-failover) holds the fleet back for up to `failover_s`, so its events, read
+again by the next owner, are not late for fleet windows closed without them. Partials that
+arrive for an already closed fleet window are counted as late. Partials are stored per
+source partition, so a partial re-sent after a crash replaces the earlier copy instead of
+being counted twice.
 """
 
 from __future__ import annotations
@@ -21,11 +25,15 @@ from streams.windowing.operator import parse_window_key
 from streams.windowing.state import FLEET, WindowState, to_record
 from streams.windowing.watermark import NEVER
 
+#: How long a partition whose owner went silent holds fleet windows back at most.
+FAILOVER_S = 60.0
+
 
 @dataclass
 class PartitionReport:
     watermark: int
-    seen_at: float  # wall clock (s) when last heard from
+    seen_at: float  # wall clock (s) of its last report with progress
+    alive_at: float  # ... of its owner's last report of any kind (keepalives too)
 
 
 def encode_report(partition: int, watermark: int, partials: dict[str, WindowState]) -> bytes:
@@ -36,15 +44,24 @@ def encode_report(partition: int, watermark: int, partials: dict[str, WindowStat
     }, separators=(",", ":")).encode()
 
 
-def decode_report(data: bytes) -> tuple[int, int, dict[str, bytes]]:
+def encode_keepalive(partition: int) -> bytes:
+    """The owner of `partition` is alive and has nothing new for it."""
+    return json.dumps({"p": partition, "alive": 1}, separators=(",", ":")).encode()
+
+
+def decode_report(data: bytes) -> tuple[int, int | None, dict[str, bytes]]:
+    """(partition, watermark, partials); watermark None for a keepalive."""
     obj = json.loads(data)
+    if obj.get("alive"):
+        return obj["p"], None, {}
     return obj["p"], obj["wm"], {k: base64.b64decode(v) for k, v in obj["partials"].items()}
 
 
 class FleetMerger:
     def __init__(self, idle_ms: int, startup_grace_s: float, *, started_at: float,
-                 producer: str = "clawstream-windows") -> None:
+                 producer: str = "clawstream-windows", failover_s: float = FAILOVER_S) -> None:
         self.idle_s = idle_ms / 1000
+        self.failover_s = failover_s
         self.grace_until = started_at + startup_grace_s
         self.producer = producer
         self.partitions: dict[int, PartitionReport] = {}
@@ -53,13 +70,18 @@ class FleetMerger:
         self.late_partials = 0
         self._dirty: set[str] = set()
 
-    def report(self, partition: int, watermark: int, partials: dict[str, bytes],
+    def report(self, partition: int, watermark: int | None, partials: dict[str, bytes],
                now: float) -> None:
+        """A partition's report; `watermark` None: a keepalive (owner alive, nothing new)."""
         rep = self.partitions.get(partition)
+        if watermark is None:
+            if rep is not None:
+                rep.alive_at = now
+            return
         if rep is None:
-            rep = self.partitions[partition] = PartitionReport(watermark, now)
+            rep = self.partitions[partition] = PartitionReport(watermark, now, now)
         rep.watermark = max(rep.watermark, watermark)
-        rep.seen_at = now
+        rep.seen_at = rep.alive_at = now
         self._dirty.add(f"p|{partition}")
         for key, data in partials.items():
             spec, start, _ = parse_window_key(key)
@@ -72,7 +94,9 @@ class FleetMerger:
     def fleet_watermark(self, now: float) -> int:
         if now < self.grace_until or not self.partitions:
             return self.watermark
-        active = [r.watermark for r in self.partitions.values() if now - r.seen_at < self.idle_s]
+        active = [r.watermark for r in self.partitions.values()
+                  if now - r.seen_at < self.idle_s
+                  or self.idle_s <= now - r.alive_at < self.failover_s]  # (owner silent)
         if not active:  # everyone quiet: what they said last is all there is
             active = [max(r.watermark for r in self.partitions.values())]
         return max(self.watermark, min(active))
@@ -117,7 +141,7 @@ class FleetMerger:
             return
         kind, _, ident = key.partition("|")
         if kind == "p":
-            self.partitions[int(ident)] = PartitionReport(json.loads(data), now)
+            self.partitions[int(ident)] = PartitionReport(json.loads(data), now, now)
         else:
             self.partials[ident] = {int(p): base64.b64decode(d)
                                     for p, d in json.loads(data).items()}
