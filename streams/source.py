@@ -127,7 +127,7 @@ class EventSource:
             while not self._stopping:
                 batch = await loop.run_in_executor(self._thread, self._read, consumer)
                 if batch is not None:
-                    await on_batch([m for m in batch if _usable(m)])
+                    await on_batch(batch)
         except BaseException:
             self._failed = True  # closing below must not call back into the owner
             raise
@@ -166,21 +166,24 @@ class EventSource:
         return self._verify or time.monotonic() - self._last_read > SESSION_TIMEOUT_S
 
     def _read(self, consumer: Consumer) -> list[Message] | None:
-        """The next batch (consumer thread); None while membership is in doubt."""
+        """The next batch of usable messages of partitions we own (consumer thread); None
+        while membership is in doubt."""
         batch = _next_batch(consumer)
         paused = time.monotonic() - self._last_read
         if paused > SESSION_TIMEOUT_S:  # (a pause in the owner's handling or in this read)
             log.warning("no read of the event topics for %.1f s (longer than the session "
                         "timeout): checking that the partitions are still ours", paused)
             self._verify = True
+        out: list[Message] | None = None
         if self._verify and not self._still_member(consumer):
             _rewind(consumer, batch)
-            self._last_read = time.monotonic()
-            return None
-        self._verify = False
+        else:
+            self._verify = False
+            # (messages fetched before a rebalance can still come out after its callback)
+            out = [m for m in batch
+                   if _usable(m) and (m.topic(), m.partition()) in self._owned]
         self._last_read = time.monotonic()
-        # messages fetched before a rebalance can still come out after its callback
-        return [m for m in batch if (m.topic(), m.partition()) in self._owned]
+        return out
 
     def _still_member(self, consumer: Consumer) -> bool:
         """Does the group still count this consumer as the owner of its partitions? A

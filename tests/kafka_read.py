@@ -73,3 +73,14 @@ def read_messages(bootstrap: str, topics: Iterable[str], *, min_count: int = 0,
         return out
     finally:
         c.close()
+
+
+def read_decoded(bootstrap: str, topics: Iterable[str], *, min_count: int = 0,
+                 timeout: float = 60.0, idle: float = 0.0) -> list[tuple[str, bytes | None, Any]]:
+    """`read_messages`, decoded: (topic, key, `schemas.serde.Decoded`) per message."""
+    from schemas.serde import Serde
+
+    serde = Serde()
+    return [(m.topic(), m.key(), serde.decode(m.value()))
+            for m in read_messages(bootstrap, topics, min_count=min_count, timeout=timeout,
+                                   idle=idle)]

@@ -4,29 +4,19 @@ by agent_id, with the envelope intact; rejected events are surfaced, not silent.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
-from kafka_read import end_offsets, read_messages
+from kafka_read import end_offsets, read_decoded
 
 from clawstream.settings import Settings
 from producers.sdk import AgentClient, DeliveryFailure
 from producers.spool import Spool
-from schemas.serde import Decoded, Serde
 from schemas.topics import EVENT_TOPICS
 
 pytestmark = pytest.mark.integration
-
-
-def consume_all(bootstrap: str, topics: Iterable[str], expected: int, *,
-                timeout: float = 60.0) -> list[tuple[str, bytes | None, Decoded]]:
-    """Everything on `topics` (at least `expected` messages, or what came before `timeout`)."""
-    serde = Serde()
-    return [(m.topic(), m.key(), serde.decode(m.value()))
-            for m in read_messages(bootstrap, topics, min_count=expected, timeout=timeout)]
 
 
 def test_every_event_type_round_trips(cs_settings: Settings, kafka_bootstrap: str) -> None:
@@ -51,7 +41,7 @@ def test_every_event_type_round_trips(cs_settings: Settings, kafka_bootstrap: st
     assert stats["delivered"] == dict.fromkeys(
         ["frame", "detection", "plan", "action", "outcome", "heartbeat", "state_delta"], 1)
     topics = [cs_settings.topic(t) for t in EVENT_TOPICS]
-    got = consume_all(kafka_bootstrap, topics, 7)
+    got = read_decoded(kafka_bootstrap, topics, min_count=7)
     assert len(got) == 7
     by_type: dict[str, dict[str, Any]] = {}
     for topic, key, dec in got:
@@ -124,7 +114,7 @@ def test_many_events_arrive_in_order(cs_settings: Settings, kafka_bootstrap: str
         for i in range(n):
             c.action("click", plan_id="p", step_index=i % 5, target=f"b{i}")
         assert c.flush(60) == 0
-    got = consume_all(kafka_bootstrap, [cs_settings.topic("claw.actions.v1")], n)
+    got = read_decoded(kafka_bootstrap, [cs_settings.topic("claw.actions.v1")], min_count=n)
     seqs = [dec.record["envelope"]["seq"] for _, _, dec in got]
     assert seqs == list(range(1, n + 1))  # one partition per agent: order kept
 
@@ -147,7 +137,7 @@ def test_fleet_cli_sends_exactly_what_it_generates(cs_settings: Settings,
     for event_type, n in expected.items():
         assert [event_type, str(n), str(n)] in [r[:3] for r in rows], res.output
     topics = [cs_settings.topic(t) for t in EVENT_TOPICS]
-    got = consume_all(kafka_bootstrap, topics, 450)
+    got = read_decoded(kafka_bootstrap, topics, min_count=450)
     counts: dict[str, int] = {}
     for _, _, dec in got:
         counts[dec.schema.event_type] = counts.get(dec.schema.event_type, 0) + 1

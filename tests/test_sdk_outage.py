@@ -21,29 +21,18 @@ import time
 from pathlib import Path
 
 import pytest
-from kafka_read import read_messages
+from kafka_read import read_decoded
 from ports import free_port
 
 from clawstream.admin import create_topics
 from clawstream.broker import LocalBroker
 from clawstream.settings import Settings, get_settings
 from producers.sdk import AgentClient
-from schemas.serde import Decoded, Serde
 from schemas.topics import ACTIONS, HEARTBEATS, OUTCOMES
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 OUTAGE_S = 30.0
-
-
-def consume_all(bootstrap: str, topics: list[str], expected: int,
-                timeout: float = 60.0) -> list[tuple[str, bytes | None, Decoded]]:
-    """Everything on `topics`, duplicates included (at least `expected` messages, or what came
-    before `timeout`)."""
-    serde = Serde()
-    return [(m.topic(), m.key(), serde.decode(m.value()))
-            for m in read_messages(bootstrap, topics, min_count=expected, timeout=timeout,
-                                   idle=2.0)]
 
 
 class Emitter(threading.Thread):
@@ -131,7 +120,8 @@ def test_outage_loses_nothing(tmp_path: Path, mode: str, message_timeout_ms: int
         client = None
 
         topics = [ACTIONS, OUTCOMES, HEARTBEATS]
-        got = consume_all(broker.bootstrap, topics, len(sent), timeout=120)
+        got = read_decoded(broker.bootstrap, topics, min_count=len(sent), timeout=120,
+                           idle=2.0)  # duplicates included
         first: dict[str, tuple[str, int]] = {}
         per_topic: dict[str, list[int]] = {t: [] for t in topics}
         for topic, key, dec in got:
