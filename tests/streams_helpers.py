@@ -51,9 +51,12 @@ class Emitter:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        self.failures: list[str] = []  # delivery errors: what did not reach Kafka, and why
         self.producer = Producer({"bootstrap.servers": settings.bootstrap_servers,
                                   "partitioner": "murmur2_random", "linger.ms": 5,
-                                  "enable.idempotence": True})
+                                  "enable.idempotence": True,
+                                  "delivery.report.only.error": True,
+                                  "on_delivery": self._failed})
         self.seq: dict[str, int] = {}
         self.sent: list[dict[str, Any]] = []  # every record with its type
 
@@ -73,8 +76,12 @@ class Emitter:
     def raw(self, topic: str, key: bytes, value: bytes) -> None:
         self.producer.produce(self.settings.topic(topic), key=key, value=value)
 
+    def _failed(self, err: Any, msg: Any) -> None:
+        self.failures.append(f"{msg.topic()}[{msg.partition()}]: {err}")
+
     def flush(self) -> None:
         assert self.producer.flush(30) == 0
+        assert not self.failures, f"the test's producer lost events: {self.failures[:5]}"
 
 
 def read_topic(settings: Settings, logical: str, *, min_count: int = 0,
