@@ -139,6 +139,7 @@ def raw_loop(settings: Settings, n: int) -> tuple[float, int]:
         if start is None:
             start = time.perf_counter()
         touched = set()
+        now_ms = int(time.time() * 1000)
         for m in msgs:
             if m.error():
                 continue
@@ -153,8 +154,10 @@ def raw_loop(settings: Settings, n: int) -> tuple[float, int]:
             except DecodeError:
                 pl.clock.skip(src, m.offset())
                 continue
+            ts_type, ts = m.timestamp()
             outs = pl.process(Event(d.schema.event_type, d.record, src, m.offset(),
-                                    raw=m.value(), key=m.key()))
+                                    raw=m.value(), key=m.key(),
+                                    arrival=min(ts, now_ms) if ts_type else None))
             outputs += _encode(serde, outs)
             done += 1
         for p in touched:

@@ -9,6 +9,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -203,3 +204,64 @@ class DetachedProcess:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+class Subcommand:
+    """A `clawstream` subcommand running detached in its own session, its output appended to
+    a log file (never the terminal: a child holding it would keep CI waiting)."""
+
+    def __init__(self, name: str, args: list[str], log: Path,
+                 env: dict[str, str] | None = None) -> None:
+        self.name = name
+        self.args = args
+        self.log = log
+        self.env = env
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.start()
+
+    def start(self) -> Self:
+        """(Re)start it; output goes on after what an earlier run wrote."""
+        self.log.parent.mkdir(parents=True, exist_ok=True)
+        env = None if self.env is None else {**os.environ, **self.env}
+        with self.log.open("ab") as out:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "clawstream.cli", *self.args], env=env,
+                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        return self
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def kill9(self) -> None:
+        """SIGKILL the whole process group (a crash: nothing is flushed or committed)."""
+        if self.alive():
+            assert self.proc is not None
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(10)
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """SIGTERM, then SIGKILL after `timeout`."""
+        if not self.alive():
+            return
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.kill9()
+
+    def tail(self, lines: int = 15) -> str:
+        return tail_file(self.log, lines)
+
+
+@contextlib.contextmanager
+def running(procs: list[Subcommand]) -> Iterator[list[Subcommand]]:
+    """Stop the subcommands (last started first) when the block ends, also on errors."""
+    try:
+        yield procs
+    finally:
+        for p in reversed(procs):
+            p.stop()

@@ -68,6 +68,11 @@ class Settings(BaseSettings):
     # --- streams -------------------------------------------------------------------------------
     worker_app_id: str = Field("clawstream-streams", description="Faust application id.")
     window_lateness_s: float = Field(5.0, description="Allowed lateness before a window closes.")
+    max_clock_skew_s: float = Field(
+        60.0, ge=0, description="How far an event's time may be ahead of its arrival in Kafka "
+        "before its agent's clock is distrusted: such an event moves no watermark, counts in no "
+        "window, goes to claw.late.v1 with reason clock_skew and is counted per agent.",
+    )
     tumbling_windows_s: str = Field("10,60", description="Tumbling window sizes in seconds.")
     hopping_window: str = Field("300/60", description="Hopping window size/step in seconds.")
     session_gap_s: float = Field(30.0, description="Gap that ends an episode's session window.")

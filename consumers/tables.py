@@ -20,6 +20,15 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from schemas.headers import (
+    LATE_ARRIVAL,
+    LATE_REASON,
+    LATE_WATERMARK,
+    SOURCE_TOPIC,
+    late_windows,
+    parse_late_headers,
+)
+
 Record = dict[str, Any]
 Row = tuple[Any, ...]
 RowFunction = Callable[[Record, str, int, int], Any]
@@ -360,8 +369,8 @@ def aggregate_row(r: Record, topic: str, partition: int, offset: int) -> Row:
         r["latency_p95_ms"], r["latency_p99_ms"], r["latency_sketch"], r["detections"],
         r["frames"], r["detection_events"], r["detections_per_frame"],
         r["ocr_confidence_mean"], r["frame_change_ratio_mean"], r["active_agents"],
-        r["lost_outcomes"], r["watermark"], r.get("late_events") or 0, topic, partition,
-        offset,
+        r["lost_outcomes"], r["watermark"], r.get("late_events") or 0,
+        r.get("clock_skew_events") or 0, topic, partition, offset,
     )
 
 
@@ -371,6 +380,7 @@ WINDOW_AGGREGATES = TableSpec("window_aggregates", _cols(
     "success_rate", "latency_p50_ms", "latency_p95_ms", "latency_p99_ms", "latency_sketch",
     "detections", "frames", "detection_events", "detections_per_frame", "ocr_confidence_mean",
     "frame_change_ratio_mean", "active_agents", "lost_outcomes", "watermark", "late_events",
+    "clock_skew_events",
 ), aggregate_row)
 register(WINDOW_AGGREGATES, event_type="aggregate")
 
@@ -388,27 +398,29 @@ SESSIONS = TableSpec("sessions", _cols(
 ), session_row)
 register(SESSIONS, event_type="session")
 
-#: claw.late.v1 carries the ORIGINAL event bytes (any type) with the windows it missed in
-#: headers, so it does not fit the one-type-per-topic routing: a reader decodes the value and
-#: calls `late_row(record, event_type, headers, topic, partition, offset)`.
+#: claw.late.v1 carries the ORIGINAL event bytes (any type) with why it is there (late for
+#: some windows, or refused for its agent's clock) in headers (`schemas.headers`), so it does
+#: not fit the one-type-per-topic routing: a reader decodes the value and calls
+#: `late_row(record, event_type, headers, topic, partition, offset)`.
 LATE_EVENTS_COLUMNS: tuple[str, ...] = (
     "event_id", "agent_id", "event_type", "event_time", "watermark", "lateness_ms",
-    "missed_windows", "missed_window_starts", "missed_window_ends", "source_topic",
+    "missed_windows", "missed_window_starts", "missed_window_ends", "source_topic", "reason",
+    "arrival_time",
 ) + KAFKA_COLUMNS
 
 
 def late_row(r: Record, event_type: str, headers: Iterable[tuple[str, bytes | None]] | None,
              topic: str, partition: int, offset: int) -> Row:
-    import json
-
-    h = {k: (v or b"").decode("utf-8", "replace") for k, v in (headers or [])}
+    h = parse_late_headers(headers)
     e = r["envelope"]
-    missed = json.loads(h.get("clawstream.late.windows") or "[]")
-    wm = int(h.get("clawstream.late.watermark") or 0)
+    missed = late_windows(h)
+    wm = int(h.get(LATE_WATERMARK) or 0)
+    arrival = h.get(LATE_ARRIVAL)
     return (
         event_id_int(e["event_id"]), e["agent_id"], event_type, e["event_time"], wm,
         wm - e["event_time"], [f"{w[0]}|{w[1]}" for w in missed], [w[1] for w in missed],
-        [w[2] for w in missed], h.get("clawstream.source.topic", ""), topic, partition, offset,
+        [w[2] for w in missed], h.get(SOURCE_TOPIC, ""), h[LATE_REASON],
+        int(arrival) if arrival else None, topic, partition, offset,
     )
 
 

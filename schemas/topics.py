@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 DAY_MS = 24 * 3600 * 1000
+TIMESTAMP_TYPE = "message.timestamp.type"
 
 
 @dataclass(frozen=True)
@@ -24,8 +25,12 @@ class TopicSpec:
     extra_config: dict[str, str] = field(default_factory=dict)
 
     def config(self) -> dict[str, str]:
-        """Broker-side topic configuration."""
+        """Broker-side topic configuration. Event topics take the broker's clock as the
+        message timestamp (`LogAppendTime`): it is the arrival time agents' event times are
+        checked against, and an agent's own clock is not to be trusted for it."""
         cfg = {"cleanup.policy": self.cleanup_policy, **self.extra_config}
+        if self.role == "event":
+            cfg[TIMESTAMP_TYPE] = "LogAppendTime"
         if self.cleanup_policy == "delete":
             cfg["retention.ms"] = str(self.retention_ms)
         return cfg

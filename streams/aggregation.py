@@ -27,11 +27,15 @@ holds are recognised by their offsets and skipped; a window emitted whose close 
 persisted is emitted again with the same deterministic event id (uuid5 of the window key) and
 the same counts, which ClickHouse collapses (ReplacingMergeTree on the window key).
 
-The watermark of a partition is the highest event time seen on it minus the lateness, held
-back by any source topic that still has a backlog (see `streams.windowing.watermark`), so a
-restart with a backlog does not turn one topic's events late because another was read first.
-Windows close on event time only: a partition whose agents all fall silent keeps its last
-windows open until newer events (heartbeats are enough) arrive.
+The watermark of a partition is the highest event time seen on it (each bounded by its
+arrival: agents' clocks are not trusted, see `streams.windowing.pipeline`) minus the lateness,
+held back by any source topic that still has a backlog or cannot be read now (leader away),
+see `streams.windowing.watermark`, so a restart with a backlog, a heap of undecodable messages
+or a broker failover does not turn one topic's events late because another was read first.
+A partition with no new event for `IDLE_S` whose topics are all caught up and readable is
+idle: its watermark moves on with the arrival clock (the broker's time now, minus the
+lateness), so the windows of agents that went quiet close and fleet-wide windows never wait
+for a quiet partition, while anything that arrives later than the lateness allows is late.
 
 Fleet-wide ('*') windows: each partition closes its own partial fleet window on its own
 watermark and sends it with its watermark to a single-partition internal topic; the
@@ -51,6 +55,7 @@ from prometheus_client import Counter, Gauge
 
 from clawstream.runtime import exit_if_not_stopped
 from clawstream.settings import Settings
+from schemas.headers import LATE_REASON, REASON_CLOCK_SKEW
 from schemas.serde import DecodeError, Serde
 from schemas.topics import (
     AGGREGATES,
@@ -61,18 +66,14 @@ from schemas.topics import (
     SESSIONS,
     TOPICS,
 )
-from streams.windowing import Event, Output, PartitionPipeline
-from streams.windowing.correlation import CorrelationOperator
+from streams.windowing import Event, Output, PartitionPipeline, build_pipeline
 from streams.windowing.fleet import (
     FleetMerger,
     decode_report,
     encode_keepalive,
     encode_report,
 )
-from streams.windowing.operator import WindowOperator
-from streams.windowing.sessions import SessionOperator
 from streams.windowing.watermark import NEVER
-from streams.windowing.windows import specs_from_settings
 
 log = logging.getLogger("clawstream.streams.windows")
 
@@ -86,10 +87,11 @@ PERSIST_EVERY_S = 2.0
 YIELD_EVERY = 1_000
 #: A partition reports its watermark to the fleet merge at least this often while busy.
 REPORT_EVERY_S = 0.5
-#: Partitions silent for this long do not hold fleet-wide windows back (while their owner
-#: sends keepalives; see `streams.windowing.fleet`).
-FLEET_IDLE_S = 5.0
 FLEET_TICK_S = 1.0
+#: A caught-up, readable partition with no new event for this long is idle (its watermark
+#: follows the arrival clock), checked at most every IDLE_CHECK_S.
+IDLE_S = 2.0
+IDLE_CHECK_S = 0.5
 #: After a processing failure the worker stops; if faust has not stopped it by then, it exits.
 STOP_DEADLINE_S = 20.0
 DEBUG_WM = bool(__import__("os").environ.get("CLAWSTREAM_DEBUG_WATERMARK"))
@@ -98,6 +100,10 @@ EVENTS = Counter("clawstream_worker_events_total", "Events processed by the wind
                  ["type"])
 LATE_EVENTS = Counter("clawstream_worker_late_events_total",
                       "Events later than the watermark for at least one window.", ["type"])
+CLOCK_SKEW_EVENTS = Counter(
+    "clawstream_clock_skew_events_total",
+    "Events refused because their agent's clock ran further ahead of their arrival than "
+    "CLAWSTREAM_MAX_CLOCK_SKEW_S (side output, reason clock_skew).", ["agent"])
 WINDOWS = Counter("clawstream_worker_windows_emitted_total", "Window aggregates emitted.",
                   ["scope"])
 LOST = Counter("clawstream_worker_lost_outcomes_total", "Synthetic lost outcomes emitted.")
@@ -180,12 +186,10 @@ class EventTimeProcessor:
         self.settings = settings
         self.serde = Serde.from_settings(settings)
         self.enabled: set[str] = set()
-        self.lateness_ms = round(settings.window_lateness_s * 1000)
-        self.specs = specs_from_settings(settings)
         self.pipelines: dict[int, PartitionPipeline] = {}
         self.last_report: dict[int, float] = {}
         self.physical = {settings.topic(t): t for t in EVENT_TOPICS}
-        partitions = TOPICS[EVENT_TOPICS[0]].partitions
+        partitions = self.partitions = TOPICS[EVENT_TOPICS[0]].partitions
         raw = {"key_serializer": "raw", "value_serializer": "raw"}
         self.source = EventSource(settings, list(self.physical))
         self.names = {name: settings.topic(name)
@@ -213,6 +217,9 @@ class EventTimeProcessor:
         self._pending = 0  # events processed since the last persist
         self._pending_since = 0.0
         self._touched: set[int] = set()
+        #: per partition: when its last event was read (monotonic); the idle check's input
+        self._last_event: dict[int, float] = {}
+        self._idle_checked = 0.0
         self._lock = asyncio.Lock()
         app.task(self._consume)
         app.on_before_shutdown.connect(self._stop_consuming)
@@ -223,15 +230,9 @@ class EventTimeProcessor:
 
     # -- pipelines per partition ------------------------------------------------------------------
     def _new_pipeline(self) -> PartitionPipeline:
-        ops: list[Any] = []
-        s = self.settings
-        if "correlation" in self.enabled:
-            ops.append(CorrelationOperator(round(s.outcome_timeout_s * 1000)))
-        if "windows" in self.enabled:
-            ops.append(WindowOperator(self.specs, lateness_ms=self.lateness_ms))
-        if "sessions" in self.enabled:
-            ops.append(SessionOperator(round(s.session_gap_s * 1000)))
-        return PartitionPipeline(self.lateness_ms, ops)
+        return build_pipeline(self.settings, correlation="correlation" in self.enabled,
+                              windows="windows" in self.enabled,
+                              sessions="sessions" in self.enabled)
 
     async def ensure_pipelines(self, partitions: set[int]) -> None:
         """Build (and restore from the changelog) the pipelines of newly seen partitions.
@@ -318,18 +319,43 @@ class EventTimeProcessor:
         for p in partitions:
             self.pipelines.pop(p, None)
             self._touched.discard(p)
+            self._last_event.pop(p, None)
         for key in [k for k in self._positions if k[1] in partitions]:
             del self._positions[key]
 
     def _lagging(self, partition: int, pl: PartitionPipeline) -> dict[str, bool]:
-        """Per source topic: is there a backlog (high-water mark beyond what we applied)?"""
+        """Per source topic: may it hold events we have not applied? A backlog (high-water
+        mark beyond what we applied), or a partition we cannot read now."""
         out = {}
         for physical, logical in self.physical.items():
             hw = self.source.high_watermark(physical, partition)
             mark = pl.clock.sources.get(logical)
             applied = mark.offset if mark is not None else -1
-            out[logical] = hw is None or hw > applied + 1
+            out[logical] = (hw is None or hw > applied + 1
+                            or not self.source.readable(physical, partition))
         return out
+
+    async def _advance_idle(self, busy: set[int]) -> None:
+        """Move idle partitions on with the arrival clock (see the module doc): owned ones
+        with no event for `IDLE_S`, every topic caught up and readable."""
+        now = time.monotonic()
+        for p in busy:
+            self._last_event[p] = now
+        if now - self._idle_checked < IDLE_CHECK_S:
+            return
+        self._idle_checked = now
+        floor = int(time.time() * 1000) - round(self.settings.window_lateness_s * 1000)
+        for p in sorted(self.source.owned_partitions()):
+            if now - self._last_event.setdefault(p, now) < IDLE_S:
+                continue
+            await self.ensure_pipelines({p})
+            pl = self.pipelines[p]
+            lag = self._lagging(p, pl)
+            if any(lag.values()) or floor <= pl.watermark:
+                continue
+            outputs = [(p, o) for o in pl.advance(lag, floor)]
+            self._touched.add(p)
+            await self._send(outputs, [], {p})
 
     # -- the main loop: batches of the event topics ---------------------------------------------
     async def _on_batch(self, messages: list[Any]) -> None:
@@ -355,6 +381,7 @@ class EventTimeProcessor:
                 self._pending += len(messages)
             if self.source.in_doubt():
                 return  # frozen past the session timeout: persist once the group says ours
+            await self._advance_idle({m.partition() for m in messages})
             self._keepalive()
             if (not messages or self._pending >= BATCH_MAX
                     or time.monotonic() - self._pending_since >= PERSIST_EVERY_S):
@@ -364,7 +391,7 @@ class EventTimeProcessor:
         """Persist the state behind the processed events; the offsets now safe to commit."""
         from confluent_kafka import TopicPartition
 
-        if not self._positions:
+        if not self._positions and not self._touched:
             return []
         await self._persist(self._touched)
         offsets = [TopicPartition(topic, p, offset + 1)
@@ -378,6 +405,7 @@ class EventTimeProcessor:
         dead = []
         types: dict[str, int] = {}
         positions = self._positions
+        now_ms = int(time.time() * 1000)
         for i, msg in enumerate(batch):
             if i and not i % YIELD_EVERY:
                 await asyncio.sleep(0)  # a big batch must not starve faust's timers
@@ -400,8 +428,10 @@ class EventTimeProcessor:
                 dead.append((msg, exc.reason, exc.detail))
                 continue
             et = decoded.schema.event_type
+            ts_type, ts = msg.timestamp()
             ev = Event(et, decoded.record, logical, offset, raw=value, key=msg.key(),
-                       headers=tuple(msg.headers() or ()))
+                       headers=tuple(msg.headers() or ()),
+                       arrival=min(ts, now_ms) if ts_type else None)
             types[et] = types.get(et, 0) + 1
             outputs.extend((p, o) for o in pl.process(ev))
         for p in touched:
@@ -480,7 +510,10 @@ class EventTimeProcessor:
                         o.key.encode())
         elif o.kind == "late":
             ev: Event = o.value
-            LATE_EVENTS.labels(ev.event_type).inc()
+            if o.headers.get(LATE_REASON) == REASON_CLOCK_SKEW:
+                CLOCK_SKEW_EVENTS.labels(ev.agent).inc()
+            else:
+                LATE_EVENTS.labels(ev.event_type).inc()
             headers = list(ev.headers) + [(k, v.encode()) for k, v in o.headers.items()]
             box.produce(self.names[LATE], ev.raw, ev.key, partition=p, headers=headers)
         elif o.kind == "outcome":
@@ -519,7 +552,7 @@ class EventTimeProcessor:
     def _merger(self) -> FleetMerger:
         if self.fleet is None:
             now = time.monotonic()
-            self.fleet = FleetMerger(round(FLEET_IDLE_S * 1000), FLEET_IDLE_S, started_at=now)
+            self.fleet = FleetMerger(started_at=now, partitions=self.partitions)
             for key, value in self._read_changelog(self.fleet_table, 0).items():
                 self.fleet.load(key.decode(), value, now)
         return self.fleet

@@ -211,7 +211,8 @@ def register(app: Any, settings: Settings) -> None:
                                         failed_by=COMPONENT),
                 )
                 continue
-            arrival = int((msg.timestamp or time.time()) * 1000)
+            now = time.time()  # (the broker's timestamp, never later than our clock)
+            arrival = int(min(msg.timestamp or now, now) * 1000)
             await inputs.send(key=b"all", value={
                 "t": etype, "a": arrival, "r": compact(decoded.record),
                 "s": [msg.topic, msg.partition, msg.offset],

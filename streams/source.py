@@ -24,12 +24,18 @@ The usual semantics of a Kafka consumer that commits only what it has made durab
   the lost assignment has been called back. What was read meanwhile is read again.
 Consumer calls run on one thread of their own, so the event loop never waits on the network
 and calls never overlap (librdkafka runs rebalance callbacks inside `consume`).
+
+Whether a partition can be read at all is known from librdkafka's statistics (every
+`STATS_INTERVAL_MS`): its fetcher is active and its leader broker is up. A partition that
+cannot be read (its leader away, its assignment being set up) must hold the event-time
+clock like one with a backlog: what it holds back is simply not visible yet.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -50,6 +56,10 @@ BATCH = 10_000
 POLL_S = 0.5
 #: How long a rebalance callback waits for the owner to make its state durable.
 REVOKE_TIMEOUT_S = 120.0
+#: librdkafka statistics (fetch state and leader per partition) this often.
+STATS_INTERVAL_MS = 1000
+#: Statistics older than this say nothing about a partition being readable now.
+STATS_STALE_S = 3.0
 
 
 def input_group(settings: Settings) -> str:
@@ -75,6 +85,9 @@ class EventSource:
         self._owned: set[tuple[str, int]] = set()
         self._last_read = time.monotonic()
         self._verify = False  # a long pause: prove membership before handing anything over
+        #: (topic, partition) readable as of the latest statistics, and when they came
+        self._readable: set[tuple[str, int]] = set()
+        self._stats_at = 0.0
 
     def _config(self) -> dict[str, Any]:
         return {
@@ -88,7 +101,22 @@ class EventSource:
             "session.timeout.ms": round(SESSION_TIMEOUT_S * 1000),
             "heartbeat.interval.ms": round(HEARTBEAT_INTERVAL_S * 1000),
             "on_commit": _log_commit_errors,
+            "statistics.interval.ms": STATS_INTERVAL_MS,
+            "stats_cb": self._on_stats,
         }
+
+    def _on_stats(self, data: str) -> None:
+        """Note which partitions librdkafka is fetching from a broker that is up."""
+        try:
+            self._readable = readable_partitions(json.loads(data))
+            self._stats_at = time.monotonic()
+        except (ValueError, KeyError, TypeError) as exc:
+            log.warning("unreadable librdkafka statistics: %s", exc)
+
+    def readable(self, topic: str, partition: int) -> bool:
+        """Is the partition being fetched from a leader that is up (recent statistics)?"""
+        return (time.monotonic() - self._stats_at < STATS_STALE_S
+                and (topic, partition) in self._readable)
 
     async def run(self, on_batch: Callable[[list[Message]], Awaitable[None]],
                   on_revoke: Callable[[list[TopicPartition]], Awaitable[Offsets]],
@@ -215,6 +243,20 @@ class EventSource:
         _low, high = self.consumer.get_watermark_offsets(TopicPartition(topic, partition),
                                                          cached=True)
         return high if high >= 0 else None
+
+
+def readable_partitions(stats: dict[str, Any]) -> set[tuple[str, int]]:
+    """(topic, partition) whose fetcher is active with a leader broker that is up, from
+    librdkafka's statistics JSON."""
+    up = {b["nodeid"] for b in stats.get("brokers", {}).values()
+          if b.get("state") == "UP" and b.get("nodeid", -1) >= 0}
+    out = set()
+    for topic, t in stats.get("topics", {}).items():
+        for pid, part in t.get("partitions", {}).items():
+            p = int(pid)
+            if p >= 0 and part.get("fetch_state") == "active" and part.get("leader") in up:
+                out.add((topic, p))
+    return out
 
 
 def _next_batch(consumer: Consumer) -> list[Message]:

@@ -322,7 +322,7 @@ def test_late_event_counts_once_in_the_frontier_window_and_zero_elsewhere() -> N
     assert op.late_events == 2  # (the Prometheus counter counts deliveries)
 
     # the count survives the byte form and the fleet merge, and reaches the Avro record
-    merger = FleetMerger(1000, 0, started_at=0.0)
+    merger = FleetMerger(started_at=0.0)
     merger.report(0, 40 * S, {k: v.to_bytes() for k, v in fleet.items()}, now=1.0)
     rec = {r["window_start"]: r for r in merger.advance(now=1.0)}[10 * S]
     assert rec["late_events"] == 1 and rec["counts"] == {"frame": 1}
@@ -447,7 +447,7 @@ def test_fleet_merge_min_watermark_idle_and_idempotent_resend() -> None:
     st2 = WindowState()
     st2.add("frame", {"change_ratio": 0.5}, "a2", 2)
     key = "t10000|0|*|*|*"
-    f = FleetMerger(idle_ms=3000, startup_grace_s=1.0, started_at=0.0)
+    f = FleetMerger(started_at=0.0)
     p0, wm0, parts0 = decode_report(encode_report(0, 12 * S, {key: st}))
     f.report(p0, wm0, parts0, now=2.0)
     f.report(1, 5 * S, {}, now=2.0)
@@ -458,14 +458,35 @@ def test_fleet_merge_min_watermark_idle_and_idempotent_resend() -> None:
     assert len(recs) == 1
     assert recs[0]["counts"] == {"frame": 2} and recs[0]["active_agents"] == 2
     assert recs[0]["scope_agent"] == FLEET.agent
-    # partition 1 goes quiet (its owner says it is alive): after idle_ms it no longer holds
-    # the fleet back
+    # partition 1 does not move, its owner says it is alive (it cannot read it, say): it
+    # holds the fleet, however long; its owner moves it on when it is merely quiet
     f.report(0, 40 * S, {"t10000|20000|*|*|*": st.to_bytes()}, now=3.0)
     assert f.advance(now=3.1) == []
-    f.report(*decode_report(encode_keepalive(1)), now=5.5)
-    assert [r["window_start"] for r in f.advance(now=6.0)] == [20 * S]
-    f.report(1, 12 * S, {key: st2.to_bytes()}, now=6.5)  # a partial for a closed window is late
+    for t in (5.5, 30.0, 90.0):
+        f.report(*decode_report(encode_keepalive(1)), now=t)
+        assert f.advance(now=t + 0.5) == []
+    f.report(1, 35 * S, {"t10000|20000|*|*|*": st2.to_bytes()}, now=91.0)
+    recs = f.advance(now=91.5)
+    assert [(r["window_start"], r["counts"]) for r in recs] == [(20 * S, {"frame": 2})]
+    f.report(1, 12 * S, {key: st2.to_bytes()}, now=92.0)  # a partial for a closed window is late
     assert f.late_partials == 1
+
+
+def test_fleet_waits_for_partitions_that_never_reported() -> None:
+    """After a (re)start, a partition whose owner has not reported yet holds the fleet like a
+    silent owner: its share is not left out because another partition spoke first."""
+    st = WindowState()
+    st.add("frame", {"change_ratio": 0.5}, "a1", 1)
+    f = FleetMerger(started_at=0.0, partitions=2, failover_s=30.0)
+    f.report(0, 40 * S, {"t10000|0|*|*|*": st.to_bytes()}, now=1.0)
+    assert f.advance(now=20.0) == []
+    f.report(1, 40 * S, {"t10000|0|*|*|*": st.to_bytes()}, now=21.0)
+    assert [r["counts"] for r in f.advance(now=21.5)] == [{"frame": 2}]
+    f.report(0, 60 * S, {"t10000|40000|*|*|*": st.to_bytes()}, now=22.0)
+    g = FleetMerger(started_at=0.0, partitions=2, failover_s=30.0)
+    g.report(0, 40 * S, {"t10000|0|*|*|*": st.to_bytes()}, now=1.0)
+    assert g.advance(now=29.0) == []
+    assert [r["window_start"] for r in g.advance(now=31.0)] == [0]  # nobody else, ever
 
 
 def test_fleet_waits_for_a_partition_whose_owner_went_silent() -> None:
@@ -473,7 +494,7 @@ def test_fleet_waits_for_a_partition_whose_owner_went_silent() -> None:
     the next owner reports (its partials are not late), or `failover_s` passed."""
     st = WindowState()
     st.add("frame", {"change_ratio": 0.5}, "a1", 1)
-    f = FleetMerger(idle_ms=3000, startup_grace_s=0.0, started_at=0.0, failover_s=30.0)
+    f = FleetMerger(started_at=0.0, failover_s=30.0)
     f.report(0, 5 * S, {}, now=1.0)
     f.report(1, 5 * S, {}, now=1.0)
     for t in (2.0, 4.0, 6.0, 8.0):  # partition 0 keeps going; partition 1's owner is gone

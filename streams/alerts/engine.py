@@ -15,6 +15,10 @@ was still behind its high-water mark when its last input was read holds the cloc
 highest event time read from it; partitions that are caught up do not (an idle partition never
 stalls the clock). With none behind, the clock is the highest event time seen.
 
+Agents' clocks are not trusted: an input's time counts for no more than its arrival (the Kafka
+timestamp), so one agent whose clock runs ahead can neither move the clock past what has
+arrived (making every other agent look silent) nor look active in the future itself.
+
 Keys: ``inc|<fp>`` incident, ``thr|<fp>``/``ano|<fp>`` window counters, ``stk|<fp>``
 streaks, ``cb|<fp>`` circuit breakers, ``seen|<agent>`` last activity, ``clock`` the event
 clock, ``off|<topic>|<partition>`` what was read from an input partition ([offset, highest
@@ -146,6 +150,14 @@ def aggregate_metric(rec: dict[str, Any], metric: str) -> float | None:
     return None if v is None else float(v)
 
 
+def at_most(rec: dict[str, Any], t: int) -> dict[str, Any]:
+    """The record with its envelope's event time capped at t (itself when already)."""
+    env = rec["envelope"]
+    if env["event_time"] <= t:
+        return rec
+    return {**rec, "envelope": {**env, "event_time": t}}
+
+
 def outcome_labels(rec: dict[str, Any]) -> dict[str, str]:
     status = rec.get("status")
     return {
@@ -199,7 +211,10 @@ class AlertEngine:
         an input at or below the last offset seen for its partition is a redelivery (the
         worker crashed before committing) and is ignored, so streaks and breakers never
         count a message twice. `behind`: the partition had more messages after this one when
-        it was read (its backlog holds the event clock back, see the module doc)."""
+        it was read (its backlog holds the event clock back, see the module doc).
+        `arrival_ms`: when it reached Kafka; an event time ahead of it is taken as that."""
+        if arrival_ms is not None and event_type != "aggregate":
+            rec = at_most(rec, arrival_ms)
         clock = None
         if source is not None:
             key = f"off|{source[0]}|{source[1]}"
@@ -209,6 +224,8 @@ class AlertEngine:
             if last is not None and source[2] <= last[0]:
                 return []
             t = rec["window_end"] if event_type == "aggregate" else rec["envelope"]["event_time"]
+            if arrival_ms is not None:
+                t = min(t, arrival_ms)
             clock = self._source_clock(key, last, t, int(behind), source[2])
         if event_type == "aggregate":
             return self.on_aggregate(rec, arrival_ms, clock)

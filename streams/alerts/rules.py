@@ -55,6 +55,7 @@ AGGREGATE_METRICS = (
     "latency_p99_ms",
     "lost_outcomes",
     "late_events",
+    "clock_skew_events",
     "ocr_confidence_mean",
     "frame_change_ratio_mean",
     "detections",

@@ -11,17 +11,20 @@ from streams.windowing.sessions import SessionOperator
 from streams.windowing.windows import WindowSpec, parse_specs, specs_from_settings
 
 
-def build_pipeline(settings) -> PartitionPipeline:  # type: ignore[no-untyped-def]
-    """The pipeline of one partition as configured by `settings`."""
+def build_pipeline(settings, *, correlation: bool = True,  # type: ignore[no-untyped-def]
+                   windows: bool = True, sessions: bool = True) -> PartitionPipeline:
+    """The pipeline of one partition as configured by `settings`, with the operators asked
+    for (the worker enables those of its loaded modules; the benchmark all three)."""
     lateness_ms = round(settings.window_lateness_s * 1000)
-    return PartitionPipeline(
-        lateness_ms,
-        [
-            CorrelationOperator(round(settings.outcome_timeout_s * 1000)),
-            WindowOperator(specs_from_settings(settings), lateness_ms=lateness_ms),
-            SessionOperator(round(settings.session_gap_s * 1000)),
-        ],
-    )
+    ops: list = []
+    if correlation:
+        ops.append(CorrelationOperator(round(settings.outcome_timeout_s * 1000)))
+    if windows:
+        ops.append(WindowOperator(specs_from_settings(settings), lateness_ms=lateness_ms))
+    if sessions:
+        ops.append(SessionOperator(round(settings.session_gap_s * 1000)))
+    return PartitionPipeline(lateness_ms, ops,
+                             max_skew_ms=round(settings.max_clock_skew_s * 1000))
 
 
 __all__ = [

@@ -221,6 +221,10 @@ class CorrelationOperator:
                 self.unmatched_outcomes += 1
         return out
 
+    def refuse(self, ev: Event, watermark: int) -> list[Output]:
+        """An event refused for its agent's clock takes no part here."""
+        return []
+
     def advance(self, watermark: int, now: int) -> list[Output]:
         out: list[Output] = []
         for pid in sorted(self._complete):

@@ -2,16 +2,17 @@
 
 Each input partition closes its own fleet-scope ('*') windows on its own watermark and sends
 the partial state here, together with its watermark. A fleet window closes when the fleet
-watermark — the minimum over the partitions that are active — reaches its end; it is then
-the merge of the partials received. A partition that has not reported for `idle_ms` of wall
-clock is idle and does not hold the fleet back (otherwise one quiet agent would stall every
-fleet-wide figure) - as long as its owner still says it is alive (a keepalive report, sent
-for owned partitions with nothing new). A partition that went silent with its owner (killed,
-frozen, mid-failover) holds the fleet back for up to `failover_s`, so its events, read
-again by the next owner, are not late for fleet windows closed without them. Partials that
-arrive for an already closed fleet window are counted as late. Partials are stored per
-source partition, so a partial re-sent after a crash replaces the earlier copy instead of
-being counted twice.
+watermark — the minimum over the partitions' watermarks — reaches its end; it is then the
+merge of the partials received, so every partition's share is in it. A quiet partition does
+not stall the fleet: its owner moves its watermark on with the arrival clock once it is idle
+(see `streams.aggregation`), closing its own windows and sending their partials first. A
+partition whose owner still says it is alive (keepalives, sent for owned partitions with
+nothing new) but that does not move (it cannot be read, or has a backlog) holds the fleet, as
+it holds its own windows. A partition that went silent with its owner (killed, frozen,
+mid-failover) holds the fleet back for up to `failover_s`, so its events, read again by the
+next owner, are not late for fleet windows closed without them. Partials that arrive for an
+already closed fleet window are counted as late. Partials are stored per source partition,
+so a partial re-sent after a crash replaces the earlier copy instead of being counted twice.
 """
 
 from __future__ import annotations
@@ -32,8 +33,7 @@ FAILOVER_S = 60.0
 @dataclass
 class PartitionReport:
     watermark: int
-    seen_at: float  # wall clock (s) of its last report with progress
-    alive_at: float  # ... of its owner's last report of any kind (keepalives too)
+    alive_at: float  # wall clock (s) of its owner's last report of any kind (keepalives too)
 
 
 def encode_report(partition: int, watermark: int, partials: dict[str, WindowState]) -> bytes:
@@ -58,13 +58,14 @@ def decode_report(data: bytes) -> tuple[int, int | None, dict[str, bytes]]:
 
 
 class FleetMerger:
-    def __init__(self, idle_ms: int, startup_grace_s: float, *, started_at: float,
+    def __init__(self, *, started_at: float, partitions: int = 0,
                  producer: str = "clawstream-windows", failover_s: float = FAILOVER_S) -> None:
-        self.idle_s = idle_ms / 1000
+        """`partitions`: how many input partitions there are; one that has not reported yet
+        holds the fleet like a silent owner (up to `failover_s` after `started_at`)."""
         self.failover_s = failover_s
-        self.grace_until = started_at + startup_grace_s
         self.producer = producer
-        self.partitions: dict[int, PartitionReport] = {}
+        self.partitions: dict[int, PartitionReport] = {
+            p: PartitionReport(NEVER, started_at) for p in range(partitions)}
         self.partials: dict[str, dict[int, bytes]] = {}
         self.watermark = NEVER
         self.late_partials = 0
@@ -79,9 +80,9 @@ class FleetMerger:
                 rep.alive_at = now
             return
         if rep is None:
-            rep = self.partitions[partition] = PartitionReport(watermark, now, now)
+            rep = self.partitions[partition] = PartitionReport(watermark, now)
         rep.watermark = max(rep.watermark, watermark)
-        rep.seen_at = rep.alive_at = now
+        rep.alive_at = now
         self._dirty.add(f"p|{partition}")
         for key, data in partials.items():
             spec, start, _ = parse_window_key(key)
@@ -92,12 +93,11 @@ class FleetMerger:
             self._dirty.add(f"w|{key}")
 
     def fleet_watermark(self, now: float) -> int:
-        if now < self.grace_until or not self.partitions:
+        if not self.partitions:
             return self.watermark
         active = [r.watermark for r in self.partitions.values()
-                  if now - r.seen_at < self.idle_s
-                  or self.idle_s <= now - r.alive_at < self.failover_s]  # (owner silent)
-        if not active:  # everyone quiet: what they said last is all there is
+                  if now - r.alive_at < self.failover_s]  # (a silent owner: not for ever)
+        if not active:  # every owner silent for long: what they said last is all there is
             active = [max(r.watermark for r in self.partitions.values())]
         return max(self.watermark, min(active))
 
@@ -141,7 +141,7 @@ class FleetMerger:
             return
         kind, _, ident = key.partition("|")
         if kind == "p":
-            self.partitions[int(ident)] = PartitionReport(json.loads(data), now, now)
+            self.partitions[int(ident)] = PartitionReport(json.loads(data), now)
         else:
             self.partials[ident] = {int(p): base64.b64decode(d)
                                     for p, d in json.loads(data).items()}

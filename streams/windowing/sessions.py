@@ -161,6 +161,10 @@ class SessionOperator:
         self._next_close = min(self._next_close, target.end + self.gap_ms)
         return []
 
+    def refuse(self, ev: Event, watermark: int) -> list[Output]:
+        """An event refused for its agent's clock takes no part here."""
+        return []
+
     def advance(self, watermark: int, now: int) -> list[Output]:
         out: list[Output] = []
         if watermark < self._next_close:

@@ -5,7 +5,14 @@ watermark of partition p is the highest event time seen minus the allowed latene
 that a source topic still catching up (its consumed offset below its high-water mark) holds
 the watermark at its own progress: otherwise, after a restart, a fast topic read ahead of a
 slow one would make the slow one's backlog late. Sources that are caught up never hold it
-back, so an idle topic does not stall the partition.
+back, so an idle topic does not stall the partition. (The event times it takes are already
+bounded by their arrival: see `streams.windowing.pipeline`.)
+
+A partition with nothing new for a while (idle) would keep its last windows open until its
+agents speak again; the caller may then give a `floor` (arrival time, i.e. the broker's clock
+now, minus the lateness: whatever arrives from now on arrives later than that) that the
+watermark may move up to although no event says so. The caller gives it only while every
+source of the partition is caught up and readable, so nothing already in Kafka is overtaken.
 
 The watermark is monotonic; a window whose end is <= the watermark is closed for good.
 """
@@ -61,8 +68,12 @@ class PartitionClock:
             self.max_seen = event_time
         self.dirty = True
 
-    def candidate(self, lagging: Mapping[str, bool] | None = None) -> int:
-        """The watermark the sources allow now (before monotonic clamping)."""
+    def candidate(self, lagging: Mapping[str, bool] | None = None, floor: int = NEVER) -> int:
+        """The watermark the sources allow now (before monotonic clamping); at least `floor`
+        (an idle partition's arrival-time bound, see the module doc)."""
+        return max(self._from_sources(lagging), floor)
+
+    def _from_sources(self, lagging: Mapping[str, bool] | None) -> int:
         if self.max_seen == NEVER:
             return NEVER
         bound = self.max_seen
@@ -75,9 +86,9 @@ class PartitionClock:
             bound = min(bound, mark.max_time)
         return bound - self.lateness_ms
 
-    def advance(self, lagging: Mapping[str, bool] | None = None) -> bool:
+    def advance(self, lagging: Mapping[str, bool] | None = None, floor: int = NEVER) -> bool:
         """Move the watermark forward if the sources allow; True when it moved."""
-        cand = self.candidate(lagging)
+        cand = self.candidate(lagging, floor)
         if cand > self.watermark:
             self.watermark = cand
             self.dirty = True
