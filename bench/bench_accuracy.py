@@ -7,7 +7,8 @@ time = the wall clock when sent, each agent's simulated gaps waited out) through
 Faults, each optional:
   --kill-worker N / --kill-sink N   kill -9 N times during the run, restarted --restart-after s
                                     later (spread evenly over the run)
-  --skewed-agent SECONDS            the first agent's clock runs this far ahead (e.g. 3600)
+  --skewed-agent SECONDS            one agent's clock runs this far ahead (e.g. 3600); one
+                                    that shares its partition with other agents
   --garbage N                       N undecodable messages on --garbage-topic before the fleet
 Prints: events sent and events/s, late events, clock-skew refusals (per agent), windows
 checked / differing / missing (per agent and fleet-wide), lost outcomes and the false ones,

@@ -23,7 +23,7 @@ from typing import Any
 
 from clawstream.procs import Subcommand, running
 from clawstream.settings import Settings
-from schemas.topics import DLQ, EVENT_TOPICS, OUTCOMES
+from schemas.topics import DLQ, EVENT_TOPICS, OUTCOMES, TOPICS, partition_for
 
 CORRELATOR = "clawstream-correlator"
 
@@ -37,7 +37,7 @@ class TrialConfig:
     kill_worker: int = 0  # kill -9 this many times, spread over the run
     kill_sink: int = 0
     restart_after_s: float = 5.0
-    skew_s: float = 0.0  # the first agent's clock runs this far ahead
+    skew_s: float = 0.0  # one agent's clock (sharing its partition with others) this far ahead
     garbage: int = 0  # undecodable messages on `garbage_topic` before the fleet starts
     garbage_topic: str = OUTCOMES
     agent_prefix: str = "trial"
@@ -91,6 +91,14 @@ class Faults:
 def spread(n: int, duration: float, shift: float) -> list[float]:
     """n moments spread over a run of `duration` s (`shift` in 0..1 keeps kinds apart)."""
     return [duration * (i + 0.25 + 0.5 * shift) / n for i in range(n)] if n else []
+
+
+def shared_partition_agent(agents: list[str]) -> str:
+    """The first agent whose partition holds another agent too (so a fault of its clock
+    would show on its neighbours), else the first agent."""
+    part = {a: partition_for(a, TOPICS[EVENT_TOPICS[0]].partitions) for a in agents}
+    shared = [a for a in agents if sum(1 for b in agents if part[b] == part[a]) > 1]
+    return (shared or agents)[0]
 
 
 def produce_garbage(settings: Settings, topic: str, n: int, seed: int = 7) -> None:
@@ -151,7 +159,7 @@ def run_trial(settings: Settings, cfg: TrialConfig, log_dir: Path,
         fleet = build_config(agents=cfg.agents, events_per_agent=1 << 62, seed=cfg.seed,
                              duration_s=cfg.duration_s * cfg.speedup, realtime=True,
                              agent_prefix=cfg.agent_prefix)
-        skewed = agent_ids(fleet)[0] if cfg.skew_s else None
+        skewed = shared_partition_agent(agent_ids(fleet)) if cfg.skew_s else None
         faults = Faults()
         faults.schedule(worker, spread(cfg.kill_worker, cfg.duration_s, 0.0),
                         cfg.restart_after_s)

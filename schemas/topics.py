@@ -95,3 +95,26 @@ EVENT_TYPE_BY_SCHEMA: dict[str, str] = {
     "clawstream.v1.Session": "session",
 }
 TOPIC_BY_SCHEMA: dict[str, str] = {t.schema: n for n, t in TOPICS.items() if t.schema}
+
+
+def partition_for(agent_id: str, partitions: int) -> int:
+    """The partition of an agent's events: Kafka's murmur2 partitioner on the key, as the
+    SDK (librdkafka `murmur2_random`) and faust place them. Pure, for reasoning about which
+    agents share a partition (and so a watermark)."""
+    data = agent_id.encode()
+    m, h = 0x5BD1E995, (0x9747B28C ^ len(data)) & 0xFFFFFFFF
+    n4 = len(data) // 4
+    for i in range(n4):
+        k = (int.from_bytes(data[4 * i:4 * i + 4], "little") * m) & 0xFFFFFFFF
+        k = ((k ^ (k >> 24)) * m) & 0xFFFFFFFF
+        h = ((h * m) & 0xFFFFFFFF) ^ k
+    tail = data[4 * n4:]
+    if len(tail) == 3:
+        h ^= tail[2] << 16
+    if len(tail) >= 2:
+        h ^= tail[1] << 8
+    if tail:
+        h = ((h ^ tail[0]) * m) & 0xFFFFFFFF
+    h = ((h ^ (h >> 13)) * m) & 0xFFFFFFFF
+    h ^= h >> 15
+    return (h & 0x7FFFFFFF) % partitions

@@ -13,6 +13,7 @@ import pytest
 from clawstream.settings import Settings
 from clawstream.trial import TrialConfig, TrialResult, run_trial
 from consumers.clickhouse import query
+from schemas.topics import partition_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -48,6 +49,10 @@ def test_an_agent_an_hour_ahead_is_refused_alone_and_alerted(
         settings: Settings, tmp_path: Path) -> None:
     result = trial(settings, tmp_path, skew_s=3600.0)
     r, skewed = result.report, result.skewed_agent
+    neighbours = query(settings, "SELECT DISTINCT agent_id FROM heartbeats WHERE "
+                       "kafka_partition = {p:UInt16} AND agent_id != {a:String}",
+                       {"p": partition_for(skewed, 6), "a": skewed}).rows
+    assert neighbours, "the skewed agent shares its partition (and watermark) with others"
     assert r.late_events == 0, "the skewed clock made other agents' events late"
     assert set(r.clock_skew_events) == {skewed}
     sent = query(settings, "SELECT count() FROM events WHERE agent_id = {a:String}",
@@ -70,3 +75,19 @@ def test_undecodable_input_and_kill9_of_worker_and_sink_shift_nothing(
     assert len(result.faults) == 4, result.faults
     assert r.late_events == 0 and r.false_lost_outcomes == 0 and r.lost_outcomes == 0
     assert result.dlq >= 5000
+
+
+def test_partition_for_is_where_the_sdk_puts_an_agent(cs_settings: Settings) -> None:
+    from confluent_kafka import Producer
+    from kafka_read import read_messages
+
+    p = Producer({"bootstrap.servers": cs_settings.bootstrap_servers,
+                  "partitioner": "murmur2_random"})
+    agents = [f"agent-{i:04d}" for i in range(40)] + ["a", "ab", "abc", "ümlaut-7"]
+    for a in agents:
+        p.produce(cs_settings.topic("claw.heartbeats.v1"), key=a.encode(), value=b"x")
+    assert p.flush(30) == 0
+    got = read_messages(cs_settings.bootstrap_servers, [cs_settings.topic("claw.heartbeats.v1")],
+                        min_count=len(agents))
+    assert {m.key().decode(): m.partition() for m in got} == {
+        a: partition_for(a, 6) for a in agents}
