@@ -90,6 +90,9 @@ def test_an_agent_an_hour_ahead_is_refused_and_makes_nobody_late() -> None:
     # the refusals are counted in the skewed agent's windows (what AgentClockSkew reads)
     skew_counts = sum(a["clock_skew_events"] for a in aggs if a["scope_agent"] == "skewed")
     assert skew_counts >= 40  # every closed window's share (the last ones are still open)
+    # in the agent's own scope only (one AgentClockSkew incident per agent, not per app)
+    assert {(a["scope_app"], a["scope_action_kind"]) for a in aggs
+            if a["clock_skew_events"]} == {("", "")}
     info = parse_late_headers((k, v.encode()) for k, v in refused[0].headers.items())
     assert int(info[LATE_ARRIVAL]) == T0 + 50 and late_windows(info) == []
 

@@ -58,9 +58,10 @@ def test_an_agent_an_hour_ahead_is_refused_alone_and_alerted(
     sent = query(settings, "SELECT count() FROM events WHERE agent_id = {a:String}",
                  {"a": skewed}).rows[0][0]
     assert r.clock_skew_events[skewed] == sent > 0, "every event of the skewed agent refused"
-    rows = query(settings, "SELECT rule, labels['agent'], state FROM alerts").rows
-    assert {(rule, agent) for rule, agent, state in rows if state == "firing"} >= {
-        ("AgentClockSkew", skewed)}, rows
+    rows = query(settings, "SELECT rule, labels['agent'], state, incident_id FROM alerts").rows
+    skew_incidents = {(agent, incident) for rule, agent, state, incident in rows
+                      if rule == "AgentClockSkew" and state == "firing"}
+    assert {agent for agent, _ in skew_incidents} == {skewed} and len(skew_incidents) == 1, rows
     assert not [row for row in rows if row[0] == "AgentSilent"], rows
 
 

@@ -11,8 +11,8 @@ missed (it still counts in the windows containing it that are open), and is coun
 lateness, i.e. the highest event time seen), so the windows open now report how many late
 events arrived while they were current (what the `LateEvents` alert rule reads). An event
 refused for its agent's clock (see `streams.windowing.pipeline`) counts in no window; it is
-counted in `clock_skew_events` of its scope's pane at its arrival (or the frontier, if that
-has closed), which the `AgentClockSkew` alert rule reads.
+counted in `clock_skew_events` of its agent's scope (agent, '', '') in the pane of its arrival
+(or the frontier, if that has closed), which the `AgentClockSkew` alert rule reads.
 
 Panes, for speed: every window boundary is a multiple of the pane size g (the gcd of all
 sizes and steps, 10 s by default), so an event updates one pane (instead of one window per
@@ -29,7 +29,14 @@ from math import gcd
 
 from schemas.headers import REASON_LATE, LateInfo
 from streams.windowing.pipeline import SYNTHETIC, Event, Output
-from streams.windowing.state import FLEET, Scope, WindowState, scope_key, to_record
+from streams.windowing.state import (
+    FLEET,
+    Scope,
+    WindowState,
+    agent_scope_key,
+    scope_key,
+    to_record,
+)
 from streams.windowing.windows import WindowSpec
 
 CORRELATOR = "clawstream-correlator"
@@ -119,15 +126,16 @@ class WindowOperator:
         return out
 
     def refuse(self, ev: Event, watermark: int) -> list[Output]:
-        """Count an event refused for its clock in an open pane of its scope: the one of its
-        arrival, or the frontier if that has closed."""
+        """Count an event refused for its clock in an open pane of its agent's own scope
+        (agent, '', ''): the clock is the agent's, whatever app or action the event is
+        about, so `AgentClockSkew` fires once per agent. The pane is the one of its arrival,
+        or the frontier if that has closed."""
         if ev.event_type not in WINDOWED:
             return []
         t = ev.arrival if ev.arrival is not None else ev.event_time
         if t < watermark + self.lateness_ms:
             t = watermark + self.lateness_ms
-        st = self._uncounted(t - t % self.pane_ms, scope_key(ev.event_type, ev.record, ev.agent),
-                             ev, watermark)
+        st = self._uncounted(t - t % self.pane_ms, agent_scope_key(ev.agent), ev, watermark)
         if st is not None:
             st.clock_skew_events += 1
         return []

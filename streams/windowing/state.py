@@ -209,6 +209,11 @@ def scope_key(event_type: str, record: dict[str, Any], agent: str) -> str:
     return f"{agent}|{record.get('app') or ''}|{kind}"
 
 
+def agent_scope_key(agent: str) -> str:
+    """The key of an agent's own scope (agent, '', ''): what is about the agent itself."""
+    return f"{agent}||"
+
+
 def to_record(
     state: WindowState,
     *,
