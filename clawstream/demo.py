@@ -137,8 +137,13 @@ def show_accuracy(settings: Settings, prefix: str, since_ms: int) -> None:
 
 @click.command("demo")
 @click.option("--agents", type=int, default=20, show_default=True)
-@click.option("--duration", type=float, default=60.0, show_default=True,
-              help="Seconds the fleet sends, in real time (event time = the wall clock).")
+@click.option("--duration", type=float, default=45.0, show_default=True,
+              help="Seconds the fleet works, in real time (event time = the wall clock).")
+@click.option("--linger", type=float, default=40.0, show_default=True,
+              help="Seconds the agents then stay alive sending heartbeats only, so episodes "
+                   "(30 s gap) and the last windows close.")
+@click.option("--speedup", type=float, default=1.0, show_default=True,
+              help="Divide the agents' simulated gaps by this (event times stay the wall clock).")
 @click.option("--seed", type=int, default=None,
               help="Fleet seed (default: from the clock, so each run sends new events).")
 @click.option("--skewed-agent/--no-skewed-agent", default=True, show_default=True,
@@ -149,8 +154,8 @@ def show_accuracy(settings: Settings, prefix: str, since_ms: int) -> None:
               help="Longest wait for ClickHouse to hold every event, and for the stages.")
 @click.option("--worker/--no-worker", default=True, show_default=True,
               help="Also run the Faust stream worker (windows, correlation, state, alerts).")
-def demo(agents: int, duration: float, seed: int | None, skewed_agent: bool, timeout: float,
-         worker: bool) -> None:
+def demo(agents: int, duration: float, linger: float, speedup: float, seed: int | None,
+         skewed_agent: bool, timeout: float, worker: bool) -> None:
     """Run the whole pipeline end to end and show what each stage made."""
     seed = int(time.time()) % 1_000_000 if seed is None else seed
     from rich.table import Table
@@ -184,13 +189,15 @@ def demo(agents: int, duration: float, seed: int | None, skewed_agent: bool, tim
         prefix = f"demo{seed}-agent"
 
         cfg = build_config(agents=agents, events_per_agent=1 << 62, seed=seed,
-                           agent_prefix=prefix, duration_s=duration, realtime=True)
+                           agent_prefix=prefix, duration_s=duration * speedup, realtime=True,
+                           linger_s=linger * speedup)
         skews = {agent_ids(cfg)[-1]: SKEW_S * 1000} if skewed_agent else {}
         if skews:
             console.print(f"{next(iter(skews))}'s clock runs {SKEW_S} s ahead")
         since = int(time.time() * 1000)
         t0 = time.monotonic()
-        result = run_fleet(cfg, realtime=True, clock_skew_ms=skews, progress=True)
+        result = run_fleet(cfg, realtime=True, speedup=speedup, clock_skew_ms=skews,
+                           progress=True)
         sent = result["sent"]
         total = sum(sent.values())
         console.print(f"sent {total:,} events in {time.monotonic() - t0:.1f}s "

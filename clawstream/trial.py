@@ -32,6 +32,7 @@ CORRELATOR = "clawstream-correlator"
 class TrialConfig:
     agents: int = 20
     duration_s: float = 180.0  # wall seconds of sending
+    linger_s: float = 0.0  # then wall seconds of heartbeats only (idle agents)
     speedup: float = 1.0  # simulated gaps divided by this (event time stays the wall clock)
     seed: int = 1
     kill_worker: int = 0  # kill -9 this many times, spread over the run
@@ -158,7 +159,8 @@ def run_trial(settings: Settings, cfg: TrialConfig, log_dir: Path,
                        lambda: find_owner(settings)[0] == "serving", 60, procs, 0.3)
         fleet = build_config(agents=cfg.agents, events_per_agent=1 << 62, seed=cfg.seed,
                              duration_s=cfg.duration_s * cfg.speedup, realtime=True,
-                             agent_prefix=cfg.agent_prefix)
+                             agent_prefix=cfg.agent_prefix,
+                             linger_s=cfg.linger_s * cfg.speedup)
         skewed = shared_partition_agent(agent_ids(fleet)) if cfg.skew_s else None
         faults = Faults()
         faults.schedule(worker, spread(cfg.kill_worker, cfg.duration_s, 0.0),

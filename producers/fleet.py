@@ -9,9 +9,10 @@ scaled per app and action kind, and take a lognormal time per action kind.
 
 Everything is deterministic given the seed (event ids come from a seeded generator), and
 each agent emits exactly `events_per_agent` events (fewer when `duration_ms` of simulated time
-ends first), so tests can compute what was sent. The simulated clock only orders and spaces
-the events: how they are stamped and paced when sent (compressed or real time, a skewed agent
-clock) is the sender's business (`producers.fleet_cli`).
+ends first), then heartbeats only for `linger_ms`, so tests can compute what was sent. The
+simulated clock only orders and spaces the events: how they are stamped and paced when sent
+(compressed or real time, a skewed agent clock) is the sender's business
+(`producers.fleet_cli`).
 """
 
 from __future__ import annotations
@@ -103,6 +104,8 @@ class FleetConfig:
     agent_prefix: str = "agent"
     #: Simulated time after which an agent stops (None: only `events_per_agent` stops it).
     duration_ms: int | None = None
+    #: After its work an agent stays alive this long, sending only heartbeats (status idle).
+    linger_ms: int = 0
     frame_width: int = 1280
     frame_height: int = 800
     #: (agent_id, outcome GenEvent) -> state-delta bodies to emit after it (CRDT hook).
@@ -314,6 +317,13 @@ class _Agent:
                 return  # give up: the episode ends here
 
     def events(self) -> Iterator[GenEvent]:
+        last = self.t
+        for ev in self.work():
+            last = ev.event_time
+            yield ev
+        yield from self.linger(last)
+
+    def work(self) -> Iterator[GenEvent]:
         n = self.cfg.events_per_agent
         end = (self.cfg.start_time_ms + self.cfg.duration_ms
                if self.cfg.duration_ms is not None else None)
@@ -326,6 +336,18 @@ class _Agent:
                 emitted += 1
                 if emitted >= n:
                     return
+
+    def linger(self, last: int) -> Iterator[GenEvent]:
+        """Idle but alive after the work: heartbeats every interval for `linger_ms`, as a
+        real agent keeps sending them (they move event time on without opening episodes)."""
+        t, until = last, last + self.cfg.linger_ms
+        while t + self.cfg.heartbeat_interval_ms <= until:
+            t += self.cfg.heartbeat_interval_ms
+            self.t = self.next_heartbeat = t
+            hb = self.heartbeat_due()
+            assert hb is not None
+            hb.body["status"] = "idle"
+            yield hb
 
 
 def generate_agent(cfg: FleetConfig, index: int) -> Iterator[GenEvent]:

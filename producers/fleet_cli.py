@@ -196,6 +196,7 @@ def build_config(
     state_replicas: int = 2,
     duration_s: float | None = None,
     realtime: bool = False,
+    linger_s: float = 0.0,
 ) -> FleetConfig:
     """The FleetConfig `clawstream fleet` runs with these options. Build a fresh one for each
     use: the CRDT hook keeps state, so `expected_counts(build_config(...))` gives exactly the
@@ -210,6 +211,7 @@ def build_config(
             state_delta_hook=_state_hook(state_replicas),  # type: ignore[arg-type]
             start_time_ms=start,
             duration_ms=None if duration_s is None else round(duration_s * 1000),
+            linger_ms=round(linger_s * 1000),
         )
 
     if start_time_ms is not None:
@@ -249,6 +251,10 @@ def parse_skews(values: tuple[str, ...], cfg: FleetConfig) -> dict[str, int]:
 @click.option("--duration", "duration_s", type=float, default=None,
               help="Seconds of simulated time each agent works (in real time: wall seconds "
                    "times --speedup).")
+@click.option("--linger", "linger_s", type=float, default=0.0, show_default=True,
+              help="Seconds of simulated time each agent stays alive after its work, sending "
+                   "only heartbeats (as idle agents do: event time moves on, so the last "
+                   "windows and episodes close).")
 @click.option("--realtime/--compressed", default=False, show_default=True,
               help="Real time: pace each agent by its simulated gaps and stamp events with "
                    "the wall clock when sent, as real agents do (event time close to "
@@ -281,10 +287,11 @@ def parse_skews(values: tuple[str, ...], cfg: FleetConfig) -> dict[str, int]:
 @click.option("--progress/--no-progress", default=True)
 @click.option("--state-replicas", type=int, default=2, show_default=True,
               help="Replicas per agent keeping CRDT state (state_delta events); 0 = none.")
-def fleet(agents: int, events_per_agent: int | None, duration_s: float | None, realtime: bool,
-          speedup: float, seed: int, rate: float, clock_skews: tuple[str, ...],
-          failure_rate: float, apps: str, start_time: str | None, agent_prefix: str,
-          flush_timeout: float, metrics: bool, progress: bool, state_replicas: int) -> None:
+def fleet(agents: int, events_per_agent: int | None, duration_s: float | None,
+          linger_s: float, realtime: bool, speedup: float, seed: int, rate: float,
+          clock_skews: tuple[str, ...], failure_rate: float, apps: str,
+          start_time: str | None, agent_prefix: str, flush_timeout: float, metrics: bool,
+          progress: bool, state_replicas: int) -> None:
     """Simulate N agents emitting causally linked events through the SDK."""
     from rich.console import Console
     from rich.table import Table
@@ -303,6 +310,7 @@ def fleet(agents: int, events_per_agent: int | None, duration_s: float | None, r
         failure_rate=failure_rate, apps=tuple(a.strip() for a in apps.split(",") if a.strip()),
         start_time_ms=parse_time(start_time), agent_prefix=agent_prefix,
         state_replicas=state_replicas, duration_s=duration_s, realtime=realtime,
+        linger_s=linger_s,
     )
     skews = parse_skews(clock_skews, cfg)
     if metrics:

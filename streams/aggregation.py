@@ -33,9 +33,11 @@ held back by any source topic that still has a backlog or cannot be read now (le
 see `streams.windowing.watermark`, so a restart with a backlog, a heap of undecodable messages
 or a broker failover does not turn one topic's events late because another was read first.
 A partition with no new event for `IDLE_S` whose topics are all caught up and readable is
-idle: its watermark moves on with the arrival clock (the broker's time now, minus the
-lateness), so the windows of agents that went quiet close and fleet-wide windows never wait
-for a quiet partition, while anything that arrives later than the lateness allows is late.
+idle: its watermark moves on with the watermarks of this worker's busy partitions (the lowest
+of them), so the windows of agents that paused or stopped close with everyone else's and
+fleet-wide windows never wait for a quiet partition. It moves with the others' event time,
+not the wall clock, so a replay of old events (a backfill, a worker catching up) keeps its own
+pace; when every partition is quiet, nothing moves (the last windows wait for new events).
 
 Fleet-wide ('*') windows: each partition closes its own partial fleet window on its own
 watermark and sends it with its watermark to a single-partition internal topic; the
@@ -89,7 +91,7 @@ YIELD_EVERY = 1_000
 REPORT_EVERY_S = 0.5
 FLEET_TICK_S = 1.0
 #: A caught-up, readable partition with no new event for this long is idle (its watermark
-#: follows the arrival clock), checked at most every IDLE_CHECK_S.
+#: follows the busy partitions'), checked at most every IDLE_CHECK_S.
 IDLE_S = 2.0
 IDLE_CHECK_S = 0.5
 #: After a processing failure the worker stops; if faust has not stopped it by then, it exits.
@@ -335,23 +337,30 @@ class EventTimeProcessor:
                             or not self.source.readable(physical, partition))
         return out
 
-    async def _advance_idle(self, busy: set[int]) -> None:
-        """Move idle partitions on with the arrival clock (see the module doc): owned ones
-        with no event for `IDLE_S`, every topic caught up and readable."""
+    async def _advance_held(self, busy: set[int]) -> None:
+        """Every `IDLE_CHECK_S`, move on what could not move when its events were read: a
+        partition held by a backlog or by a topic it could not read yet has its watermark
+        advanced once that is over, though no new event comes; and idle partitions (owned,
+        no event for `IDLE_S`, every topic caught up and readable) go on to the lowest
+        watermark of the busy ones (see the module doc)."""
         now = time.monotonic()
         for p in busy:
             self._last_event[p] = now
         if now - self._idle_checked < IDLE_CHECK_S:
             return
         self._idle_checked = now
-        floor = int(time.time() * 1000) - round(self.settings.window_lateness_s * 1000)
-        for p in sorted(self.source.owned_partitions()):
-            if now - self._last_event.setdefault(p, now) < IDLE_S:
+        owned = sorted(self.source.owned_partitions())
+        idle = {p for p in owned if now - self._last_event.setdefault(p, now) >= IDLE_S}
+        frontier = min((self.pipelines[p].watermark for p in owned
+                        if p not in idle and p in self.pipelines), default=NEVER)
+        for p in owned:
+            if p in busy or (p not in self.pipelines and (p not in idle or frontier == NEVER)):
                 continue
             await self.ensure_pipelines({p})
             pl = self.pipelines[p]
             lag = self._lagging(p, pl)
-            if any(lag.values()) or floor <= pl.watermark:
+            floor = frontier if p in idle and not any(lag.values()) else NEVER
+            if pl.clock.candidate(lag, floor) <= pl.watermark:
                 continue
             outputs = [(p, o) for o in pl.advance(lag, floor)]
             self._touched.add(p)
@@ -381,7 +390,7 @@ class EventTimeProcessor:
                 self._pending += len(messages)
             if self.source.in_doubt():
                 return  # frozen past the session timeout: persist once the group says ours
-            await self._advance_idle({m.partition() for m in messages})
+            await self._advance_held({m.partition() for m in messages})
             self._keepalive()
             if (not messages or self._pending >= BATCH_MAX
                     or time.monotonic() - self._pending_since >= PERSIST_EVERY_S):
@@ -487,20 +496,28 @@ class EventTimeProcessor:
                 continue
             if p in partials or now - self.last_report.get(p, 0.0) >= REPORT_EVERY_S:
                 self.last_report[p] = now
-                box.produce(self.fleet_name,
-                            encode_report(p, pl.watermark, partials.get(p, {})), b"fleet")
+                box.produce(self.fleet_name, self._report(p, pl, partials.get(p, {})), b"fleet")
         box.poll()
 
+    @staticmethod
+    def _report(p: int, pl: PartitionPipeline, partials: dict[str, Any]) -> bytes:
+        return encode_report(p, pl.watermark, partials,
+                             has_data=pl.clock.max_seen != NEVER)
+
     def _keepalive(self) -> None:
-        """Tell the fleet merge we are alive for owned partitions with nothing new, so it can
-        tell a quiet partition (not held for) from one whose owner went away (held for)."""
+        """Report owned partitions with nothing new at least every `REPORT_EVERY_S`, so the
+        fleet merge can tell a partition whose owner is alive (its watermark holds, or it has
+        no data) from one whose owner went away (held for, up to the failover time); a
+        partition whose state is not loaded yet only says its owner is alive."""
         if "windows" not in self.enabled:
             return
         now = time.monotonic()
         for p in self.source.owned_partitions():
             if now - self.last_report.get(p, 0.0) >= REPORT_EVERY_S:
                 self.last_report[p] = now
-                self.outbox.produce(self.fleet_name, encode_keepalive(p), b"fleet")
+                pl = self.pipelines.get(p)
+                self.outbox.produce(self.fleet_name, encode_keepalive(p) if pl is None
+                                    else self._report(p, pl, {}), b"fleet")
 
     async def _send_one(self, p: int, o: Output) -> None:
         box = self.outbox
@@ -568,8 +585,8 @@ class EventTimeProcessor:
             merger = self._merger()
             now = time.monotonic()
             if value != b"tick":
-                p, wm, partials = decode_report(value)
-                merger.report(p, wm, partials, now)
+                p, wm, partials, has_data = decode_report(value)
+                merger.report(p, wm, partials, has_data, now=now)
             box = self.outbox
             for rec in merger.advance(now):
                 WINDOWS.labels("fleet").inc()

@@ -41,7 +41,7 @@ def test_a_real_time_fleet_has_no_late_event_and_every_window_is_exact(
     quiet for seconds): nothing is late, per-agent and fleet-wide windows equal the recount."""
     r = trial(settings, tmp_path).report
     assert r.late_events == 0 and r.clock_skew_events == {}
-    assert r.windows_checked >= 100 and r.fleet_windows_checked >= 3, r.summary()
+    assert r.windows_checked >= 100 and r.fleet_windows_checked >= 2, r.summary()
     assert r.false_lost_outcomes == 0
 
 

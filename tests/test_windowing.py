@@ -448,7 +448,8 @@ def test_fleet_merge_min_watermark_idle_and_idempotent_resend() -> None:
     st2.add("frame", {"change_ratio": 0.5}, "a2", 2)
     key = "t10000|0|*|*|*"
     f = FleetMerger(started_at=0.0)
-    p0, wm0, parts0 = decode_report(encode_report(0, 12 * S, {key: st}))
+    p0, wm0, parts0, has0 = decode_report(encode_report(0, 12 * S, {key: st}))
+    assert has0
     f.report(p0, wm0, parts0, now=2.0)
     f.report(1, 5 * S, {}, now=2.0)
     assert f.advance(now=2.1) == []  # partition 1 is behind
@@ -487,6 +488,11 @@ def test_fleet_waits_for_partitions_that_never_reported() -> None:
     g.report(0, 40 * S, {"t10000|0|*|*|*": st.to_bytes()}, now=1.0)
     assert g.advance(now=29.0) == []
     assert [r["window_start"] for r in g.advance(now=31.0)] == [0]  # nobody else, ever
+    # a partition whose owner says it never applied an event holds nothing
+    h = FleetMerger(started_at=0.0, partitions=2, failover_s=30.0)
+    h.report(0, 40 * S, {"t10000|0|*|*|*": st.to_bytes()}, now=1.0)
+    h.report(*decode_report(encode_report(1, NEVER, {}, has_data=False)), now=1.5)
+    assert [r["counts"] for r in h.advance(now=2.0)] == [{"frame": 1}]
 
 
 def test_fleet_waits_for_a_partition_whose_owner_went_silent() -> None:

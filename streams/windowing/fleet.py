@@ -4,8 +4,9 @@ Each input partition closes its own fleet-scope ('*') windows on its own waterma
 the partial state here, together with its watermark. A fleet window closes when the fleet
 watermark — the minimum over the partitions' watermarks — reaches its end; it is then the
 merge of the partials received, so every partition's share is in it. A quiet partition does
-not stall the fleet: its owner moves its watermark on with the arrival clock once it is idle
-(see `streams.aggregation`), closing its own windows and sending their partials first. A
+not stall the fleet while others are busy: its owner moves its watermark on with theirs once
+it is idle (see `streams.aggregation`), closing its own windows and sending their partials
+first; a partition that never applied an event holds nothing and is not waited for. A
 partition whose owner still says it is alive (keepalives, sent for owned partitions with
 nothing new) but that does not move (it cannot be read, or has a backlog) holds the fleet, as
 it holds its own windows. A partition that went silent with its owner (killed, frozen,
@@ -34,27 +35,36 @@ FAILOVER_S = 60.0
 class PartitionReport:
     watermark: int
     alive_at: float  # wall clock (s) of its owner's last report of any kind (keepalives too)
+    #: False once its owner said it never applied an event: nothing of it to wait for
+    has_data: bool = True
 
 
-def encode_report(partition: int, watermark: int, partials: dict[str, WindowState]) -> bytes:
-    return json.dumps({
+def encode_report(partition: int, watermark: int, partials: dict[str, WindowState], *,
+                  has_data: bool = True) -> bytes:
+    """A partition's watermark and the fleet partials it closed; `has_data` False: it has
+    never applied an event (so it holds no window's share)."""
+    obj: dict[str, object] = {
         "p": partition,
         "wm": watermark,
         "partials": {k: base64.b64encode(v.to_bytes()).decode() for k, v in partials.items()},
-    }, separators=(",", ":")).encode()
+    }
+    if not has_data:
+        obj["empty"] = 1
+    return json.dumps(obj, separators=(",", ":")).encode()
 
 
 def encode_keepalive(partition: int) -> bytes:
-    """The owner of `partition` is alive and has nothing new for it."""
+    """The owner of `partition` is alive (its state is not loaded yet: nothing else known)."""
     return json.dumps({"p": partition, "alive": 1}, separators=(",", ":")).encode()
 
 
-def decode_report(data: bytes) -> tuple[int, int | None, dict[str, bytes]]:
-    """(partition, watermark, partials); watermark None for a keepalive."""
+def decode_report(data: bytes) -> tuple[int, int | None, dict[str, bytes], bool]:
+    """(partition, watermark, partials, has_data); watermark None for a keepalive."""
     obj = json.loads(data)
     if obj.get("alive"):
-        return obj["p"], None, {}
-    return obj["p"], obj["wm"], {k: base64.b64decode(v) for k, v in obj["partials"].items()}
+        return obj["p"], None, {}, True
+    return (obj["p"], obj["wm"], {k: base64.b64decode(v) for k, v in obj["partials"].items()},
+            not obj.get("empty"))
 
 
 class FleetMerger:
@@ -72,7 +82,7 @@ class FleetMerger:
         self._dirty: set[str] = set()
 
     def report(self, partition: int, watermark: int | None, partials: dict[str, bytes],
-               now: float) -> None:
+               has_data: bool = True, *, now: float) -> None:
         """A partition's report; `watermark` None: a keepalive (owner alive, nothing new)."""
         rep = self.partitions.get(partition)
         if watermark is None:
@@ -83,6 +93,7 @@ class FleetMerger:
             rep = self.partitions[partition] = PartitionReport(watermark, now)
         rep.watermark = max(rep.watermark, watermark)
         rep.alive_at = now
+        rep.has_data = has_data
         self._dirty.add(f"p|{partition}")
         for key, data in partials.items():
             spec, start, _ = parse_window_key(key)
@@ -96,7 +107,7 @@ class FleetMerger:
         if not self.partitions:
             return self.watermark
         active = [r.watermark for r in self.partitions.values()
-                  if now - r.alive_at < self.failover_s]  # (a silent owner: not for ever)
+                  if r.has_data and now - r.alive_at < self.failover_s]  # (silent: not for ever)
         if not active:  # every owner silent for long: what they said last is all there is
             active = [max(r.watermark for r in self.partitions.values())]
         return max(self.watermark, min(active))
