@@ -3,17 +3,70 @@
 Every process reads the same `Settings` from environment variables prefixed `CLAWSTREAM_`
 (or a `.env` file), so one variable switches a piece between embedded and production mode
 while the code path stays the same.
+
+The topic namespace is an environment (staging and production, two teams) on a shared
+broker, ClickHouse server or data folder: every name a worker, sink or notifier creates or
+joins derives from it (`namespaced_names`) unless that name is set explicitly.
 """
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
-from pydantic import Field
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+#: What a Kafka topic name may hold. The namespace prefixes topic names and every name
+#: derived from it (a folder under data_dir among them), so it may hold nothing else.
+_NAMESPACE_RE = re.compile(r"[A-Za-z0-9._-]*")
+
+
+@dataclass(frozen=True)
+class NamespacedNames:
+    """Every name a worker, sink or notifier creates or joins, in one topic namespace.
+
+    Two environments may share a broker, a ClickHouse server or a data folder only if they
+    share none of these: a worker in another's consumer group, or restoring another's
+    changelogs, would process and alert about that environment's agents. Each name is
+    `<namespace><name>`, like the topics; with no namespace, the names clawstream always used.
+    """
+
+    #: faust's app id, from which faust names its consumer group, its internal and changelog
+    #: topics (`<app id>-…`) and its state folder (`<data_dir>/faust/<app id>`); the
+    #: event-time processor's groups are `<app id>-windows` and `<app id>-restore`
+    worker_app_id: str
+    #: the sink's consumer group (its resume check uses `<sink group>-resume-probe`)
+    sink_group: str
+    notifier_group: str
+    #: a plain ClickHouse identifier: the namespace's characters other than letters, digits
+    #: and `_` become `_` ("staging." gives "staging_clawstream")
+    clickhouse_database: str
+    #: the embedded chdb directory under data_dir (its owner file `<dir>-owner.json` lies
+    #: beside it); one process per chdb directory, so namespaces need one each
+    chdb_dir: str
+
+
+def namespaced_names(namespace: str) -> NamespacedNames:
+    """The names of `namespace` (the one place they derive from it)."""
+    database = re.sub(r"[^A-Za-z0-9_]", "_", f"{namespace}clawstream")
+    return NamespacedNames(
+        worker_app_id=f"{namespace}clawstream-streams",
+        sink_group=f"{namespace}clawstream-sink",
+        notifier_group=f"{namespace}clawstream-notifier",
+        clickhouse_database=f"_{database}" if database[0].isdigit() else database,
+        chdb_dir=f"{namespace}chdb",
+    )
+
+
+#: Settings whose default is their `namespaced_names` value; an explicit value wins.
+DERIVED_SETTINGS = ("worker_app_id", "sink_group", "notifier_group", "clickhouse_database")
 
 
 class Settings(BaseSettings):
@@ -26,7 +79,9 @@ class Settings(BaseSettings):
         "127.0.0.1:9092", description="Kafka bootstrap servers (host:port, comma separated)."
     )
     topic_namespace: str = Field(
-        "", description="Prefix put before every topic name; lets test runs share one broker."
+        "", description="Prefix put before every topic name and every group, app id, internal "
+        "topic, database and chdb directory name derived by default: an environment of its "
+        "own on a shared broker, ClickHouse or data folder.",
     )
     schema_registry_url: str | None = Field(
         None,
@@ -47,9 +102,12 @@ class Settings(BaseSettings):
     clickhouse_dsn: str | None = Field(
         None,
         description="clickhouse-connect DSN: chdb:///path (embedded) or http://host:8123 "
-        "(server). Default: chdb under data_dir.",
+        "(server). Default: chdb in <data_dir>/<namespace>chdb.",
     )
-    clickhouse_database: str = Field("clawstream", description="ClickHouse database name.")
+    clickhouse_database: str = Field(
+        "", description="ClickHouse database name. Default: <namespace>clawstream, with '_' "
+        "for characters other than letters, digits and '_'.",
+    )
     chdb_endpoint_port: int = Field(
         8124, description="Loopback port where the chdb owner serves queries to other commands."
     )
@@ -61,12 +119,17 @@ class Settings(BaseSettings):
     )
 
     # --- sink ----------------------------------------------------------------------------------
-    sink_group: str = Field("clawstream-sink", description="Consumer group of the sink.")
+    sink_group: str = Field(
+        "", description="Consumer group of the sink. Default: <namespace>clawstream-sink."
+    )
     sink_batch_rows: int = Field(50_000, description="Rows per ClickHouse insert at most.")
     sink_batch_seconds: float = Field(0.5, description="Longest wait before a partial batch.")
 
     # --- streams -------------------------------------------------------------------------------
-    worker_app_id: str = Field("clawstream-streams", description="Faust application id.")
+    worker_app_id: str = Field(
+        "", description="Faust application id: its consumer group, internal and changelog "
+        "topics and state folder derive from it. Default: <namespace>clawstream-streams.",
+    )
     window_lateness_s: float = Field(5.0, description="Allowed lateness before a window closes.")
     max_clock_skew_s: float = Field(
         60.0, ge=0, description="How far an event's time may be ahead of its arrival in Kafka "
@@ -89,6 +152,9 @@ class Settings(BaseSettings):
     alert_webhooks: str = Field(
         "", description="Comma separated Alertmanager-compatible webhook URLs."
     )
+    notifier_group: str = Field(
+        "", description="Consumer group of the notifier. Default: <namespace>clawstream-notifier."
+    )
 
     # --- agent side (perception / execution) --------------------------------------------------
     agent_display: str | None = Field(
@@ -107,10 +173,38 @@ class Settings(BaseSettings):
     sdk_metrics_port: int = Field(9404, description="/metrics port of an SDK host (fleet, agent).")
     log_level: str = Field("INFO", description="Logging level.")
 
+    @field_validator("topic_namespace")
+    @classmethod
+    def _topic_name_characters(cls, value: str) -> str:
+        if not _NAMESPACE_RE.fullmatch(value):
+            raise ValueError("a topic namespace prefixes Kafka topic names, so it holds only "
+                             f"letters, digits, '.', '_' and '-': {value!r}")
+        return value
+
+    @model_validator(mode="after")
+    def _derive_names(self) -> Settings:
+        """Give every derived name not set explicitly (or set empty) its namespace's value.
+
+        It is stored as a default, not marked as set, so that `model_copy` into another
+        namespace derives it again instead of carrying this namespace's name over.
+        """
+        names = namespaced_names(self.topic_namespace)
+        for name in DERIVED_SETTINGS:
+            if name not in self.model_fields_set or not getattr(self, name):
+                self.__dict__[name] = getattr(names, name)
+                self.model_fields_set.discard(name)
+        return self
+
+    def model_copy(self, *, update: Mapping[str, Any] | None = None,
+                   deep: bool = False) -> Settings:
+        """A copy with `update` applied; names derived from the namespace follow it."""
+        return super().model_copy(update=update, deep=deep)._derive_names()
+
     @property
     def resolved_clickhouse_dsn(self) -> str:
-        """The DSN in force: the configured one, or embedded chdb under data_dir."""
-        return self.clickhouse_dsn or f"chdb://{(self.data_dir / 'chdb').resolve()}"
+        """The DSN in force: the configured one, or the namespace's chdb under data_dir."""
+        chdb_dir = self.data_dir / namespaced_names(self.topic_namespace).chdb_dir
+        return self.clickhouse_dsn or f"chdb://{chdb_dir.resolve()}"
 
     @property
     def is_embedded_clickhouse(self) -> bool:

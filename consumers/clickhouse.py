@@ -21,6 +21,7 @@ import base64
 import contextlib
 import datetime as dt
 import decimal
+import errno
 import fcntl
 import ipaddress
 import json
@@ -85,7 +86,8 @@ def chdb_path(dsn: str) -> Path | None:
 
 
 def owner_file(settings: Settings) -> Path | None:
-    """Where the chdb owner advertises its endpoint: `<dir>/../chdb-owner.json`."""
+    """Where the chdb owner advertises its endpoint: `<dir>-owner.json` beside the chdb
+    directory (`<data_dir>/<namespace>chdb-owner.json` by default)."""
     path = chdb_path(settings.resolved_clickhouse_dsn)
     return None if path is None else path.parent / f"{path.name}-owner.json"
 
@@ -536,6 +538,21 @@ def _decoder_for(type_name: str) -> Any:
 # --- the owner's endpoint ----------------------------------------------------------------------
 
 
+def _serve(port: int, handler: type[BaseHTTPRequestHandler]) -> ThreadingHTTPServer:
+    """A loopback server on `port`, or on a free port if `port` is taken.
+
+    Readers find the endpoint through the owner file, never by the port, and a sink of
+    another namespace on this machine may hold the configured one for its own chdb.
+    """
+    try:
+        return ThreadingHTTPServer(("127.0.0.1", port), handler)
+    except OSError as exc:
+        if port == 0 or exc.errno != errno.EADDRINUSE:
+            raise
+        log.warning("chdb owner endpoint port %d is in use; serving on a free port", port)
+        return ThreadingHTTPServer(("127.0.0.1", 0), handler)
+
+
 class ChdbOwner:
     """Serves the owned chdb engine to other local processes over loopback HTTP.
 
@@ -590,7 +607,7 @@ class ChdbOwner:
                 self._send(200, {"column_names": res.column_names,
                                  "column_types": res.column_types, "rows": res.rows})
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", self.settings.chdb_endpoint_port), Handler)
+        self._server = _serve(self.settings.chdb_endpoint_port, Handler)
         self._server.daemon_threads = True
         host, port = self._server.server_address[:2]
         self.url = f"http://{host}:{port}"

@@ -192,7 +192,7 @@ class Notifier:
         self.webhooks = [Webhook(u, self.http, attempts=attempts,
                                  backoff_initial=backoff_initial, backoff_max=backoff_max)
                          for u in urls]
-        self.group = group or f"{settings.topic_namespace}clawstream-notifier"
+        self.group = group or settings.notifier_group
         self.topic = settings.topic(ALERTS)
         self.batch_max = batch_max
         self.batch_wait_s = batch_wait_s

@@ -37,13 +37,12 @@ def topic_ns(kafka_bootstrap: str) -> str:
 def cs_settings(
     kafka_bootstrap: str, topic_ns: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[Settings]:
-    """Settings for one test: its own topics and data folder; exported to subprocesses."""
+    """Settings for one test: its own topics and data folder; exported to subprocesses.
+    Groups, app id and database derive from the namespace, as for a user who sets only it."""
     env = {
         "CLAWSTREAM_BOOTSTRAP_SERVERS": kafka_bootstrap,
         "CLAWSTREAM_TOPIC_NAMESPACE": topic_ns,
         "CLAWSTREAM_DATA_DIR": str(tmp_path / "data"),
-        "CLAWSTREAM_SINK_GROUP": f"sink-{topic_ns}",
-        "CLAWSTREAM_WORKER_APP_ID": f"streams-{topic_ns.rstrip('.')}",
         "CLAWSTREAM_CHDB_ENDPOINT_PORT": "0",
     }
     for k, v in env.items():
