@@ -51,11 +51,9 @@ def main() -> int:
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-accuracy-"))
     ns = f"acc{uuid.uuid4().hex[:8]}."
-    os.environ.update({
+    os.environ.update({  # the namespace isolates the worker's and sink's groups and state
         "CLAWSTREAM_TOPIC_NAMESPACE": ns,
         "CLAWSTREAM_DATA_DIR": str(tmp / "data"),
-        "CLAWSTREAM_SINK_GROUP": f"sink-{ns}",
-        "CLAWSTREAM_WORKER_APP_ID": f"streams-{ns.rstrip('.')}",
         "CLAWSTREAM_CHDB_ENDPOINT_PORT": "0",
         "CLAWSTREAM_SINK_METRICS_PORT": "0",
         "CLAWSTREAM_WORKER_METRICS_PORT": "0",
@@ -81,8 +79,11 @@ def main() -> int:
     for line in (report.windows_differing + report.windows_missing)[:10]:
         print("  " + line)
     if args.keep:
-        print(f"kept {tmp}")
+        print(f"kept {tmp} and the topics of namespace {ns}")
     else:
+        from clawstream.admin import delete_namespace
+
+        delete_namespace(get_settings().bootstrap_servers, ns)
         shutil.rmtree(tmp, ignore_errors=True)
     return 0 if report.ok else 1
 

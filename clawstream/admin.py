@@ -262,3 +262,15 @@ def group_lag(bootstrap: str, group: str, topics: Iterable[str], timeout: float 
     done = {(tp.topic, tp.partition): tp.offset for tp in res.topic_partitions or []
             if tp.offset >= 0}
     return sum(end - max(done.get(k, starts[k]), starts[k]) for k, end in ends.items())
+
+
+def delete_namespace(bootstrap: str, namespace: str, timeout: float = 30.0) -> list[str]:
+    """Delete every topic whose name starts with `namespace` (the table's and the workers'
+    internal ones); returns their names. For throw-away environments (tests, benchmarks):
+    each partition holds open files on the broker, so namespaces left behind add up."""
+    if not namespace:
+        raise ValueError("refusing to delete the topics of the empty namespace")
+    names = [t for t in _admin(bootstrap).list_topics(timeout=timeout).topics
+             if t.startswith(namespace)]
+    delete_topics(bootstrap, names, timeout)
+    return names

@@ -253,6 +253,9 @@ class LocalBroker(DetachedProcess):
     error = BrokerError
     stop_timeout = 30.0  # a controlled shutdown hands leadership over first
     ready_poll_s = 0.5
+    #: a segment, its indexes and a socket or two per partition: many namespaces on one
+    #: broker (a test run makes a hundred) outgrow a default limit of 1024 or 20000
+    min_open_files = 1 << 17
 
     def __init__(
         self,

@@ -33,6 +33,21 @@ def pid_alive(pid: int) -> bool:
         return True
 
 
+def raise_open_files(want: int) -> int:
+    """Raise this process's open-file limit to `want` if it is lower: the hard limit too when
+    allowed (root), else the soft limit up to the hard one. Returns the soft limit now."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft >= want:
+        return soft
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (want, max(hard, want)))
+    except (ValueError, OSError):
+        resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(want, hard)), hard))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
 @contextlib.contextmanager
 def file_lock(path: Path) -> Iterator[None]:
     """An exclusive advisory lock, so concurrent commands don't fetch or start twice."""
@@ -138,13 +153,18 @@ class DetachedProcess:
                          poll_s=self.ready_poll_s)
         return self.address
 
+    #: open files the process may hold at least (a broker keeps several per partition)
+    min_open_files = 0
+
     def _launch(self, cmd: list[str], log_file: Path, cwd: Path,
                 env: dict[str, str] | None = None) -> None:
         """Start detached: own session, no terminal file descriptors, output to `log_file`."""
+        want = self.min_open_files
         with open(log_file, "ab") as out:
             self._proc = subprocess.Popen(
                 cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, cwd=cwd,
                 env=env, start_new_session=True, close_fds=True,
+                preexec_fn=(lambda: raise_open_files(want)) if want else None,
             )
         self.pid_file.write_text(f"{self._proc.pid}\n")
 

@@ -353,10 +353,11 @@ class EventTimeProcessor:
         idle = {p for p in owned if now - self._last_event.setdefault(p, now) >= IDLE_S}
         frontier = min((self.pipelines[p].watermark for p in owned
                         if p not in idle and p in self.pipelines), default=NEVER)
+        # every owned partition's state is loaded, so its reports say whether it holds data
+        await self.ensure_pipelines(set(owned))
         for p in owned:
-            if p in busy or (p not in self.pipelines and (p not in idle or frontier == NEVER)):
+            if p in busy:
                 continue
-            await self.ensure_pipelines({p})
             pl = self.pipelines[p]
             lag = self._lagging(p, pl)
             floor = frontier if p in idle and not any(lag.values()) else NEVER

@@ -24,13 +24,19 @@ def kafka_bootstrap() -> str:
 
 
 @pytest.fixture
-def topic_ns(kafka_bootstrap: str) -> str:
-    """A fresh topic namespace with every topic of the table created in it."""
-    from clawstream.admin import create_topics
+def topic_ns(kafka_bootstrap: str) -> Iterator[str]:
+    """A fresh topic namespace with every topic of the table created in it; afterwards every
+    topic of the namespace (the workers' internal ones too) is deleted, so a broker serving
+    many test runs does not run out of open files."""
+    from clawstream.admin import create_topics, delete_namespace
 
     ns = f"t{uuid.uuid4().hex[:10]}."
     create_topics(kafka_bootstrap, namespace=ns)
-    return ns
+    yield ns
+    try:
+        delete_namespace(kafka_bootstrap, ns)
+    except Exception as exc:  # the test's own result matters more than the clean-up
+        print(f"could not delete the topics of {ns}: {exc}")
 
 
 @pytest.fixture

@@ -28,7 +28,7 @@ from confluent_kafka import ConsumerGroupTopicPartitions
 from kafka_read import read_messages
 from ports import free_port
 
-from clawstream.admin import admin_client, create_topics
+from clawstream.admin import admin_client, create_topics, delete_namespace
 from clawstream.settings import Settings, namespaced_names
 from consumers.clickhouse import owner_file, query
 from consumers.notifier import Notifier
@@ -237,6 +237,8 @@ def started(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[Environment]]:
     yield envs
     for e in envs:
         e.stop()
+    for e in envs:  # (a broker serving many test runs must not run out of open files)
+        delete_namespace(e.env["CLAWSTREAM_BOOTSTRAP_SERVERS"], e.ns)
 
 
 @pytest.mark.integration
