@@ -500,10 +500,11 @@ class EventTimeProcessor:
                 box.produce(self.fleet_name, self._report(p, pl, partials.get(p, {})), b"fleet")
         box.poll()
 
-    @staticmethod
-    def _report(p: int, pl: PartitionPipeline, partials: dict[str, Any]) -> bytes:
-        return encode_report(p, pl.watermark, partials,
-                             has_data=pl.clock.max_seen != NEVER)
+    def _report(self, p: int, pl: PartitionPipeline, partials: dict[str, Any]) -> bytes:
+        """The partition's fleet report. It has no data only if it never applied an event
+        and has nothing left to read (a backlog not read yet may hold some)."""
+        empty = pl.clock.max_seen == NEVER and not any(self._lagging(p, pl).values())
+        return encode_report(p, pl.watermark, partials, has_data=not empty)
 
     def _keepalive(self) -> None:
         """Report owned partitions with nothing new at least every `REPORT_EVERY_S`, so the
