@@ -45,7 +45,7 @@ from schemas.registry import contract  # noqa: E402
 from schemas.samples import sample  # noqa: E402
 from schemas.serde import DecodeError, Serde  # noqa: E402
 from schemas.topics import EVENT_TOPICS  # noqa: E402
-from streams.source import input_group  # noqa: E402
+from streams.app import input_group  # noqa: E402
 from streams.windowing import Event, build_pipeline  # noqa: E402
 
 TYPES = ("frame", "detection", "plan", "action", "outcome", "heartbeat")

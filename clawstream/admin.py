@@ -24,6 +24,7 @@ from confluent_kafka.admin import (
     NewTopic,
 )
 
+from clawstream.kafka.config import KafkaSettings, client_config, kafka_settings
 from schemas.topics import TIMESTAMP_TYPE, TOPICS, TopicSpec
 
 log = logging.getLogger(__name__)
@@ -63,13 +64,9 @@ def _specs(specs: Iterable[TopicSpec | str] | None) -> list[TopicSpec]:
     return [TOPICS[s] if isinstance(s, str) else s for s in specs]
 
 
-_RDKAFKA_LOG = logging.getLogger("clawstream.librdkafka")
-_RDKAFKA_LOG.setLevel(logging.WARNING)  # librdkafka's info chatter stays out of CLI output
-
-
-def admin_client(bootstrap: str) -> AdminClient:
-    """An AdminClient whose librdkafka logs go through Python logging (warnings and up)."""
-    return AdminClient({"bootstrap.servers": bootstrap, "logger": _RDKAFKA_LOG})
+def admin_client(target: str | KafkaSettings) -> AdminClient:
+    """An AdminClient (config from the Kafka runtime) for settings or a bootstrap address."""
+    return AdminClient(client_config(kafka_settings(target), "admin", "admin"))
 
 
 _admin = admin_client

@@ -228,9 +228,12 @@ def broker_answers(bootstrap: str, timeout: float = 3.0) -> bool:
         return False
     from confluent_kafka.admin import AdminClient
 
+    from clawstream.kafka.config import client_config, kafka_settings
+
     quiet = logging.getLogger("clawstream.broker.librdkafka")
-    quiet.setLevel(logging.CRITICAL)
-    admin = AdminClient({"bootstrap.servers": bootstrap, "logger": quiet})
+    quiet.setLevel(logging.CRITICAL)  # (a probe: connection refused is an answer here)
+    admin = AdminClient(client_config(kafka_settings(bootstrap), "admin", "admin",
+                                      {"logger": quiet}))
     try:
         md = admin.list_topics(timeout=timeout)
         return bool(md.brokers)

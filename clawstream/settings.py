@@ -118,6 +118,11 @@ class Settings(BaseSettings):
         1 << 30, description="Disk spool cap per agent; beyond it the SDK refuses new events."
     )
 
+    dlq_max_consecutive: int = Field(
+        1_000_000, ge=0, description="A reader stops when this many messages in a row were "
+        "invalid (dead-lettered): something is wrong upstream. 0 = never.",
+    )
+
     # --- sink ----------------------------------------------------------------------------------
     sink_group: str = Field(
         "", description="Consumer group of the sink. Default: <namespace>clawstream-sink."

@@ -106,8 +106,9 @@ def produce_garbage(settings: Settings, topic: str, n: int, seed: int = 7) -> No
     """n messages of random bytes (no valid Avro framing) on a topic, keyed like agents."""
     from confluent_kafka import Producer
 
-    p = Producer({"bootstrap.servers": settings.bootstrap_servers, "linger.ms": 20,
-                  "enable.idempotence": True})
+    from clawstream.kafka.config import client_config
+
+    p = Producer(client_config(settings, "tool", "producer", {"linger.ms": 20}))
     rng = random.Random(seed)
     for i in range(n):
         p.produce(settings.topic(topic), key=f"garbage-{i % 97}".encode(),
@@ -144,7 +145,7 @@ def run_trial(settings: Settings, cfg: TrialConfig, log_dir: Path,
     from consumers.clickhouse import find_owner, query
     from producers.fleet import agent_ids
     from producers.fleet_cli import build_config, run_fleet
-    from streams.source import input_group
+    from streams.app import input_group
 
     create_topics(settings.bootstrap_servers, namespace=settings.topic_namespace)
     if cfg.garbage:

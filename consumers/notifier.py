@@ -32,6 +32,7 @@ from tenacity import (
     wait_exponential,
 )
 
+from clawstream.kafka.config import client_config
 from clawstream.settings import Settings
 from schemas.serde import DecodeError, Serde
 from schemas.topics import ALERTS
@@ -182,7 +183,7 @@ class Notifier:
         http_timeout_s: float = 5.0,
         generator_base: str = GENERATOR_BASE,
     ) -> None:
-        from consumers.dlq import DeadLetters
+        from clawstream.kafka.deadletter import dead_letter_queue
 
         self.settings = settings
         urls = webhooks if webhooks is not None else [
@@ -198,15 +199,10 @@ class Notifier:
         self.batch_wait_s = batch_wait_s
         self.generator_base = generator_base
         self.serde = Serde.from_settings(settings)
-        self.consumer = Consumer({
-            "bootstrap.servers": settings.bootstrap_servers,
-            "group.id": self.group,
-            "enable.auto.commit": False,
-            "auto.offset.reset": "earliest",
-            "client.id": "clawstream-notifier",
-        })
+        self.consumer = Consumer(client_config(settings, "notifier", "consumer", {
+            "group.id": self.group, "client.id": "clawstream-notifier"}))
         self.consumer.subscribe([self.topic])
-        self.dlq = DeadLetters(settings, COMPONENT)
+        self.dlq = dead_letter_queue(settings, "notifier", COMPONENT)
         self._recent: OrderedDict[str, None] = OrderedDict()
         self._stop = threading.Event()
         self.delivered = 0
@@ -233,7 +229,7 @@ class Notifier:
                 if "fingerprint" not in rec:
                     raise DecodeError("unexpected-type", "not an Alert record")
             except DecodeError as exc:
-                self.dlq.send_message(m, exc.reason, exc.detail)
+                self.dlq.send(m, exc.reason, exc.detail)
                 DLQ_SENT.labels(exc.reason).inc()
                 continue
             am = to_alertmanager(rec, self.generator_base)
@@ -256,7 +252,7 @@ class Notifier:
                     log.error("giving up on %s for %d alerts: %s", hook.url, len(payload), exc)
                     GAVE_UP.labels(hook.url, reason).inc()
                     for m in carried:
-                        self.dlq.send_message(m, reason, f"{hook.url}: {exc}")
+                        self.dlq.send(m, reason, f"{hook.url}: {exc}")
                         DLQ_SENT.labels(reason).inc()
         self.dlq.flush()
         self.consumer.commit(asynchronous=False)

@@ -33,6 +33,8 @@ from confluent_kafka import OFFSET_INVALID, Consumer, KafkaError, KafkaException
 from prometheus_client import Counter, Gauge, Histogram
 from tenacity import RetryCallState, Retrying, retry_if_exception, wait_exponential
 
+from clawstream.kafka.config import client_config
+from clawstream.kafka.deadletter import DeadLetterQueue, dead_letter_queue
 from clawstream.settings import Settings
 from consumers import clickhouse as ch
 from consumers.avroblock import (
@@ -42,7 +44,6 @@ from consumers.avroblock import (
     extended_schema,
     structure,
 )
-from consumers.dlq import DeadLetters
 from consumers.tables import LATE_EVENTS, TABLES, RowError, TableSpec, late_row, primary_spec
 from schemas.registry import contract
 from schemas.serde import SOE_HEADER_LEN, SOE_MAGIC, DecodeError, Serde
@@ -218,7 +219,7 @@ class Sink:
         self._eof: set[tuple[str, int]] = set()
         self._consumer_config = consumer_config or {}
         self.consumer: Consumer | None = None
-        self.dlq: DeadLetters | None = None
+        self.dlq: DeadLetterQueue | None = None
 
     # -- lifecycle -------------------------------------------------------------------------------
     def open(self) -> None:
@@ -247,13 +248,11 @@ class Sink:
             from clawstream.metrics import serve_metrics
 
             serve_metrics(self.settings.sink_metrics_port, self.settings.metrics_host)
-        self.dlq = DeadLetters(self.settings, COMPONENT, on_sent=self._dlq_sent)
-        conf = {
-            "bootstrap.servers": self.settings.bootstrap_servers,
+        self.dlq = dead_letter_queue(self.settings, "sink", COMPONENT, on_sent=self._dlq_sent)
+        # (a killed sink's partitions move to its successor after the runtime's session timeout)
+        self.consumer = Consumer(client_config(self.settings, "sink", "consumer", {
             "group.id": self.settings.sink_group,
-            "enable.auto.commit": False,
             "enable.auto.offset.store": False,
-            "auto.offset.reset": "earliest",
             "enable.partition.eof": True,
             "fetch.min.bytes": 1,
             "fetch.wait.max.ms": 100,
@@ -261,14 +260,10 @@ class Sink:
             "max.partition.fetch.bytes": 8 * 1024 * 1024,
             "queued.max.messages.kbytes": 256 * 1024,
             "statistics.interval.ms": 5000,
-            # a killed sink's partitions move to its successor after this long
-            "session.timeout.ms": 10_000,
-            "heartbeat.interval.ms": 2_000,
             "stats_cb": self._on_stats,
             "client.id": f"clawstream-sink-{self.settings.topic_namespace or 'default'}",
             **self._consumer_config,
-        }
-        self.consumer = Consumer(conf)
+        }))
         self.consumer.subscribe(list(self.routes), on_assign=self._on_assign,
                                 on_revoke=self._on_revoke, on_lost=self._on_lost)
 
@@ -430,7 +425,7 @@ class Sink:
         assert self.dlq is not None
         log.warning("DLQ %s[%s]@%s: %s: %s", msg.topic(), msg.partition(), msg.offset(),
                     reason, detail[:200])
-        self.dlq.send_message(msg, reason, detail)
+        self.dlq.send(msg, reason, detail)
 
     def _dlq_sent(self, reason: str) -> None:
         DLQ_MESSAGES.labels(reason).inc()
@@ -677,10 +672,9 @@ class Sink:
                 stored[(topic, partition)] = str(res.result_rows[0][0])
         if not stored:
             return set()
-        probe = Consumer({"bootstrap.servers": self.settings.bootstrap_servers,
-                          "group.id": f"{self.settings.sink_group}-resume-probe",
-                          "enable.auto.commit": False, "auto.offset.reset": "error",
-                          "logger": log})
+        probe = Consumer(client_config(self.settings, "sink", "consumer", {
+            "group.id": f"{self.settings.sink_group}-resume-probe",
+            "auto.offset.reset": "error", "logger": log}))
         confirmed: set[tuple[str, int]] = set()
         try:
             probe.assign([TopicPartition(t, p, offsets[(t, p)]) for t, p in stored])

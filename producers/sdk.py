@@ -53,6 +53,7 @@ from confluent_kafka import KafkaError, KafkaException, Producer
 from prometheus_client import Counter, Gauge, Histogram
 
 from clawstream import __version__
+from clawstream.kafka.config import client_config
 from clawstream.settings import Settings
 from producers.blobstore import BlobStore, average_hash, encode_image, make_thumbnail
 from producers.spool import Spool, SpoolFullError  # noqa: F401 (re-exported)
@@ -282,12 +283,9 @@ def envelope_seq(value: bytes) -> int:
 
 
 def producer_config(settings: Settings, **overrides: Any) -> dict[str, Any]:
-    """The producer settings the SDK uses: idempotent, acks=all, lz4, batched."""
-    conf: dict[str, Any] = {
-        "bootstrap.servers": settings.bootstrap_servers,
-        "enable.idempotence": True,
-        "acks": "all",
-        "compression.type": "lz4",
+    """The SDK's producer: the runtime's idempotent acks=all producer (`clawstream.kafka`),
+    batched for throughput, riding out broker restarts."""
+    return client_config(settings, "agent", "producer", {
         "linger.ms": 20,
         "batch.size": 1_000_000,
         "batch.num.messages": 10_000,
@@ -298,15 +296,10 @@ def producer_config(settings: Settings, **overrides: Any) -> dict[str, Any]:
         "message.timeout.ms": 300_000,
         "reconnect.backoff.ms": 100,
         "reconnect.backoff.max.ms": 1000,
-        # murmur2 like the Java client and aiokafka: every client maps agent_id alike.
-        "partitioner": "murmur2_random",
         "client.id": settings.producer_name,
-        # librdkafka's own log lines go through Python logging, not straight to stderr
-        "logger": logging.getLogger("producers.sdk.librdkafka"),
         "log.connection.close": False,
-    }
-    conf.update(overrides)
-    return conf
+        **overrides,
+    })
 
 
 class Transport:

@@ -1,5 +1,10 @@
 """Kafka header names both sides share, with their encoding (pure; imports nothing).
 
+Dead letters (`claw.dlq.v1`) carry the original bytes and key, plus headers naming why and
+where the message failed: `clawstream.error.reason`, `clawstream.error.detail`,
+`clawstream.source.topic`, `clawstream.source.partition`, `clawstream.source.offset`,
+`clawstream.failed.by` (`dlq_headers`, `parse_headers`).
+
 The side output `claw.late.v1` carries an event's original bytes; these headers say why it is
 there. Two reasons:
 - `late`: it arrived after the watermark had closed some of its windows (it still counts in
@@ -26,6 +31,32 @@ SOURCE_TOPIC = "clawstream.source.topic"
 
 REASON_LATE = "late"
 REASON_CLOCK_SKEW = "clock_skew"
+
+DLQ_REASON = "clawstream.error.reason"
+DLQ_DETAIL = "clawstream.error.detail"
+SOURCE_PARTITION = "clawstream.source.partition"
+SOURCE_OFFSET = "clawstream.source.offset"
+FAILED_BY = "clawstream.failed.by"
+#: a dead letter's detail is cut to this many characters
+MAX_DETAIL = 2000
+
+
+def dlq_headers(*, reason: str, detail: str, topic: str, partition: int, offset: int,
+                failed_by: str) -> list[tuple[str, bytes]]:
+    """The headers of one dead letter."""
+    return [
+        (DLQ_REASON, reason.encode()),
+        (DLQ_DETAIL, detail[:MAX_DETAIL].encode("utf-8", "replace")),
+        (SOURCE_TOPIC, topic.encode()),
+        (SOURCE_PARTITION, str(partition).encode()),
+        (SOURCE_OFFSET, str(offset).encode()),
+        (FAILED_BY, failed_by.encode()),
+    ]
+
+
+def parse_headers(headers: Iterable[tuple[str, bytes | None]] | None) -> dict[str, str]:
+    """Kafka headers as a str dict (dead letters, late events; readers, tests, a replayer)."""
+    return {k: (v or b"").decode("utf-8", "replace") for k, v in (headers or [])}
 
 
 @dataclass(frozen=True)
@@ -60,7 +91,7 @@ class LateInfo:
 def parse_late_headers(headers: Iterable[tuple[str, bytes | None]] | None) -> dict[str, str]:
     """Headers as a str dict, with the reason defaulted for messages written before it
     existed (they were all late)."""
-    h = {k: (v or b"").decode("utf-8", "replace") for k, v in (headers or [])}
+    h = parse_headers(headers)
     h.setdefault(LATE_REASON, REASON_LATE)
     return h
 

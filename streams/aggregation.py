@@ -1,9 +1,9 @@
 """Event-time windows on Faust: the glue between Kafka and the pure `streams.windowing` code.
 
 The processor reads partition p of every event topic (they are co-partitioned by agent_id)
-in a consumer group of its own (`streams.source`: librdkafka fetches in its own threads and
-hands whole batches over; faust's consumer parsed every record in Python and delivered them
-one by one) and runs one `PartitionPipeline` per partition: windows, action↔outcome
+in a consumer group of its own (`clawstream.kafka.consumer`: librdkafka fetches in its own
+threads and hands whole batches over; faust's consumer parsed every record in Python and
+delivered them one by one) and runs one `PartitionPipeline` per partition: windows, action↔outcome
 correlation and sessions share the partition's watermark. Its fleet-wide merge, tables and
 timers are faust's, in the worker's faust app.
 
@@ -16,7 +16,8 @@ The worker writes that changelog itself and, on assignment, reads it back to its
 Processing, per batch of the event topics:
 1. decode (undecodable -> DLQ with the reason), feed the pipeline, advance the watermark;
 2. produce what closed (aggregates, late events with their windows in headers, lost outcomes,
-   sessions, plan progress, fleet partials) through one confluent-kafka producer (`Outbox`;
+   sessions, plan progress, fleet partials) through one confluent-kafka producer (a
+   `clawstream.kafka.ReliableProducer`;
    a faust send per message costs more than the windowing);
 3. every `PERSIST_EVERY_S` (or `BATCH_MAX` events, or when input pauses): wait until Kafka
    has those outputs, write the changed state (panes touched since, the clock record last)
@@ -55,6 +56,8 @@ from typing import Any
 
 from prometheus_client import Counter, Gauge
 
+from clawstream.kafka.config import client_config
+from clawstream.kafka.producer import ReliableProducer
 from clawstream.runtime import exit_if_not_stopped
 from clawstream.settings import Settings
 from schemas.headers import LATE_REASON, REASON_CLOCK_SKEW
@@ -120,69 +123,14 @@ WATERMARK = Gauge("clawstream_worker_watermark_ms", "Event-time watermark per pa
                   ["partition"])
 
 
-class Outbox:
-    """A confluent-kafka producer for everything the windows emit and persist.
-
-    One C-level producer batches far better than a faust send per message; `flush` waits
-    (off the event loop) until every message is acknowledged and raises if any was not, so
-    the caller persists state / acks events only after their outputs are safe.
-    """
-
-    def __init__(self, settings: Settings, client_id: str) -> None:
-        from confluent_kafka import Producer
-
-        self.errors: list[str] = []
-        self.producer = Producer({
-            "bootstrap.servers": settings.bootstrap_servers,
-            "enable.idempotence": True,
-            "acks": "all",
-            "linger.ms": 5,
-            "compression.type": "lz4",
-            "partitioner": "murmur2_random",
-            "queue.buffering.max.messages": 1_000_000,
-            # reports for failures only: a Python callback per delivered message (outputs
-            # and changelog records, more than one per event) costs GIL time for nothing
-            "delivery.report.only.error": True,
-            "on_delivery": self._delivered,
-            "client.id": client_id,
-        })
-
-    def _delivered(self, err: Any, _msg: Any) -> None:
-        if err is not None:
-            self.errors.append(str(err))
-
-    def produce(self, topic: str, value: bytes | None, key: bytes | None = None, *,
-                partition: int = -1, headers: list[tuple[str, bytes]] | None = None) -> None:
-        while True:
-            try:
-                self.producer.produce(topic, value=value, key=key, partition=partition,
-                                      headers=headers)
-                return
-            except BufferError:
-                self.producer.poll(0.05)
-
-    def poll(self) -> None:
-        """Serve delivery reports without waiting."""
-        self.producer.poll(0)
-
-    async def flush(self, timeout: float = 60.0) -> None:
-        if len(self.producer) == 0 and not self.errors:
-            return
-        loop = asyncio.get_running_loop()
-        remaining = await loop.run_in_executor(None, self.producer.flush, timeout)
-        if remaining or self.errors:
-            errors, self.errors = self.errors, []
-            raise RuntimeError(f"window outputs not delivered ({remaining} pending): "
-                               f"{errors[:3]}")
-
-
 class EventTimeProcessor:
     """The event-time processor: its input, pipelines, tables and topics on one faust app."""
 
     def __init__(self, app: Any, settings: Settings) -> None:
         import faust
 
-        from streams.source import EventSource
+        from clawstream.kafka.consumer import BatchConsumer
+        from streams.app import input_group
 
         self.app = app
         self.settings = settings
@@ -193,10 +141,11 @@ class EventTimeProcessor:
         self.physical = {settings.topic(t): t for t in EVENT_TOPICS}
         partitions = self.partitions = TOPICS[EVENT_TOPICS[0]].partitions
         raw = {"key_serializer": "raw", "value_serializer": "raw"}
-        self.source = EventSource(settings, list(self.physical))
+        self.source = BatchConsumer(settings, "worker", input_group(settings),
+                                    list(self.physical))
         self.names = {name: settings.topic(name)
                       for name in (AGGREGATES, LATE, OUTCOMES, SESSIONS, DLQ)}
-        self.outbox = Outbox(settings, f"{settings.worker_app_id}-windows")
+        self.outbox = ReliableProducer(settings, "worker", f"{settings.worker_app_id}-windows")
         self.fleet_topic = app.topic(f"{app.conf.id}-fleet-partials", partitions=1,
                                      internal=True, **raw)
         self.fleet_name = self.fleet_topic.get_topic_name()
@@ -263,9 +212,9 @@ class EventTimeProcessor:
         from confluent_kafka import Consumer, KafkaError, TopicPartition
 
         topic = table.changelog_topic.get_topic_name()
-        c = Consumer({"bootstrap.servers": self.settings.bootstrap_servers,
-                      "group.id": f"{self.settings.worker_app_id}-restore",
-                      "enable.auto.commit": False, "enable.partition.eof": True})
+        c = Consumer(client_config(self.settings, "worker", "consumer", {
+            "group.id": f"{self.settings.worker_app_id}-restore",
+            "enable.partition.eof": True}))
         state: dict[bytes, bytes] = {}
         try:
             low, high = c.get_watermark_offsets(TopicPartition(topic, partition), timeout=30)
@@ -289,7 +238,7 @@ class EventTimeProcessor:
             c.close()
         return state
 
-    # -- input: the event topics in the processor's own consumer group (streams.source) --------
+    # -- input: the event topics in the processor's own consumer group (BatchConsumer) --------
     async def _consume(self) -> None:
         try:
             await self.source.run(self._on_batch, self._on_revoke, self._on_lost)
@@ -384,7 +333,7 @@ class EventTimeProcessor:
                     await self.ensure_pipelines({m.partition() for m in messages})
                     self._touched |= await self._handle_batch(messages)
                 except BaseException:
-                    # nothing of it is persisted or committed (`streams.source` stops calling
+                    # nothing of it is persisted or committed (the BatchConsumer stops calling
                     # back): read again after a restart, where the persisted state recognises
                     # what it already applied by offset
                     raise
@@ -474,7 +423,7 @@ class EventTimeProcessor:
 
     async def _send(self, outputs: list[tuple[int, Output]], dead: list[Any],
                     touched: set[int]) -> None:
-        from consumers.dlq import dlq_headers
+        from schemas.headers import dlq_headers
 
         box = self.outbox
         partials: dict[int, dict[str, Any]] = {}
@@ -557,7 +506,7 @@ class EventTimeProcessor:
         after the outputs it accounts for, and wait until Kafka has it (the caller acks the
         events only after that)."""
         box = self.outbox
-        await box.flush()  # outputs delivered before the state says "done"
+        await box.flush_async()  # outputs delivered before the state says "done"
         topic = self.table.changelog_topic.get_topic_name()
         for p in touched:
             pl = self.pipelines.get(p)
@@ -565,7 +514,7 @@ class EventTimeProcessor:
                 continue
             for key, value in pl.take_dirty().items():
                 box.produce(topic, value, f"{p}/{key}".encode(), partition=p)
-        await box.flush()
+        await box.flush_async()
 
     # -- fleet-wide merge ----------------------------------------------------------------------
     def _merger(self) -> FleetMerger:
@@ -593,11 +542,11 @@ class EventTimeProcessor:
             for rec in merger.advance(now):
                 WINDOWS.labels("fleet").inc()
                 box.produce(self.names[AGGREGATES], self.serde.encode("aggregate", rec), b"*")
-            await box.flush()
+            await box.flush_async()
             changelog = self.fleet_table.changelog_topic.get_topic_name()
             for key, data in merger.take_dirty().items():
                 box.produce(changelog, data, key.encode(), partition=0)
-            await box.flush()  # before faust acks (and commits) the report
+            await box.flush_async()  # before faust acks (and commits) the report
 
     async def _tick(self) -> None:
         await self.fleet_topic.send(key=b"fleet", value=b"tick")

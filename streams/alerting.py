@@ -163,7 +163,7 @@ def has_backlog(app: Any, msg: Any) -> bool:
 
 def register(app: Any, settings: Settings) -> None:
     """Declare the alerting topics, table, agents and timers on a faust app."""
-    from consumers.dlq import dlq_headers
+    from schemas.headers import dlq_headers
 
     serde = Serde.from_settings(settings)
     watcher = RulesWatcher(settings.rules_file)
@@ -252,15 +252,11 @@ def register(app: Any, settings: Settings) -> None:
 
 
 def standalone_app(settings: Settings) -> Any:
-    """A faust app running only the alerting module (tests, or a dedicated alert worker).
-
-    Same configuration as the full worker (`streams.app.create_app`), with a shorter session
-    timeout so a restarted worker takes its partitions back quickly after a kill -9.
-    """
+    """A faust app running only the alerting module (tests, or a dedicated alert worker),
+    configured as the full worker (`streams.app.create_app`)."""
     from streams.app import create_app
 
-    return create_app(settings, modules=("streams.alerting",), broker_session_timeout=10.0,
-                      broker_heartbeat_interval=2.0)
+    return create_app(settings, modules=("streams.alerting",))
 
 
 def main() -> None:

@@ -13,6 +13,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from clawstream.kafka.config import faust_config
 from clawstream.settings import Settings
 
 log = logging.getLogger("clawstream.streams")
@@ -30,15 +31,11 @@ CORE_MODULES = frozenset({"streams.aggregation", "streams.correlation", "streams
 #: Partitions of faust's own topics (tables' changelogs) unless a table says otherwise; the
 #: event topics have this many, and a table must match the stream it is keyed by.
 DEFAULT_PARTITIONS = 6
-#: A worker killed with -9 leaves its groups after this long, and its replacement (or the
-#: other workers) take its partitions over then: faust's group and the event-time
-#: processor's own (`streams.source`) alike.
-SESSION_TIMEOUT_S = 10.0
-HEARTBEAT_INTERVAL_S = 2.0
 
 
-def broker_urls(bootstrap_servers: str) -> list[str]:
-    return [f"kafka://{h.strip()}" for h in bootstrap_servers.split(",") if h.strip()]
+def input_group(settings: Settings) -> str:
+    """The consumer group of the event-time processor (lag dashboards and tests read it)."""
+    return f"{settings.worker_app_id}-windows"
 
 
 def create_app(settings: Settings, *, modules: tuple[str, ...] | None = None,
@@ -47,7 +44,8 @@ def create_app(settings: Settings, *, modules: tuple[str, ...] | None = None,
     import faust
 
     conf: dict[str, Any] = {
-        "broker": broker_urls(settings.bootstrap_servers),
+        # broker, group liveness (the same as the event-time processor's own group) and acks
+        **faust_config(settings, "worker"),
         "value_serializer": "raw",
         "key_serializer": "raw",
         "store": "memory://",
@@ -56,13 +54,10 @@ def create_app(settings: Settings, *, modules: tuple[str, ...] | None = None,
         "consumer_auto_offset_reset": "earliest",
         "web_enabled": False,
         "autodiscover": False,
-        "producer_acks": -1,
         "producer_linger": 0.005,
         "stream_buffer_maxsize": 16_384,
         "broker_commit_interval": 1.0,
         "table_standby_replicas": 0,
-        "broker_session_timeout": SESSION_TIMEOUT_S,
-        "broker_heartbeat_interval": HEARTBEAT_INTERVAL_S,
         # faust keeps per-app files (table offsets); under the data folder, not the cwd
         "datadir": str(settings.data_dir / "faust" / settings.worker_app_id),
     }

@@ -36,6 +36,12 @@ from streams.crdt.snapshot import FLEET, StateMerger, rollup_record, summary
 
 log = logging.getLogger("clawstream.state_merge")
 
+if __name__ == "__main__":  # `python -m streams.state_merge`: run the importable module's main,
+    import importlib  # so create_app's import of streams.state_merge defines the metrics once.
+    import sys
+
+    sys.exit(importlib.import_module("streams.state_merge").main())
+
 COMPONENT = "state-merge"
 ROLLUP_SECONDS = 0.5
 SNAPSHOT_SECONDS = 0.2
@@ -50,7 +56,7 @@ def register(app: Any, settings: Settings) -> None:
     """Declare the state-merge topics, tables, agents and timer on a faust app."""
     import faust
 
-    from consumers.dlq import dlq_headers
+    from schemas.headers import dlq_headers
 
     serde = Serde.from_settings(settings)
     merger = StateMerger(serde)
@@ -172,27 +178,11 @@ def register(app: Any, settings: Settings) -> None:
 
 
 def standalone_app(settings: Settings) -> Any:
-    """A faust app running only the state merger (tests, bench, or a dedicated worker)."""
-    import faust
+    """A faust app running only the state merger (tests, bench, or a dedicated worker),
+    configured as the full worker (`streams.app.create_app`)."""
+    from streams.app import create_app
 
-    datadir = settings.data_dir / "faust" / settings.worker_app_id
-    datadir.mkdir(parents=True, exist_ok=True)
-    app = faust.App(
-        settings.worker_app_id,
-        broker=f"kafka://{settings.bootstrap_servers}",
-        store="memory://",
-        datadir=str(datadir),
-        key_serializer="raw",
-        value_serializer="raw",
-        topic_replication_factor=1,
-        topic_partitions=TOPICS[STATE_DELTAS].partitions,
-        web_enabled=False,
-        broker_commit_interval=1.0,
-        consumer_auto_offset_reset="earliest",
-        producer_linger_ms=5,
-    )
-    register(app, settings)
-    return app
+    return create_app(settings, modules=("streams.state_merge",))
 
 
 def main() -> None:
@@ -209,7 +199,3 @@ def main() -> None:
     app = standalone_app(settings)
     worker = faust.Worker(app, loglevel=settings.log_level.lower())
     worker.execute_from_commandline()
-
-
-if __name__ == "__main__":
-    main()

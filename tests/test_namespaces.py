@@ -36,8 +36,7 @@ from producers.fleet import expected_counts
 from producers.fleet_cli import build_config, parse_time
 from schemas.serde import Serde
 from schemas.topics import AGENT_STATE, AGGREGATES, ALERTS, SESSIONS, TOPICS
-from streams.app import create_app
-from streams.source import input_group
+from streams.app import create_app, input_group
 
 ROOT = Path(__file__).resolve().parent.parent
 START = "2026-01-01T00:00:00Z"  # event time in the past: no clock-skew protection involved

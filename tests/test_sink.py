@@ -22,9 +22,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from clawstream.settings import Settings
 from consumers import clickhouse as ch
-from consumers.dlq import parse_headers
 from consumers.sink import Sink
 from consumers.tables import TABLES
+from schemas.headers import parse_headers
 from schemas.registry import contract
 from schemas.samples import sample
 from schemas.serde import Serde

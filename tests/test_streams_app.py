@@ -8,8 +8,7 @@ import types
 import pytest
 
 from clawstream.settings import Settings
-from streams.app import broker_urls, create_app, declare_changelogs
-from streams.source import input_group
+from streams.app import create_app, declare_changelogs, input_group
 
 
 def test_event_topics_go_to_the_event_time_processor_and_broken_modules_are_skipped(
@@ -46,10 +45,6 @@ def test_core_module_failures_are_not_hidden(monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setitem(sys.modules, "streams.sessions", None)  # import fails
     with pytest.raises(ImportError):
         create_app(Settings(worker_app_id="unit-app-2"), modules=("streams.sessions",))
-
-
-def test_broker_urls() -> None:
-    assert broker_urls("a:1, b:2") == ["kafka://a:1", "kafka://b:2"]
 
 
 @pytest.mark.integration

@@ -27,7 +27,7 @@ from streams_helpers import (
 
 from clawstream.settings import Settings
 from schemas.topics import EVENT_TOPICS
-from streams.source import input_group
+from streams.app import input_group
 from streams.windowing.sketch import decode_sketch
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
 #: A member that stops heartbeating leaves its group after this long (a kill -9: the others
@@ -36,6 +37,18 @@ class KafkaSettings(Protocol):
     both have it)."""
 
     bootstrap_servers: str
+
+
+@dataclass(frozen=True)
+class Bootstrap:
+    """Connection settings of a bare address (admin helpers that are given one)."""
+
+    bootstrap_servers: str
+
+
+def kafka_settings(target: str | KafkaSettings) -> KafkaSettings:
+    """Settings for `target`: settings as they are, or a bootstrap address."""
+    return Bootstrap(target) if isinstance(target, str) else target
 
 
 def _connection(settings: KafkaSettings, role: Role) -> dict[str, Any]:

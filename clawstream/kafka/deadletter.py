@@ -12,13 +12,25 @@ filling up.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 from confluent_kafka import Message
 
-from clawstream.kafka.producer import ReliableProducer
+from clawstream.kafka.config import KafkaSettings, Role
+from clawstream.kafka.producer import DeliveryError, ReliableProducer
 from schemas.headers import dlq_headers
+from schemas.topics import DLQ
+
+log = logging.getLogger(__name__)
+
+
+class DlqSettings(KafkaSettings, Protocol):
+    dlq_max_consecutive: int
+
+    def topic(self, name: str) -> str: ...
 
 
 class InvalidMessage(Exception):
@@ -75,3 +87,20 @@ class DeadLetterQueue:
     def flush(self, timeout: float = 60.0) -> None:
         """Every dead letter acknowledged (before the offsets behind them are committed)."""
         self.producer.flush(timeout)
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Flush what is left; a failure is logged (offsets behind it were not committed, so
+        the messages are read, and dead-lettered, again)."""
+        try:
+            self.flush(timeout)
+        except DeliveryError as exc:
+            log.error("dead letters of %s not delivered: %s", self.component, exc)
+
+
+def dead_letter_queue(settings: DlqSettings, role: Role, component: str, *,
+                      on_sent: Callable[[str], None] | None = None) -> DeadLetterQueue:
+    """The DLQ of one component, with its own reliable producer (batched: dead letters are
+    rare and flushed before commits)."""
+    producer = ReliableProducer(settings, role, f"{component}-dlq", {"linger.ms": 20})
+    return DeadLetterQueue(producer, settings.topic(DLQ), component,
+                           DlqLimit(settings.dlq_max_consecutive), on_sent)

@@ -1,15 +1,16 @@
-"""The event-time processor's input: the event topics, read by a consumer group of its own.
+"""The consumer loop: a consumer group read in batches, committing only what is durable.
 
-Why not faust's consumer: faust fetches with aiokafka in a thread of its own, which parses
-every record in Python (holding the GIL), then hands messages over one at a time through its
-stream machinery. Profiled on the windows worker, that took a fifth of the main thread's time
-and left the second core idle. librdkafka fetches, decompresses and parses in its own C
-threads, and `consume()` hands a whole batch over.
+The event-time processor reads the event topics with it (instead of faust's consumer: faust
+fetches with aiokafka in a thread of its own, which parses every record in Python, holding the
+GIL, then hands messages over one at a time through its stream machinery; profiled on the
+windows worker, that took a fifth of the main thread's time and left the second core idle.
+librdkafka fetches, decompresses and parses in its own C threads, and `consume()` hands a
+whole batch over).
 
 The usual semantics of a Kafka consumer that commits only what it has made durable:
-- the group is `<worker app id>-windows`; partitions are assigned by the range assignor, so
-  partition p of every event topic goes to the same worker (the topics are co-partitioned by
-  agent id) and more workers share the partitions;
+- partitions are assigned by the range assignor by default, so partition p of every
+  subscribed topic goes to the same member (topics co-partitioned by agent id stay together)
+  and more members share the partitions;
 - the owner gets every batch (`on_batch`, an empty list when input pauses, so it can flush),
   and calls `commit` with offsets whose state and outputs are durable;
 - before partitions move to another worker, `on_revoke` makes durable what the owner holds
@@ -44,10 +45,9 @@ from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
-from clawstream.settings import Settings
-from streams.app import HEARTBEAT_INTERVAL_S, SESSION_TIMEOUT_S
+from clawstream.kafka.config import SESSION_TIMEOUT_S, KafkaSettings, Role, client_config
 
-log = logging.getLogger("clawstream.streams.source")
+log = logging.getLogger("clawstream.kafka.consumer")
 
 Offsets = list[TopicPartition]
 #: Messages per batch at most.
@@ -62,20 +62,18 @@ STATS_INTERVAL_MS = 1000
 STATS_STALE_S = 3.0
 
 
-def input_group(settings: Settings) -> str:
-    """The consumer group of the event-time processor (lag dashboards and tests read it)."""
-    return f"{settings.worker_app_id}-windows"
+class BatchConsumer:
+    """A confluent-kafka consumer of `topics` in `group`, acting for `role`."""
 
-
-class EventSource:
-    """A confluent-kafka consumer of `topics` in the event-time processor's group."""
-
-    def __init__(self, settings: Settings, topics: list[str]) -> None:
+    def __init__(self, settings: KafkaSettings, role: Role, group: str, topics: list[str], *,
+                 assignment: str = "range") -> None:
         self.settings = settings
+        self.role = role
         self.topics = topics
-        self.group = input_group(settings)
+        self.group = group
+        self.assignment = assignment
         self.consumer: Consumer | None = None
-        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="event-source")
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"{group}-read")
         self._stopping = False
         self._failed = False
         self._stopped: asyncio.Event | None = None
@@ -90,20 +88,14 @@ class EventSource:
         self._stats_at = 0.0
 
     def _config(self) -> dict[str, Any]:
-        return {
-            "bootstrap.servers": self.settings.bootstrap_servers,
+        return client_config(self.settings, self.role, "consumer", {
             "group.id": self.group,
             "client.id": self.group,
-            "enable.auto.commit": False,
-            "auto.offset.reset": "earliest",
-            # partition p of every topic to the same member: the topics are co-partitioned
-            "partition.assignment.strategy": "range",
-            "session.timeout.ms": round(SESSION_TIMEOUT_S * 1000),
-            "heartbeat.interval.ms": round(HEARTBEAT_INTERVAL_S * 1000),
+            "partition.assignment.strategy": self.assignment,
             "on_commit": _log_commit_errors,
             "statistics.interval.ms": STATS_INTERVAL_MS,
             "stats_cb": self._on_stats,
-        }
+        })
 
     def _on_stats(self, data: str) -> None:
         """Note which partitions librdkafka is fetching from a broker that is up."""
@@ -140,7 +132,7 @@ class EventSource:
             self._forget(partitions)
             if self._failed:
                 return
-            log.warning("assignment of %d event partitions lost (the group moved them on "
+            log.warning("assignment of %d partitions lost (the group moved them on "
                         "after a session timeout): what was held for them is dropped, "
                         "uncommitted", len(partitions))
             asyncio.run_coroutine_threadsafe(on_lost(partitions), loop).result(
@@ -148,7 +140,7 @@ class EventSource:
 
         def assigned(_c: Consumer, partitions: list[TopicPartition]) -> None:
             self._owned |= {(tp.topic, tp.partition) for tp in partitions}
-            log.info("assigned %d event partitions", len(partitions))
+            log.info("assigned %d partitions", len(partitions))
 
         consumer.subscribe(self.topics, on_assign=assigned, on_revoke=revoked, on_lost=lost)
         try:
@@ -199,7 +191,7 @@ class EventSource:
         batch = _next_batch(consumer)
         paused = time.monotonic() - self._last_read
         if paused > SESSION_TIMEOUT_S:  # (a pause in the owner's handling or in this read)
-            log.warning("no read of the event topics for %.1f s (longer than the session "
+            log.warning("no read of the topics for %.1f s (longer than the session "
                         "timeout): checking that the partitions are still ours", paused)
             self._verify = True
         out: list[Message] | None = None
@@ -230,10 +222,10 @@ class EventSource:
         try:
             consumer.commit(offsets=offsets, asynchronous=False)
         except KafkaException as exc:
-            log.warning("event partitions may have moved on (%s): nothing handed over until "
+            log.warning("partitions may have moved on (%s): nothing handed over until "
                         "the group answers", exc.args[0])
             return False
-        log.info("event partitions still ours after the pause")
+        log.info("partitions still ours after the pause")
         return True
 
     def high_watermark(self, topic: str, partition: int) -> int | None:
@@ -292,5 +284,5 @@ def _usable(m: Message) -> bool:
 
 def _log_commit_errors(err: KafkaError | None, partitions: list[TopicPartition]) -> None:
     if err is not None:
-        log.warning("committing event offsets failed (they are read again after a restart, "
-                    "and skipped as already applied): %s", err)
+        log.warning("committing offsets failed (they are read again after a restart): %s",
+                    err)

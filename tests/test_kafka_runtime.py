@@ -1,0 +1,123 @@
+"""The one Kafka runtime (`clawstream.kafka`): every client's configuration comes from it, its
+defaults are the guarantees the pipeline rests on, and the dead-letter limit stops a runaway."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+from confluent_kafka import Message
+
+from clawstream.kafka.config import (
+    HEARTBEAT_INTERVAL_S,
+    SESSION_TIMEOUT_S,
+    Bootstrap,
+    client_config,
+    faust_config,
+)
+from clawstream.kafka.deadletter import DeadLetterQueue, DlqLimit, TooManyInvalid
+from clawstream.kafka.producer import ReliableProducer
+
+ROOT = Path(__file__).resolve().parent.parent
+PRODUCT = ("clawstream", "producers", "streams", "consumers", "schemas")
+CLIENTS = {"Producer", "Consumer", "AdminClient", "SerializingProducer", "DeserializingConsumer"}
+
+
+def test_producers_are_idempotent_and_acknowledged_by_all_replicas() -> None:
+    conf = client_config(Bootstrap("h:1"), "worker", "producer", {"linger.ms": 50})
+    assert conf["bootstrap.servers"] == "h:1"
+    assert conf["enable.idempotence"] is True and conf["acks"] == "all"
+    assert conf["linger.ms"] == 50
+
+
+def test_consumers_commit_only_what_the_code_commits() -> None:
+    conf = client_config(Bootstrap("h:1"), "sink", "consumer", {"group.id": "g"})
+    assert conf["enable.auto.commit"] is False and conf["group.id"] == "g"
+    assert conf["session.timeout.ms"] == SESSION_TIMEOUT_S * 1000
+    assert conf["heartbeat.interval.ms"] == HEARTBEAT_INTERVAL_S * 1000
+
+
+def test_connection_and_security_cannot_be_overridden_per_client() -> None:
+    for key in ("bootstrap.servers", "security.protocol", "sasl.password"):
+        with pytest.raises(ValueError, match="from the settings"):
+            client_config(Bootstrap("h:1"), "agent", "producer", {key: "x"})
+
+
+def test_faust_apps_get_the_same_brokers_and_group_timings() -> None:
+    conf = faust_config(Bootstrap("a:1, b:2"), "worker")
+    assert conf["broker"] == ["kafka://a:1", "kafka://b:2"]
+    assert conf["broker_session_timeout"] == SESSION_TIMEOUT_S
+    assert conf["producer_acks"] == -1
+
+
+def _client_configs_built_by_hand(path: Path) -> list[str]:
+    """Client constructors given a dict literal, or the bootstrap key spelled out."""
+    found = []
+    tree = ast.parse(path.read_text(), str(path))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call):
+            name = getattr(node.func, "id", None) or getattr(node.func, "attr", None)
+            if name in CLIENTS and node.args and isinstance(node.args[0], ast.Dict):
+                found.append(f"{path}:{node.lineno} {name}({{...}})")
+            if name == "App" and path.name != "app.py":
+                found.append(f"{path}:{node.lineno} faust.App outside streams/app.py")
+        if isinstance(node, ast.Constant) and node.value == "bootstrap.servers":
+            found.append(f"{path}:{node.lineno} 'bootstrap.servers'")
+    return found
+
+
+def test_no_kafka_client_config_is_built_outside_the_runtime() -> None:
+    offenders = []
+    for package in PRODUCT:
+        for path in sorted((ROOT / package).rglob("*.py")):
+            if path.is_relative_to(ROOT / "clawstream" / "kafka"):
+                continue
+            offenders += _client_configs_built_by_hand(path)
+    assert offenders == []
+
+
+def test_the_check_finds_a_config_built_by_hand(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.py"
+    bad.write_text("from confluent_kafka import Producer\n"
+                   "p = Producer({'bootstrap.servers': 'x'})\n")
+    assert len(_client_configs_built_by_hand(bad)) == 2
+
+
+class _Msg:
+    """The parts of a consumed message a dead letter reads."""
+
+    def __init__(self, offset: int) -> None:
+        self._offset = offset
+
+    def value(self) -> bytes:
+        return b"\xff"
+
+    def key(self) -> bytes:
+        return b"k"
+
+    def topic(self) -> str:
+        return "claw.outcomes.v1"
+
+    def partition(self) -> int:
+        return 0
+
+    def offset(self) -> int:
+        return self._offset
+
+
+def test_the_dead_letter_limit_stops_a_runaway_and_a_valid_message_resets_it() -> None:
+    # nothing listens there: produce() only queues, which is all this test needs
+    producer = ReliableProducer(Bootstrap("127.0.0.1:9"), "tool", "dlq-limit-test")
+    sent: list[str] = []
+    dlq = DeadLetterQueue(producer, "claw.dlq.v1", "test", DlqLimit(max_consecutive=3),
+                          on_sent=sent.append)
+    msg: Message = _Msg(0)  # type: ignore[assignment]
+    for _ in range(3):
+        dlq.send(msg, "undecodable", "bad magic byte")
+    dlq.ok()
+    for _ in range(3):
+        dlq.send(msg, "undecodable", "bad magic byte")
+    with pytest.raises(TooManyInvalid, match="4 invalid messages in a row"):
+        dlq.send(msg, "undecodable", "bad magic byte")
+    assert sent == ["undecodable"] * 6  # (the one over the limit is not written)
