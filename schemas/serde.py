@@ -20,7 +20,7 @@ import io
 import os
 import struct
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
@@ -212,6 +212,17 @@ class Serde:
         return buf.getvalue()
 
     # -- decoding -----------------------------------------------------------------------------
+    def decode_as(self, data: bytes | None, event_types: Collection[str],
+                  where: str) -> Decoded:
+        """Decode a message read from `where` (a topic), which carries only `event_types`;
+        DecodeError "wrong-topic" for an event of another type (the one check every reader
+        makes before using a record)."""
+        decoded = self.decode(data)
+        if decoded.schema.event_type not in event_types:
+            raise DecodeError("wrong-topic", f"{decoded.schema.name} event on {where}, which "
+                              f"carries {', '.join(sorted(event_types))} events")
+        return decoded
+
     def decode(self, data: bytes | None) -> Decoded:
         """Decode either wire format; raise DecodeError naming why not."""
         if not data:
