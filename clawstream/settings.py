@@ -2,7 +2,9 @@
 
 Every process reads the same `Settings` from environment variables prefixed `CLAWSTREAM_`
 (or a `.env` file), so one variable switches a piece between embedded and production mode
-while the code path stays the same.
+while the code path stays the same. `Settings` extends the agent side's `SdkSettings`
+(`producers.settings`: Kafka, namespace, registry, data folder, spool, agent and SDK metrics
+settings), so one variable configures both sides and `clawstream settings` shows them all.
 
 The topic namespace is an environment (staging and production, two teams) on a shared
 broker, ClickHouse server or data folder: every name a worker, sink or notifier creates or
@@ -18,14 +20,12 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, model_validator
+from pydantic_settings import SettingsConfigDict
+
+from producers.settings import SdkSettings
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-
-#: What a Kafka topic name may hold. The namespace prefixes topic names and every name
-#: derived from it (a folder under data_dir among them), so it may hold nothing else.
-_NAMESPACE_RE = re.compile(r"[A-Za-z0-9._-]*")
 
 
 @dataclass(frozen=True)
@@ -69,31 +69,16 @@ def namespaced_names(namespace: str) -> NamespacedNames:
 DERIVED_SETTINGS = ("worker_app_id", "sink_group", "notifier_group", "clickhouse_database")
 
 
-class Settings(BaseSettings):
-    """Runtime configuration; field names map to `CLAWSTREAM_<NAME>` variables."""
+class Settings(SdkSettings):
+    """Runtime configuration of every process: the agent side's `SdkSettings` and the
+    server's; field names map to `CLAWSTREAM_<NAME>` variables."""
 
     model_config = SettingsConfigDict(env_prefix="CLAWSTREAM_", env_file=".env", extra="ignore")
 
-    # --- Kafka -----------------------------------------------------------------------------
-    bootstrap_servers: str = Field(
-        "127.0.0.1:9092", description="Kafka bootstrap servers (host:port, comma separated)."
-    )
-    topic_namespace: str = Field(
-        "", description="Prefix put before every topic name and every group, app id, internal "
-        "topic, database and chdb directory name derived by default: an environment of its "
-        "own on a shared broker, ClickHouse or data folder.",
-    )
-    schema_registry_url: str | None = Field(
-        None,
-        description="Confluent-compatible schema registry; when unset, Avro single-object "
-        "encoding is written instead of the Confluent framing.",
-    )
+    # --- Kafka (bootstrap servers, namespace and registry: SdkSettings) ------------------------
     kafka_version: str = Field("4.1.1", description="Apache Kafka version fetched by Maven.")
 
-    # --- local files ---------------------------------------------------------------------------
-    data_dir: Path = Field(
-        PROJECT_ROOT / ".data", description="Where local state lives (chdb, spool, blobs, broker)."
-    )
+    # --- local files (data_dir: SdkSettings) ----------------------------------------------------
     cache_dir: Path = Field(
         PROJECT_ROOT / ".cache", description="Downloaded artifacts (Kafka jars)."
     )
@@ -112,12 +97,7 @@ class Settings(BaseSettings):
         8124, description="Loopback port where the chdb owner serves queries to other commands."
     )
 
-    # --- SDK -----------------------------------------------------------------------------------
-    producer_name: str = Field("clawstream-sdk", description="Name written in envelope.producer.")
-    spool_max_bytes: int = Field(
-        1 << 30, description="Disk spool cap per agent; beyond it the SDK refuses new events."
-    )
-
+    # --- dead letters --------------------------------------------------------------------------
     dlq_max_consecutive: int = Field(
         1_000_000, ge=0, description="A reader stops when this many messages in a row were "
         "invalid (dead-lettered): something is wrong upstream. 0 = never.",
@@ -161,30 +141,11 @@ class Settings(BaseSettings):
         "", description="Consumer group of the notifier. Default: <namespace>clawstream-notifier."
     )
 
-    # --- agent side (perception / execution) --------------------------------------------------
-    agent_display: str | None = Field(
-        None, description="X display the agent sees and acts on (default: $DISPLAY)."
-    )
-    capture_fps: float = Field(4.0, description="Most screen captures per second.")
-    capture_region: str = Field("", description="x,y,w,h of the captured region; empty = screen.")
-    redact_emails: bool = Field(True, description="Mask e-mail addresses seen on screen.")
-    action_rate_limit: float = Field(5.0, description="Most GUI actions per second.")
-
-    # --- observability -------------------------------------------------------------------------
-    metrics_host: str = Field("127.0.0.1", description="Bind address of /metrics endpoints.")
+    # --- observability (metrics host and SDK port: SdkSettings) -------------------------------
     sink_metrics_port: int = Field(9401, description="/metrics port of the sink.")
     worker_metrics_port: int = Field(9402, description="/metrics port of a stream worker.")
     notifier_metrics_port: int = Field(9403, description="/metrics port of the notifier.")
-    sdk_metrics_port: int = Field(9404, description="/metrics port of an SDK host (fleet, agent).")
     log_level: str = Field("INFO", description="Logging level.")
-
-    @field_validator("topic_namespace")
-    @classmethod
-    def _topic_name_characters(cls, value: str) -> str:
-        if not _NAMESPACE_RE.fullmatch(value):
-            raise ValueError("a topic namespace prefixes Kafka topic names, so it holds only "
-                             f"letters, digits, '.', '_' and '-': {value!r}")
-        return value
 
     @model_validator(mode="after")
     def _derive_names(self) -> Settings:
@@ -214,10 +175,6 @@ class Settings(BaseSettings):
     @property
     def is_embedded_clickhouse(self) -> bool:
         return self.resolved_clickhouse_dsn.startswith("chdb://")
-
-    def topic(self, name: str) -> str:
-        """The physical topic name for a logical one (adds the namespace)."""
-        return f"{self.topic_namespace}{name}"
 
 
 @lru_cache(maxsize=1)

@@ -198,7 +198,7 @@ class Notifier:
         self.batch_max = batch_max
         self.batch_wait_s = batch_wait_s
         self.generator_base = generator_base
-        self.serde = Serde.from_settings(settings)
+        self.serde = Serde.for_registry(settings.schema_registry_url)
         self.consumer = Consumer(client_config(settings, "notifier", "consumer", {
             "group.id": self.group, "client.id": "clawstream-notifier"}))
         self.consumer.subscribe([self.topic])

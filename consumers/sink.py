@@ -201,7 +201,7 @@ class Sink:
         self.resume_from_clickhouse = resume_from_clickhouse
         self.serve_endpoint = serve_endpoint
         self.serve_metrics_endpoint = serve_metrics_endpoint
-        self.serde = Serde.from_settings(settings)
+        self.serde = Serde.for_registry(settings.schema_registry_url)
         self.stats = SinkStats()
         self._stop = threading.Event()
         self._client = client

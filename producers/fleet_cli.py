@@ -27,7 +27,6 @@ from datetime import datetime
 
 import click
 
-from clawstream.settings import get_settings
 from producers.fleet import (
     DEFAULT_APPS,
     FleetConfig,
@@ -35,6 +34,7 @@ from producers.fleet import (
     generate_fleet,
     simulated_span_ms,
 )
+from producers.settings import SdkSettings, sdk_settings
 
 log = logging.getLogger(__name__)
 
@@ -90,15 +90,17 @@ class Clock:
 
 def run_fleet(cfg: FleetConfig, *, rate: float = 0.0, realtime: bool = False,
               speedup: float = 1.0, clock_skew_ms: dict[str, int] | None = None,
-              progress: bool = True, flush_timeout: float = 60.0) -> dict[str, Counter[str]]:
+              progress: bool = True, flush_timeout: float = 60.0,
+              settings: SdkSettings | None = None) -> dict[str, Counter[str]]:
     """Emit the fleet; returns counters per type: sent, delivered, spooled, failed, pending.
 
     `realtime`: pace by the simulated gaps (divided by `speedup`) and stamp the wall clock;
     else as fast as possible (or `rate` events/s) with the simulated times. `clock_skew_ms`:
-    agent id -> how far that agent's clock is off (a faulty agent)."""
+    agent id -> how far that agent's clock is off (a faulty agent). `settings`: default, the
+    environment's (`sdk_settings()`)."""
     from producers.sdk import AgentClient, Transport
 
-    settings = get_settings()
+    settings = settings or sdk_settings()
     unknown = set(clock_skew_ms or ()) - set(agent_ids(cfg))
     if unknown:
         raise ValueError(f"clock skew for agents not in the fleet: {sorted(unknown)}")
@@ -313,13 +315,14 @@ def fleet(agents: int, events_per_agent: int | None, duration_s: float | None,
         linger_s=linger_s,
     )
     skews = parse_skews(clock_skews, cfg)
+    settings = sdk_settings()
     if metrics:
         from producers.sdk import serve_sdk_metrics
 
-        serve_sdk_metrics(get_settings())
+        serve_sdk_metrics(settings)
     t0 = time.monotonic()
     result = run_fleet(cfg, rate=rate, realtime=realtime, speedup=speedup, clock_skew_ms=skews,
-                       progress=progress, flush_timeout=flush_timeout)
+                       progress=progress, flush_timeout=flush_timeout, settings=settings)
     dt = time.monotonic() - t0
     console = Console(stderr=False)
     size = (f"{duration_s:g} s" if duration_s is not None
@@ -341,5 +344,5 @@ def fleet(agents: int, events_per_agent: int | None, duration_s: float | None,
     failed = sum(result["failed"].values())
     if failed or pending:
         console.print(f"[red]not delivered: {failed} rejected, {pending} still pending "
-                      f"(kept in the spool under {get_settings().data_dir}/spool)[/red]")
+                      f"(kept in the spool under {settings.data_dir}/spool)[/red]")
         sys.exit(1)

@@ -22,7 +22,7 @@ import struct
 import threading
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import fastavro
 from fastavro import schemaless_reader, schemaless_writer
@@ -36,9 +36,6 @@ from schemas.registry import (
     contract,
     fingerprint_bytes,
 )
-
-if TYPE_CHECKING:
-    from clawstream.settings import Settings
 
 SOE_MAGIC = b"\xc3\x01"
 SOE_HEADER_LEN = 10
@@ -139,13 +136,14 @@ class Serde:
             self._by_fingerprint[fp] = _Writer(s, s.reader, None)
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> Serde:
-        """Confluent framing through the configured registry, single-object encoding without."""
-        if not settings.schema_registry_url:
+    def for_registry(cls, url: str | None) -> Serde:
+        """Confluent framing through the schema registry at `url`; single-object encoding when
+        there is none (None or empty), as with `schema_registry_url` unset."""
+        if not url:
             return cls()
         from schemas.registry_client import RegistryClient
 
-        return cls(registry=RegistryClient(settings.schema_registry_url))
+        return cls(registry=RegistryClient(url))
 
     @property
     def wire_format(self) -> str:

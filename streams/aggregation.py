@@ -134,7 +134,7 @@ class EventTimeProcessor:
 
         self.app = app
         self.settings = settings
-        self.serde = Serde.from_settings(settings)
+        self.serde = Serde.for_registry(settings.schema_registry_url)
         self.enabled: set[str] = set()
         self.pipelines: dict[int, PartitionPipeline] = {}
         self.last_report: dict[int, float] = {}

@@ -165,7 +165,7 @@ def register(app: Any, settings: Settings) -> None:
     """Declare the alerting topics, table, agents and timers on a faust app."""
     from schemas.headers import dlq_headers
 
-    serde = Serde.from_settings(settings)
+    serde = Serde.for_registry(settings.schema_registry_url)
     watcher = RulesWatcher(settings.rules_file)
     source = app.topic(
         settings.topic(AGGREGATES), settings.topic(OUTCOMES), settings.topic(HEARTBEATS),

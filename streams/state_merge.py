@@ -3,7 +3,7 @@
 Flow, in one faust app (`register(app, settings)`; `python -m streams.state_merge` runs it alone):
 
 1. `state-merge` reads `claw.state-deltas.v1` (raw bytes, keyed by agent), decodes with
-   schemas.serde and joins the delta into the agent's merged state (streams.crdt). The table
+   schemas.serde and joins the delta into the agent's merged state (schemas.crdt). The table
    `state-merge-agents` (changelog-backed, co-partitioned with the delta topic) stores each
    agent's latest AgentState snapshot bytes, which carry the version and the full CRDT state,
    so a worker killed with -9 recovers everything from the changelog.
@@ -29,10 +29,10 @@ from typing import Any
 from prometheus_client import Counter, Gauge
 
 from clawstream.settings import Settings
+from schemas.crdt import CodecError, CRDTTypeMismatch
+from schemas.crdt.snapshot import FLEET, StateMerger, rollup_record, summary
 from schemas.serde import DecodeError, Serde
 from schemas.topics import AGENT_STATE, DLQ, STATE_DELTAS, TOPICS
-from streams.crdt import CodecError, CRDTTypeMismatch
-from streams.crdt.snapshot import FLEET, StateMerger, rollup_record, summary
 
 log = logging.getLogger("clawstream.state_merge")
 
@@ -58,7 +58,7 @@ def register(app: Any, settings: Settings) -> None:
 
     from schemas.headers import dlq_headers
 
-    serde = Serde.from_settings(settings)
+    serde = Serde.for_registry(settings.schema_registry_url)
     merger = StateMerger(serde)
     deltas = app.topic(settings.topic(STATE_DELTAS), key_serializer="raw",
                        value_serializer="raw")

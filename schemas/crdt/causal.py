@@ -34,7 +34,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any, ClassVar
 
-from streams.crdt.context import CausalContext, Dot
+from schemas.crdt.context import CausalContext, Dot
 
 Kind = Any  # "set" | "fun" | ("map", Kind)
 

@@ -22,10 +22,10 @@ from typing import Any
 import fastavro
 from fastavro import schemaless_reader, schemaless_writer
 
-from streams.crdt.causal import Causal, Kind, causal_type
-from streams.crdt.context import CausalContext
-from streams.crdt.counters import GCounter, PNCounter
-from streams.crdt.lww import LWWRegister
+from schemas.crdt.causal import Causal, Kind, causal_type
+from schemas.crdt.context import CausalContext
+from schemas.crdt.counters import GCounter, PNCounter
+from schemas.crdt.lww import LWWRegister
 
 NS = "clawstream.crdt"
 

@@ -15,9 +15,9 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from schemas.crdt.agent import AgentCRDT
 from schemas.envelope import new_envelope
 from schemas.serde import Serde
-from streams.crdt.agent import AgentCRDT
 
 PRODUCER = "clawstream-state-merge"
 FLEET = "*"

@@ -20,10 +20,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from streams.crdt.causal import AWORSet, MVRegister, ORMap
-from streams.crdt.codec import CodecError, decode, decode_bundle, encode, fast_encode_bundle
-from streams.crdt.counters import GCounter, PNCounter
-from streams.crdt.lww import LWWRegister
+from schemas.crdt.causal import AWORSet, MVRegister, ORMap
+from schemas.crdt.codec import CodecError, decode, decode_bundle, encode, fast_encode_bundle
+from schemas.crdt.counters import GCounter, PNCounter
+from schemas.crdt.lww import LWWRegister
 
 UIMemory = ORMap.of(AWORSet)
 SettingsMap = ORMap.of(MVRegister)
