@@ -244,24 +244,21 @@ class GroupConsumer:
     def _usable(self, batch: list[Message]) -> list[Message]:
         """The messages of partitions we own (messages fetched before a rebalance can still
         come out after its callback); partition ends noted, errors logged (fatal: raised)."""
-        out = []
         owned, ended = self.membership.owned, self.membership.ended
-        for m in batch:
-            key = (m.topic() or "", m.partition() or 0)
-            err = m.error()
-            if err is not None:
-                if err.code() == KafkaError._PARTITION_EOF:
+        out = [m for m in batch if m.error() is None and (m.topic(), m.partition()) in owned]
+        if len(out) < len(batch) or ended:  # (in order: an end, then a message, is no end)
+            for m in batch:
+                key = (m.topic() or "", m.partition() or 0)
+                err = m.error()
+                if err is None:
+                    ended.discard(key)
+                elif err.code() == KafkaError._PARTITION_EOF:
                     if key in owned:
                         ended.add(key)
                 elif err.fatal():
                     raise KafkaException(err)
                 else:
                     log.warning("consumer of %s: %s", self.group, err)
-                continue
-            if key in owned:
-                out.append(m)
-                if ended:
-                    ended.discard(key)
         return out
 
     def high_watermark(self, topic: str, partition: int) -> int | None:
