@@ -285,6 +285,12 @@ class BatchConsumer:
     def consumer(self) -> Consumer | None:
         return self.core.consumer
 
+    def __getattr__(self, name: str) -> Any:
+        """What else the core has (its settings, group, topics, configuration) reads through."""
+        if name == "core":
+            raise AttributeError(name)
+        return getattr(self.core, name)
+
     async def run(self, on_batch: Callable[[list[Message]], Awaitable[None]],
                   on_revoke: Callable[[list[TopicPartition]], Coroutine[Any, Any, Offsets]],
                   on_lost: Callable[[list[TopicPartition]], Coroutine[Any, Any, None]]) -> None:
