@@ -1,9 +1,10 @@
 """The one dead-letter path: input a handler cannot use goes to `claw.dlq.v1` with the reason.
 
-Handlers raise `InvalidMessage(reason, detail)` for a message they cannot use (undecodable,
-the wrong type on a topic, a record that breaks a rule); the loop gives it to
-`DeadLetterQueue.send`, which writes the original key and bytes with the reason and origin in
-headers (`schemas.headers`) and goes on. The message is never lost: its dead letter is
+Handlers raise `InvalidMessage(reason, detail)` for a message they cannot use (a record that
+breaks a rule), or the contract's `DecodeError` (undecodable, the wrong type on a topic:
+`Serde.decode_as`); `DeadLetterQueue.each` runs a handler over a batch and gives every such
+message to `DeadLetterQueue.send`, which writes the original key and bytes with the reason
+and origin in headers (`schemas.headers`) and goes on. The message is never lost: its dead letter is
 acknowledged before the offsets behind it are committed (`flush`). A limit stops a runaway
 (as arroyo's DLQ limit does): when every message for a long stretch is invalid, something is
 wrong upstream (a wrong schema, a topic mix-up), and stopping says so louder than a DLQ
@@ -13,7 +14,7 @@ filling up.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -22,6 +23,7 @@ from confluent_kafka import Message
 from clawstream.kafka.config import KafkaSettings, Role
 from clawstream.kafka.producer import DeliveryError, ReliableProducer
 from schemas.headers import dlq_headers
+from schemas.serde import DecodeError
 from schemas.topics import DLQ
 
 log = logging.getLogger(__name__)
@@ -66,8 +68,21 @@ class DeadLetterQueue:
         self.on_sent = on_sent
         self._consecutive = 0
 
+    def each(self, messages: Iterable[Message], handle: Callable[[Message], object]) -> None:
+        """`handle` every message; one it finds invalid (it raised `InvalidMessage` or a
+        `DecodeError`) is dead-lettered, and the next one is handled."""
+        for msg in messages:
+            try:
+                handle(msg)
+            except (InvalidMessage, DecodeError) as exc:
+                self.send(msg, exc.reason, exc.detail)
+            else:
+                self._consecutive = 0
+
     def send(self, msg: Message, reason: str, detail: str) -> None:
         """Dead-letter a consumed message as it came, with the reason."""
+        log.warning("DLQ %s[%s]@%s (%s): %s: %s", msg.topic(), msg.partition(), msg.offset(),
+                    self.component, reason, detail[:200])
         self._consecutive += 1
         if self.limit.max_consecutive and self._consecutive > self.limit.max_consecutive:
             raise TooManyInvalid(
