@@ -38,6 +38,7 @@ from clawstream.runtime import exit_if_not_stopped
 from clawstream.settings import Settings
 from schemas.serde import DecodeError, Serde
 from schemas.topics import DLQ, EVENT_TOPICS, TOPICS
+from streams.app import input_group
 from streams.dead_letters import carried_types
 from streams.event_time.fleet import FleetMerge
 from streams.event_time.outputs import OutputSender, Partials
@@ -62,7 +63,8 @@ DEBUG_WM = bool(os.environ.get("CLAWSTREAM_DEBUG_WATERMARK"))
 
 EVENTS = Counter("clawstream_worker_events_total", "Events processed by the windows.",
                  ["type"])
-DLQ_OUT = Counter("clawstream_worker_dlq_total", "Undecodable events sent to the DLQ.",
+DLQ_OUT = Counter("clawstream_worker_dlq_total",
+                  "Events sent to the DLQ (undecodable, or not of their topic's type).",
                   ["reason"])
 GAPS = Counter("clawstream_worker_offset_gap_events_total",
                "Events skipped between the persisted state and the consumed position.")
@@ -77,8 +79,6 @@ class EventTimeProcessor:
     consumer group for the input, faust's tables, agent and timer for state and fleet."""
 
     def __init__(self, app: Any, settings: Settings) -> None:
-        from streams.app import input_group
-
         self.app = app
         self.settings = settings
         self.serde = Serde.from_settings(settings)
