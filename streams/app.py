@@ -18,16 +18,16 @@ from clawstream.settings import Settings
 
 log = logging.getLogger("clawstream.streams")
 
-#: Modules that declare agents on the app, in order.
+#: Modules that declare agents on the app, in order: the event-time processor (windows,
+#: correlation and sessions: one processor, since they share each partition's watermark),
+#: the CRDT state merge, the alert rules.
 APP_MODULES: tuple[str, ...] = (
-    "streams.aggregation",
-    "streams.correlation",
-    "streams.sessions",
+    "streams.event_time",
     "streams.state_merge",
     "streams.alerting",
 )
 #: Modules whose failure must stop the worker; the others are optional add-ons.
-CORE_MODULES = frozenset({"streams.aggregation", "streams.correlation", "streams.sessions"})
+CORE_MODULES = frozenset({"streams.event_time"})
 #: Partitions of faust's own topics (tables' changelogs) unless a table says otherwise; the
 #: event topics have this many, and a table must match the stream it is keyed by.
 DEFAULT_PARTITIONS = 6
@@ -64,7 +64,7 @@ def create_app(settings: Settings, *, modules: tuple[str, ...] | None = None,
     conf.update(overrides)
     Path(conf["datadir"]).mkdir(parents=True, exist_ok=True)
     app = faust.App(settings.worker_app_id, **conf)
-    app.clawstream_settings = settings
+    app.clawstream_settings = settings  # type: ignore[attr-defined]
     loaded = []
     for name in modules if modules is not None else APP_MODULES:
         core = name in CORE_MODULES
@@ -81,7 +81,7 @@ def create_app(settings: Settings, *, modules: tuple[str, ...] | None = None,
             log.exception("stream module %s failed to load; the others run without it", name)
             continue
         loaded.append(name)
-    app.clawstream_modules = tuple(loaded)
+    app.clawstream_modules = tuple(loaded)  # type: ignore[attr-defined]
     return app
 
 

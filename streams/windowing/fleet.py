@@ -2,12 +2,13 @@
 
 Each input partition closes its own fleet-scope ('*') windows on its own watermark and sends
 the partial state here, together with its watermark. A fleet window closes when the fleet
-watermark — the minimum over the partitions' watermarks — reaches its end; it is then the
-merge of the partials received, so every partition's share is in it. A quiet partition does
-not stall the fleet while others are busy: its owner moves its watermark on with theirs once
-it is idle (see `streams.aggregation`), closing its own windows and sending their partials
-first; a partition that never applied an event holds nothing and is not waited for. A
-partition whose owner still says it is alive (keepalives, sent for owned partitions with
+watermark — the minimum over the partitions' watermarks (the held-back clock of
+`streams.windowing.clock`) — reaches its end; it is then the merge of the partials received,
+so every partition's share is in it. A quiet partition does not stall the fleet while others
+are busy: its owner moves its watermark on with theirs once it is idle (see
+`streams.event_time`), closing its own windows and sending their partials first; a
+partition that never applied an event holds nothing and is not waited for. A partition whose
+owner still says it is alive (keepalives, sent for owned partitions with
 nothing new) but that does not move (it cannot be read, or has a backlog) holds the fleet, as
 it holds its own windows. A partition that went silent with its owner (killed, frozen,
 mid-failover) holds the fleet back for up to `failover_s`, so its events, read again by the
@@ -23,9 +24,9 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from streams.windowing.clock import NEVER, held_back
 from streams.windowing.operator import parse_window_key
 from streams.windowing.state import FLEET, WindowState, to_record
-from streams.windowing.watermark import NEVER
 
 #: How long a partition whose owner went silent holds fleet windows back at most.
 FAILOVER_S = 60.0
@@ -104,13 +105,12 @@ class FleetMerger:
             self._dirty.add(f"w|{key}")
 
     def fleet_watermark(self, now: float) -> int:
-        if not self.partitions:
-            return self.watermark
-        active = [r.watermark for r in self.partitions.values()
-                  if r.has_data and now - r.alive_at < self.failover_s]  # (silent: not for ever)
-        if not active:  # every owner silent for long: what they said last is all there is
-            active = [max(r.watermark for r in self.partitions.values())]
-        return max(self.watermark, min(active))
+        """The held-back clock over the partitions (`streams.windowing.clock`): one holds
+        while its owner is alive and it has data (a silent owner: not for ever); when none
+        holds, what they said last is all there is."""
+        return max(self.watermark, held_back(
+            (r.watermark, r.has_data and now - r.alive_at < self.failover_s)
+            for r in self.partitions.values()))
 
     def advance(self, now: float) -> list[dict[str, Any]]:
         """Close fleet windows the fleet watermark has passed; WindowAggregate records."""

@@ -28,7 +28,8 @@ from functools import reduce
 from math import gcd
 
 from schemas.headers import REASON_LATE, LateInfo
-from streams.windowing.pipeline import SYNTHETIC, Event, Output
+from streams.windowing.outputs import FleetPartial, LateEvent, Output, WindowClosed
+from streams.windowing.pipeline import SYNTHETIC, Event
 from streams.windowing.state import (
     FLEET,
     Scope,
@@ -61,6 +62,8 @@ def parse_window_key(key: str) -> tuple[WindowSpec, int, Scope]:
 
 
 class WindowOperator:
+    """Tumbling and hopping windows per scope, over panes (see the module doc)."""
+
     name = "win"
 
     def __init__(self, specs: list[WindowSpec], *, fleet: bool = True,
@@ -162,11 +165,15 @@ class WindowOperator:
         self._dirty.add(key)
         return st
 
-    def _late(self, ev: Event, missed: list[tuple[str, int, int]], watermark: int) -> Output:
+    def _late(self, ev: Event, missed: list[tuple[str, int, int]], watermark: int) -> LateEvent:
         self.late_events += 1
         info = LateInfo(REASON_LATE, ev.event_type, ev.envelope["event_id"], ev.event_time,
                         watermark, ev.source, missed, arrival=ev.arrival)
-        return Output("late", ev.agent, ev, info.headers())
+        return LateEvent(ev.agent, ev, info.headers())
+
+    def synthesize(self, next_watermark: int) -> list[Event]:
+        """Windows make no events of their own."""
+        return []
 
     def advance(self, watermark: int, now: int) -> list[Output]:
         out: list[Output] = []
@@ -190,14 +197,14 @@ class WindowOperator:
             rec = to_record(merged, size_ms=spec.size_ms, step_ms=spec.step_ms, start=start,
                             scope=scope, watermark=watermark, key=window_key(spec, start, sk),
                             producer=self.producer)
-            out.append(Output("aggregate", scope.agent, rec))
+            out.append(WindowClosed(scope.agent, rec))
             if self.fleet:
                 part = fleet.get((i, start))
                 if part is None:
                     part = fleet[(i, start)] = WindowState()
                 part.merge(merged)
         for (i, start), part in fleet.items():
-            out.append(Output("fleet_partial", window_key(self.specs[i], start, FLEET_KEY), part))
+            out.append(FleetPartial(window_key(self.specs[i], start, FLEET_KEY), part))
         while self._expiry and self._expiry[0][0] <= watermark:
             _, pane, sk = heapq.heappop(self._expiry)
             if self.panes.pop((pane, sk), None) is not None:

@@ -1,9 +1,10 @@
 """The per-partition event-time pipeline (pure): one clock, several operators.
 
-The Faust glue feeds it decoded events of one partition and asks it to advance; it answers
-with `Output`s (aggregates, late events, lost outcomes, sessions, ...) and tells which of its
-state keys changed, so the glue can persist exactly those to the changelog-backed table.
-The benchmark's raw confluent-kafka loop drives the very same class.
+The event-time processor (`streams.event_time`) feeds it decoded events of one partition
+and asks it to advance; it answers with typed outputs (`streams.windowing.outputs`: closed
+windows, late events, lost outcomes, sessions, ...) and tells which of its state keys
+changed, so the processor can persist exactly those to the changelog-backed table. The
+benchmark's raw confluent-kafka loop drives the very same class.
 
 Agents' clocks are not trusted. An event carries its arrival time (the broker's timestamp,
 never later than the worker's clock) and moves the partition's clock by the earlier of its
@@ -18,11 +19,12 @@ that); if it is behind the watermark, it is late like any other.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from schemas.headers import REASON_CLOCK_SKEW, LateInfo
-from streams.windowing.watermark import NEVER, PartitionClock
+from streams.windowing.clock import NEVER
+from streams.windowing.outputs import LateEvent, LostOutcome, Output
+from streams.windowing.watermark import PartitionClock
 
 CLOCK_KEY = "clock"
 #: Source name of events the pipeline makes itself (lost outcomes).
@@ -80,37 +82,51 @@ class Event:
 
     @property
     def envelope(self) -> dict[str, Any]:
-        return self.record["envelope"]
+        env: dict[str, Any] = self.record["envelope"]
+        return env
 
     def __repr__(self) -> str:
         return (f"Event({self.event_type!r}, agent={self.agent!r}, t={self.event_time}, "
                 f"{self.source}@{self.offset})")
 
 
-@dataclass
-class Output:
-    """Something to send. kind: aggregate | fleet_partial | late | outcome | session | plan."""
-
-    kind: str
-    key: str
-    value: Any
-    headers: dict[str, str] = field(default_factory=dict)
-
-
 class Operator(Protocol):
+    """One kind of event-time result over a partition's events (windows, correlation,
+    sessions), driven by the pipeline under the partition's watermark."""
+
+    #: Prefix of its state keys in the partition's changelog.
     name: str
 
-    def process(self, ev: Event, watermark: int) -> list[Output]: ...
+    def process(self, ev: Event, watermark: int) -> list[Output]:
+        """Apply one event, read while the watermark was `watermark`."""
+        ...
 
     def refuse(self, ev: Event, watermark: int) -> list[Output]:
         """An event refused for its clock (counted, never applied)."""
         ...
 
-    def advance(self, watermark: int, now: int) -> list[Output]: ...
+    def synthesize(self, next_watermark: int) -> list[Event]:
+        """Events it makes itself that are due before the watermark moves to
+        `next_watermark` (lost outcomes): the pipeline gives them to the other operators
+        under the current watermark, then sends them."""
+        ...
 
-    def take_dirty(self) -> dict[str, bytes | None]: ...
+    def advance(self, watermark: int, now: int) -> list[Output]:
+        """The watermark moved to `watermark` (`now`: the highest event time seen): close
+        what it passed."""
+        ...
 
-    def load(self, key: str, data: bytes) -> None: ...
+    def take_dirty(self) -> dict[str, bytes | None]:
+        """State changed since the last call: {key: bytes, or None when deleted}."""
+        ...
+
+    def load(self, key: str, data: bytes) -> None:
+        """Restore one persisted key (the inverse of `take_dirty`)."""
+        ...
+
+    def on_restored(self, watermark: int) -> None:
+        """Every key is loaded and the restored watermark is `watermark`."""
+        ...
 
 
 class PartitionPipeline:
@@ -151,7 +167,7 @@ class PartitionPipeline:
         self.refused += 1
         info = LateInfo(REASON_CLOCK_SKEW, ev.event_type, ev.envelope["event_id"],
                         ev.event_time, wm, ev.source, arrival=ev.arrival)
-        out = [Output("late", ev.agent, ev, info.headers())]
+        out: list[Output] = [LateEvent(ev.agent, ev, info.headers())]
         for op in self.operators.values():
             out.extend(op.refuse(ev, wm))
         return out
@@ -171,17 +187,14 @@ class PartitionPipeline:
         out: list[Output] = []
         wm = self.clock.watermark
         for op in self.operators.values():
-            synth = getattr(op, "synthesize", None)
-            if synth is None:
-                continue
-            for ev, _ in synth(nxt):
+            for made in op.synthesize(nxt):
                 mark = self.clock.sources.get(SYNTHETIC)
-                ev = ev.moved(SYNTHETIC, (mark.offset if mark else -1) + 1)
+                ev = made.moved(SYNTHETIC, (mark.offset if mark else -1) + 1)
                 for other in self.operators.values():
                     if other is not op:
                         out.extend(other.process(ev, wm))
                 self.clock.observe(SYNTHETIC, ev.offset, min(ev.event_time, self.clock.max_seen))
-                out.append(Output("outcome", ev.agent, ev.record))
+                out.append(LostOutcome(ev.agent, ev.record))
         self.clock.advance(lagging, floor)
         for op in self.operators.values():
             out.extend(op.advance(self.clock.watermark, self.clock.max_seen))
@@ -198,21 +211,19 @@ class PartitionPipeline:
             self.clock.dirty = False
         return out
 
-    def restore(self, items: Iterable[tuple[str, bytes]]) -> int:
+    def restore(self, items: Iterable[tuple[str, bytes | None]]) -> int:
         """Restore persisted state (what take_dirty returned, latest value per key); the
         clock first, so operators learn the watermark the state was written under."""
-        items = [(k, v) for k, v in items if v is not None]
-        for k, v in items:
+        present = [(k, v) for k, v in items if v is not None]
+        for k, v in present:
             if k == CLOCK_KEY:
                 self.clock.load(v)
-        for k, v in items:
+        for k, v in present:
             if k != CLOCK_KEY:
                 self.load(k, v)
         for op in self.operators.values():
-            hook = getattr(op, "on_restored", None)
-            if hook is not None:
-                hook(self.clock.watermark)
-        return len(items)
+            op.on_restored(self.clock.watermark)
+        return len(present)
 
     def load(self, key: str, data: bytes) -> None:
         """Restore one persisted key (the inverse of take_dirty); prefer `restore`."""
