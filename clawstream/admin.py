@@ -22,6 +22,7 @@ from confluent_kafka.admin import (
     ConfigEntry,
     ConfigResource,
     NewTopic,
+    OffsetSpec,
 )
 
 from clawstream.kafka.config import KafkaSettings, client_config, kafka_settings
@@ -217,7 +218,7 @@ def delete_topics(bootstrap: str, names: Iterable[str], timeout: float = 30.0) -
                 raise
 
 
-def _offsets(admin: AdminClient, topics: Iterable[str], spec: object,
+def _offsets(admin: AdminClient, topics: Iterable[str], spec: OffsetSpec,
              timeout: float) -> dict[tuple[str, int], int]:
     """(topic, partition) -> offset of every partition of `topics` (missing topics: none)."""
     from confluent_kafka import TopicPartition
@@ -233,8 +234,6 @@ def _offsets(admin: AdminClient, topics: Iterable[str], spec: object,
 
 def message_count(bootstrap: str, topic: str, timeout: float = 10.0) -> int:
     """Messages a topic holds now (end minus start offsets over its partitions)."""
-    from confluent_kafka.admin import OffsetSpec
-
     admin = _admin(bootstrap)
     starts = _offsets(admin, [topic], OffsetSpec.earliest(), timeout)
     ends = _offsets(admin, [topic], OffsetSpec.latest(), timeout)
@@ -245,7 +244,6 @@ def group_lag(bootstrap: str, group: str, topics: Iterable[str], timeout: float 
     """Messages of `topics` (physical names, every partition) that `group` has not committed:
     what a lag dashboard shows; a partition the group never committed counts from its start."""
     from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
-    from confluent_kafka.admin import OffsetSpec
 
     admin = _admin(bootstrap)
     topics = list(topics)

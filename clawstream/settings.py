@@ -148,6 +148,10 @@ class Settings(SdkSettings):
     log_level: str = Field("INFO", description="Logging level.")
 
     @model_validator(mode="after")
+    def _derive_names_on_validation(self) -> Settings:
+        """Every validated Settings gets its derived names (`model_copy` calls the method)."""
+        return self._derive_names()
+
     def _derive_names(self) -> Settings:
         """Give every derived name not set explicitly (or set empty) its namespace's value.
 

@@ -16,7 +16,7 @@ import random
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -120,7 +120,7 @@ def produce_garbage(settings: Settings, topic: str, n: int, seed: int = 7) -> No
 
 
 def wait_until(what: str, check: Callable[[], object], timeout: float,
-               procs: list[Subcommand] = (), interval: float = 1.0) -> object:  # type: ignore[assignment]
+               procs: Sequence[Subcommand] = (), interval: float = 1.0) -> object:
     """Poll until `check()` is true; TimeoutError naming what and the last answer."""
     deadline = time.monotonic() + timeout
     last: object = None

@@ -23,7 +23,9 @@ import logging
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 import click
 
@@ -35,6 +37,9 @@ from producers.fleet import (
     simulated_span_ms,
 )
 from producers.settings import SdkSettings, sdk_settings
+
+if TYPE_CHECKING:
+    from producers.state import FleetStateHook
 
 log = logging.getLogger(__name__)
 
@@ -154,7 +159,7 @@ class _progress:
         self.enabled = enabled
         self.total = total
 
-    def __enter__(self):  # type: ignore[no-untyped-def]
+    def __enter__(self) -> Callable[[int], object]:
         if not self.enabled:
             return lambda n: None
         from rich.progress import (
@@ -177,7 +182,7 @@ class _progress:
             self._p.stop()
 
 
-def _state_hook(replicas: int) -> object:
+def _state_hook(replicas: int) -> FleetStateHook | None:
     """CRDT state per agent (producers.state, CRDT engineer); None when replicas is 0."""
     if replicas <= 0:
         return None
@@ -210,7 +215,7 @@ def build_config(
         return FleetConfig(
             agents=agents, events_per_agent=events_per_agent, seed=seed,
             failure_rate=failure_rate, apps=apps, agent_prefix=agent_prefix,
-            state_delta_hook=_state_hook(state_replicas),  # type: ignore[arg-type]
+            state_delta_hook=_state_hook(state_replicas),
             start_time_ms=start,
             duration_ms=None if duration_s is None else round(duration_s * 1000),
             linger_ms=round(linger_s * 1000),

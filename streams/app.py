@@ -11,10 +11,13 @@ from __future__ import annotations
 import importlib
 import logging
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from clawstream.kafka.config import faust_config
 from clawstream.settings import Settings
+
+if TYPE_CHECKING:
+    from streams.worker_app import WorkerApp
 
 log = logging.getLogger("clawstream.streams")
 
@@ -39,9 +42,9 @@ def input_group(settings: Settings) -> str:
 
 
 def create_app(settings: Settings, *, modules: tuple[str, ...] | None = None,
-               **overrides: Any) -> Any:
+               **overrides: Any) -> WorkerApp:
     """Build the faust App and register the stream modules on it."""
-    import faust
+    from streams.worker_app import WorkerApp
 
     conf: dict[str, Any] = {
         # broker, group liveness (the same as the event-time processor's own group) and acks
@@ -63,8 +66,8 @@ def create_app(settings: Settings, *, modules: tuple[str, ...] | None = None,
     }
     conf.update(overrides)
     Path(conf["datadir"]).mkdir(parents=True, exist_ok=True)
-    app = faust.App(settings.worker_app_id, **conf)
-    app.clawstream_settings = settings  # type: ignore[attr-defined]
+    app = WorkerApp(settings.worker_app_id, **conf)
+    app.clawstream_settings = settings
     loaded = []
     for name in modules if modules is not None else APP_MODULES:
         core = name in CORE_MODULES
@@ -81,7 +84,7 @@ def create_app(settings: Settings, *, modules: tuple[str, ...] | None = None,
             log.exception("stream module %s failed to load; the others run without it", name)
             continue
         loaded.append(name)
-    app.clawstream_modules = tuple(loaded)  # type: ignore[attr-defined]
+    app.clawstream_modules = tuple(loaded)
     return app
 
 

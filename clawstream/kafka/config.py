@@ -36,7 +36,8 @@ class KafkaSettings(Protocol):
     """What a client configuration is built from (the agent's and the server's settings
     both have it)."""
 
-    bootstrap_servers: str
+    @property
+    def bootstrap_servers(self) -> str: ...
 
 
 @dataclass(frozen=True)

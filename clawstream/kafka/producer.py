@@ -10,14 +10,15 @@ only: a Python callback per delivered message costs GIL time for nothing.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from confluent_kafka import KafkaError, Message, Producer
 
 from clawstream.kafka.config import KafkaSettings, Role, client_config
 
-Headers = list[tuple[str, bytes]]
+#: message headers: (name, value) pairs, a value str, bytes or None (as confluent-kafka takes)
+Headers = Sequence[tuple[str, str | bytes | None]]
 
 
 class DeliveryError(RuntimeError):
@@ -43,10 +44,11 @@ class ReliableProducer:
     def produce(self, topic: str, value: bytes | None, key: bytes | None = None, *,
                 partition: int = -1, headers: Headers | None = None) -> None:
         """Queue one message (waits for room when the queue is full)."""
+        pairs = headers if headers is None or isinstance(headers, list) else list(headers)
         while True:
             try:
                 self.producer.produce(topic, value=value, key=key, partition=partition,
-                                      headers=headers)
+                                      headers=pairs)
                 return
             except BufferError:
                 self.producer.poll(0.05)

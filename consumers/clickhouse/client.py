@@ -163,7 +163,11 @@ def lock_holder(path: Path) -> str | None:
         os.close(fd)
 
 
-def run_query(client: Client, sql: str, parameters: Mapping[str, Any] | Sequence[Any] | None = None,
+#: a query's parameters: by name ({name:Type} placeholders) or by position
+Parameters = Mapping[str, Any] | Sequence[Any] | None
+
+
+def run_query(client: Client, sql: str, parameters: Parameters = None,
               settings: Mapping[str, Any] | None = None) -> QueryResult:
     """Run one query on a client with the read settings (FINAL everywhere)."""
     merged = {**READ_SETTINGS, **(settings or {})}

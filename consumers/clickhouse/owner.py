@@ -22,7 +22,7 @@ from clickhouse_connect.driver.client import Client
 from clawstream.procs import pid_alive
 from clawstream.settings import Settings
 from consumers.clickhouse import endpoint
-from consumers.clickhouse.client import QueryResult, chdb_path, run_query
+from consumers.clickhouse.client import Parameters, QueryResult, chdb_path, run_query
 
 log = logging.getLogger(__name__)
 
@@ -34,9 +34,9 @@ class LocalEngine:
         self.client = client
         self._lock = threading.Lock()
 
-    def query(self, sql: str, parameters: object = None) -> QueryResult:
+    def query(self, sql: str, parameters: Parameters = None) -> QueryResult:
         with self._lock:
-            return run_query(self.client, sql, parameters)  # type: ignore[arg-type]
+            return run_query(self.client, sql, parameters)
 
 
 #: the chdb directories this process owns, and their engines (one process per directory)

@@ -22,10 +22,12 @@ How it works, and why:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import cv2
 import numpy as np
+from cv2.typing import MatLike
 
 from producers.perception.change import to_gray
 from producers.perception.types import INTERACTABLE, Box, Element, contains, iou
@@ -49,7 +51,7 @@ def _edge_map(gray: np.ndarray, cfg: DetectConfig) -> np.ndarray:
     return edges
 
 
-def _largest_hole(contours: list, hierarchy: np.ndarray, i: int) -> float:
+def _largest_hole(contours: Sequence[MatLike], hierarchy: MatLike, i: int) -> float:
     """Area share of the outer box covered by the component's largest hole."""
     child = hierarchy[0][i][2]
     best = 0
@@ -167,7 +169,8 @@ def detect_elements(frame: np.ndarray, cfg: DetectConfig | None = None) -> list[
         for i, c in enumerate(contours):
             if hierarchy[0][i][3] != -1:
                 continue  # a hole, not an outer boundary
-            box = cv2.boundingRect(c)
+            x, y, w, h = cv2.boundingRect(c)
+            box = (x, y, w, h)
             if _is_rect(c, box, cfg, _largest_hole(contours, hierarchy, i)):
                 kind, conf = _classify(gray, rgb, box, H * W, cfg)
                 boxes.append(Element("", kind, box, conf, kind in INTERACTABLE))

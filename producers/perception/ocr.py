@@ -80,7 +80,7 @@ class TesseractOcr:
             if crop.size == 0:
                 results[i] = []
                 continue
-            key = (zlib.crc32(crop), crop.shape[0], crop.shape[1])
+            key = (zlib.crc32(crop.data), crop.shape[0], crop.shape[1])
             cached = self._cache.get(key)
             if cached is not None:
                 self._cache.move_to_end(key)
@@ -114,7 +114,9 @@ class TesseractOcr:
             else:
                 e.text, e.ocr_confidence = None, None
         by_box = {e.box: e for e in targets}
-        for cb in (e for e in elements if e.kind == "checkbox" and e.label_box):
+        for cb in elements:
+            if cb.kind != "checkbox" or not cb.label_box:
+                continue
             lab = by_box.get(cb.label_box)
             if lab is not None and lab.text:
                 cb.label = cb.text = lab.text

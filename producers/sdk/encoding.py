@@ -90,8 +90,15 @@ class RandomIds:
 
 
 _ALL_RANDOM_IDS: weakref.WeakSet[RandomIds] = weakref.WeakSet()
-# ids made before a fork must not be handed out twice (once in each process)
-os.register_at_fork(after_in_child=lambda: [r.ids.clear() for r in list(_ALL_RANDOM_IDS)])
+
+
+def _forget_ids_in_child() -> None:
+    """Ids made before a fork must not be handed out twice (once in each process)."""
+    for ids in list(_ALL_RANDOM_IDS):
+        ids.ids.clear()
+
+
+os.register_at_fork(after_in_child=_forget_ids_in_child)
 #: the ids of every AgentClient of this process that was given no id factory
 SHARED_IDS = RandomIds()
 

@@ -73,7 +73,9 @@ class TypedEvents:
     replica_id: str | None
     claim_check: ClaimCheck
 
-    def emit(self, event_type: str, body: dict[str, Any], **envelope: Any) -> str:
+    def emit(self, event_type: str, body: dict[str, Any], *, parent_id: str | None = None,
+             event_time: int | None = None, trace_id: str | None = None,
+             session_id: str | None = None, event_id: str | None = None) -> str:
         raise NotImplementedError
 
     def liveness(self) -> tuple[float, int, int]:
@@ -160,7 +162,8 @@ class TypedEvents:
         """What the planner intends; actions point back at the returned id."""
         out = []
         for i, s in enumerate(steps):
-            step = {"description": s, "action_kind": "other"} if isinstance(s, str) else dict(s)
+            step: dict[str, Any] = (
+                {"description": s, "action_kind": "other"} if isinstance(s, str) else dict(s))
             step.setdefault("index", i)
             step.setdefault("description", step.get("action_kind", ""))
             step.setdefault("action_kind", "other")

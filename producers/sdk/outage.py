@@ -58,6 +58,10 @@ class ReplayBatch:
             return len(self.producer)
         return self.unreported
 
+    def settled(self) -> bool:
+        """Every event of the batch is settled (nothing pending)."""
+        return self.pending <= 0
+
     def report(self, err: KafkaError | None, msg: Any) -> None:
         if err is not None and err.code() in PERMANENT_ERRORS:
             self.reject(msg.topic(), err, msg.value())
@@ -170,8 +174,7 @@ class OutageSpool:
                         self._reject(topic, exc.args[0], value)
                         batch.not_produced()
                         break
-            transport.poll_until(lambda b=batch: b.pending <= 0,
-                                 transport.message_timeout_s + 5)
+            transport.poll_until(batch.settled, transport.message_timeout_s + 5)
             if batch.pending > 0 or batch.failed:
                 self._failures += 1
                 wait = min(10.0, 0.5 * 2**self._failures)

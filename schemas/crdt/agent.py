@@ -108,7 +108,7 @@ class AgentCRDT:
         b = {k: v for k, v in other.entries.items() if not v.is_bottom()}
         return a == b
 
-    __hash__ = None  # type: ignore[assignment]
+    # mutable: with __eq__ defined here, Python leaves __hash__ None (unhashable)
 
     def encode(self) -> bytes:
         """The StateBundle bytes; unchanged entries reuse their cached encoding."""

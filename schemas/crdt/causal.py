@@ -31,8 +31,8 @@ the concurrent update's contribution.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
-from typing import Any, ClassVar
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, ClassVar, Self
 
 from schemas.crdt.context import CausalContext, Dot
 
@@ -125,12 +125,12 @@ class Causal:
         self.ctx.merge(other.ctx)
         return changed or len(self.ctx) != before
 
-    def join(self, other: Causal) -> Causal:
+    def join(self, other: Causal) -> Self:
         out = self.copy()
         out.merge(other)
         return out
 
-    def copy(self) -> Any:
+    def copy(self) -> Self:
         return type(self)(copy_store(self.KIND, self.store), self.ctx.copy())
 
     def is_bottom(self) -> bool:
@@ -142,16 +142,21 @@ class Causal:
     def __eq__(self, other: object) -> bool:
         return (
             type(other) is type(self)
-            and self.store == other.store  # type: ignore[attr-defined]
-            and self.ctx == other.ctx  # type: ignore[attr-defined]
+            and self.store == other.store
+            and self.ctx == other.ctx
         )
 
-    __hash__ = None  # type: ignore[assignment]
+    # mutable: with __eq__ defined here, Python leaves __hash__ None (unhashable)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(store={self.store!r}, ctx={self.ctx!r})"
 
-    def _delta(self, store: Any, dots: Any) -> Any:
+    @property
+    def value(self) -> Any:
+        """What the CRDT reads as; each type says what that is."""
+        raise NotImplementedError
+
+    def _delta(self, store: Any, dots: Iterable[Dot]) -> Self:
         return type(self)(store, CausalContext.from_dots(dots))
 
 

@@ -27,6 +27,9 @@ from schemas.crdt.context import CausalContext
 from schemas.crdt.counters import GCounter, PNCounter
 from schemas.crdt.lww import LWWRegister
 
+#: Every CRDT this codec writes: the causal ones and the state-based counters and register.
+CRDT = Causal | GCounter | PNCounter | LWWRegister
+
 NS = "clawstream.crdt"
 
 DOT = {
@@ -174,7 +177,7 @@ def _leaf_type(type_name: str) -> str:
     return type_name
 
 
-def to_avro(crdt: Any) -> dict[str, Any]:
+def to_avro(crdt: CRDT) -> dict[str, Any]:
     """The Avro record of any CRDT here (the record shape of its schema)."""
     if isinstance(crdt, Causal):
         return {
@@ -271,7 +274,7 @@ def _write_store(out: bytearray, kind: Kind, store: Any) -> None:
         out.append(0)
 
 
-def fast_encode(crdt: Any) -> bytes:
+def fast_encode(crdt: CRDT) -> bytes:
     """`encode` without fastavro; byte-identical (the property tests check it)."""
     out = bytearray()
     if isinstance(crdt, Causal):
@@ -312,19 +315,19 @@ def fast_encode_bundle(payloads: dict[str, tuple[str, bytes]]) -> bytes:
     return bytes(out)
 
 
-def slow_encode(crdt: Any) -> bytes:
+def slow_encode(crdt: CRDT) -> bytes:
     """The reference encoding through fastavro and the schemas."""
     if isinstance(crdt, Causal):
         return _write(_PARSED["causal"], to_avro(crdt))
     return _write(_PARSED[crdt.CRDT_TYPE], crdt.to_avro())
 
 
-def encode(crdt: Any) -> bytes:
+def encode(crdt: CRDT) -> bytes:
     """Avro bytes of a CRDT (its crdt_type names the schema; see `crdt_type_of`)."""
     return fast_encode(crdt)
 
 
-def crdt_type_of(crdt: Any) -> str:
+def crdt_type_of(crdt: CRDT) -> str:
     return crdt.CRDT_TYPE
 
 

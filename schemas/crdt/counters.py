@@ -56,7 +56,7 @@ class GCounter:
     def __eq__(self, other: object) -> bool:
         return isinstance(other, GCounter) and self.counts == other.counts
 
-    __hash__ = None  # type: ignore[assignment]
+    # mutable: with __eq__ defined here, Python leaves __hash__ None (unhashable)
 
     def __repr__(self) -> str:
         return f"GCounter({self.counts!r})"
@@ -112,7 +112,7 @@ class PNCounter:
     def __eq__(self, other: object) -> bool:
         return isinstance(other, PNCounter) and self.p == other.p and self.n == other.n
 
-    __hash__ = None  # type: ignore[assignment]
+    # mutable: with __eq__ defined here, Python leaves __hash__ None (unhashable)
 
     def __repr__(self) -> str:
         return f"PNCounter(p={self.p.counts!r}, n={self.n.counts!r})"

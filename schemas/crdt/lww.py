@@ -58,7 +58,7 @@ class LWWRegister:
     def __eq__(self, other: object) -> bool:
         return isinstance(other, LWWRegister) and self._order() == other._order()
 
-    __hash__ = None  # type: ignore[assignment]
+    # mutable: with __eq__ defined here, Python leaves __hash__ None (unhashable)
 
     def __repr__(self) -> str:
         return f"LWWRegister(ts={self.ts}, replica={self.replica!r}, value={self.value!r})"

@@ -187,9 +187,9 @@ class EventTimeProcessor:
         for i, msg in enumerate(batch):
             if i and not i % YIELD_EVERY:
                 await asyncio.sleep(0)  # a big batch must not starve faust's timers
-            p: int = msg.partition()  # type: ignore[assignment]  # (never None when consumed)
-            topic: str = msg.topic()  # type: ignore[assignment]
-            offset: int = msg.offset()  # type: ignore[assignment]
+            p, topic, offset = msg.partition(), msg.topic(), msg.offset()
+            if p is None or topic is None or offset is None:  # (set on every consumed one)
+                raise ValueError(f"not a consumed message: {topic}[{p}]@{offset}")
             logical = self.physical.get(topic, topic)
             pl = pipelines[p]
             touched.add(p)
@@ -208,8 +208,9 @@ class EventTimeProcessor:
             self.dlq.ok()
             et = decoded.schema.event_type
             ts_type, ts = msg.timestamp()
+            found = msg.headers()  # a list of (name, value) when consumed (a dict: never)
             ev = Event(et, decoded.record, logical, offset, raw=value or b"", key=msg.key(),
-                       headers=tuple(msg.headers() or ()),  # type: ignore[arg-type]
+                       headers=tuple(found) if isinstance(found, list) else (),
                        arrival=min(ts, now_ms) if ts_type else None)
             types[et] = types.get(et, 0) + 1
             outputs.extend((p, o) for o in pl.process(ev))
@@ -338,4 +339,4 @@ class EventTimeProcessor:
 
 def partitions_of(messages: list[Message]) -> set[int]:
     """The partitions a batch of consumed messages came from."""
-    return {m.partition() for m in messages}  # type: ignore[misc]  # (never None when consumed)
+    return {p for m in messages if (p := m.partition()) is not None}  # (set when consumed)

@@ -55,7 +55,7 @@ class Event:
 
     def __init__(self, event_type: str, record: dict[str, Any], source: str, offset: int,
                  raw: bytes = b"", key: bytes | None = None,
-                 headers: tuple[tuple[str, bytes], ...] = (),
+                 headers: tuple[tuple[str, str | bytes | None], ...] = (),
                  attach_time: int | None = None, arrival: int | None = None) -> None:
         self.event_type = event_type
         self.record = record
