@@ -117,16 +117,14 @@ class AgentClient(TypedEvents):
             settle=self._settle_delivered)
         accel = encoding.accelerator()
         if accel is not None and type(self).on_delivery is AgentClient.on_delivery:
-            # the compiled report of a delivered event (same steps, same state); replacing
-            # the method on this instance is the point (an instance attribute is found first,
-            # at no cost per call), which mypy's method-assign exists to question
+            # the compiled report (same steps, same state), replacing the method on this
+            # instance on purpose (found first, no cost per call): hence method-assign
             self.on_delivery = accel.DeliveryReports(  # type: ignore[method-assign]
                 self, AgentClient.on_delivery, DELIVERY_LATENCY.observe).report
         self.transport.register(self)
         self._produce = self.transport.producer.produce
         if accel is not None and type(self).emit is AgentClient.emit:
-            # the compiled emit (same steps, same state); a subclass's own emit is kept.
-            # Replaced on the instance on purpose, as on_delivery above (method-assign).
+            # the compiled emit, as on_delivery above; a subclass's own emit is kept
             self.emit = accel.Emitter(self, AgentClient.emit, KafkaException).emit  # type: ignore[method-assign]
         ref = weakref.ref(self)
         self._atexit = lambda: (c := ref()) is not None and c.close(timeout=5)

@@ -16,8 +16,8 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from clawstream.kafka.config import client_config
 from clawstream.kafka.producer import ReliableProducer
+from clawstream.kafka.reader import PartitionReader
 from clawstream.settings import Settings
 from streams.windowing import PartitionPipeline
 
@@ -45,37 +45,20 @@ def read_changelog(settings: Settings, table: Any, partition: int) -> dict[bytes
     Read here rather than trusted to faust's in-memory recovery, whose end-offset arithmetic
     can leave out the newest record of a partition.
     """
-    from confluent_kafka import Consumer, KafkaError, TopicPartition
-
     topic = changelog_topic(table)
-    c = Consumer(client_config(settings, "worker", "consumer", {
-        "group.id": f"{settings.worker_app_id}-restore",
-        "enable.partition.eof": True}))
     state: dict[bytes, bytes] = {}
-    try:
-        low, high = c.get_watermark_offsets(TopicPartition(topic, partition), timeout=30)
-        if high <= low:
-            return state
-        c.assign([TopicPartition(topic, partition, low)])
-        done = False
-        while not done:
-            for m in c.consume(10_000, 1.0):
-                err = m.error()
-                if err is not None:
-                    if err.code() == KafkaError._PARTITION_EOF:
-                        done = True
-                    continue
-                key, value, offset = m.key(), m.value(), m.offset()
-                if key is None:
-                    continue
-                if value is None:
-                    state.pop(key, None)
-                else:
-                    state[key] = value
-                if offset is not None and offset >= high - 1:
-                    done = True
-    finally:
-        c.close()
+    # a compacted log has gaps: a start offset compacted away reads on from the next one
+    with PartitionReader(settings, "worker", f"{settings.worker_app_id}-restore",
+                         {"auto.offset.reset": "earliest"}) as reader:
+        low, high = reader.watermarks(topic, partition)
+        for m in reader.read({(topic, partition): (low, high)}):
+            key, value = m.key(), m.value()
+            if key is None:
+                continue
+            if value is None:
+                state.pop(key, None)
+            else:
+                state[key] = value
     return state
 
 
