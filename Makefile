@@ -37,5 +37,5 @@ lint: install
 
 bench: install
 	@scripts/with_broker.sh bash -c 'set -e; shopt -s nullglob; for f in bench/*.py; do \
-	  case "$$(basename $$f)" in _*) continue;; esac; \
+	  case "$$(basename $$f)" in _*|ab.py) continue;; esac; \
 	  echo "== $$f"; $(PY) "$$f"; done'
