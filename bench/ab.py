@@ -14,6 +14,7 @@ the median over the rounds, and current/baseline.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import re
 import statistics
@@ -25,23 +26,22 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?")
-FIGURE = re.compile(r"/s\b|µs|\bus/|ms\b")
+#: a number with the unit of a rate or a time after it ("23,657 events/s", "1.36 µs", "0.59x")
+FIGURE = re.compile(r"(-?\d[\d,]*(?:\.\d+)?) ?(?:[A-Za-z]+/s\b|/s\b|µs|ms\b|x\b|MiB\b|MB\b)")
 
 
 def figures(output: str) -> dict[str, float]:
-    """The first number of each line that states a rate or a time, keyed by the line with its
-    numbers blanked (a line that repeats gets a counter)."""
+    """The first rate, time, size or ratio of each line that states one, keyed by the line
+    with its numbers blanked (a line that repeats gets a counter)."""
     found: dict[str, float] = {}
     seen: dict[str, int] = defaultdict(int)
     for line in output.splitlines():
-        if not FIGURE.search(line):
-            continue
-        m = NUMBER.search(line)
+        m = FIGURE.search(line)
         if m is None:
             continue
         key = NUMBER.sub("#", line.strip())
         seen[key] += 1
-        found[f"{key} [{seen[key]}]" if seen[key] > 1 else key] = float(m.group().replace(",", ""))
+        found[f"{key} [{seen[key]}]" if seen[key] > 1 else key] = float(m.group(1).replace(",", ""))
     return found
 
 
@@ -54,6 +54,21 @@ def run(tree: Path, bench: list[str], log: Path) -> str:
     if proc.returncode != 0:
         sys.exit(f"ab: {' '.join(bench)} failed in {tree} (exit {proc.returncode}), see {log}")
     return text
+
+
+def build_extensions(tree: Path, revision: str) -> None:
+    """The baseline's compiled extensions, built in its tree: without them it would run the
+    pure-Python fallbacks (or, through the editable install, this checkout's modules)."""
+    if importlib.util.find_spec("Cython") is None:
+        print("ab: installing Cython to build the baseline's extensions", file=sys.stderr)
+        subprocess.run([sys.executable, "-m", "pip", "install", "-q", "Cython>=3.0"], check=True)
+    print(f"ab: building the baseline's extensions ({revision})", file=sys.stderr)
+    log = tree.parent / "build.log"
+    with log.open("w") as out:
+        subprocess.run([sys.executable, "setup.py", "build_ext", "--inplace"], cwd=tree,
+                       stdout=out, stderr=subprocess.STDOUT, check=False)
+    if not list(tree.glob("schemas/_avro*.so")):
+        sys.exit(f"ab: the baseline's extensions did not build, see {log}")
 
 
 def main() -> None:
@@ -71,9 +86,7 @@ def main() -> None:
     subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "-q", "--detach", str(base),
                     args.baseline], check=True)
     try:
-        print(f"ab: building the baseline's extensions ({args.baseline})", file=sys.stderr)
-        subprocess.run([sys.executable, "setup.py", "-q", "build_ext", "--inplace"], cwd=base,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
+        build_extensions(base, args.baseline)
         runs: dict[str, list[dict[str, float]]] = {"baseline": [], "current": []}
         for r in range(args.rounds):
             for side, tree in (("baseline", base), ("current", ROOT)):
