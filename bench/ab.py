@@ -45,8 +45,10 @@ def figures(output: str) -> dict[str, float]:
     return found
 
 
-def run(tree: Path, bench: list[str], log: Path) -> str:
+def run(tree: Path, bench: list[str], log: Path, script_root: Path | None = None) -> str:
     env = {**os.environ, "PYTHONPATH": str(tree)}
+    if script_root is not None:
+        bench = [str(script_root / bench[0]), *bench[1:]]
     with log.open("w") as out:
         proc = subprocess.run([sys.executable, *bench], cwd=tree, env=env, stdout=out,
                               stderr=subprocess.STDOUT, check=False)
@@ -75,6 +77,10 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--baseline", required=True, help="a git revision (e.g. main~5, a tag)")
     ap.add_argument("--rounds", type=int, default=2, help="runs of each side, alternating")
+    ap.add_argument("--same-script", action="store_true",
+                    help="run this checkout's benchmark script against both trees' code (when "
+                         "the baseline's script lacks a figure; the APIs it calls must exist "
+                         "in both)")
     ap.add_argument("bench", nargs=argparse.REMAINDER,
                     help="-- then the benchmark script (relative to the repository) and its args")
     args = ap.parse_args()
@@ -92,7 +98,8 @@ def main() -> None:
             for side, tree in (("baseline", base), ("current", ROOT)):
                 log = work / f"{side}-{r}.log"
                 print(f"ab: round {r + 1}/{args.rounds} {side}: log {log}", file=sys.stderr)
-                runs[side].append(figures(run(tree, bench, log)))
+                script_root = ROOT if args.same_script else None
+                runs[side].append(figures(run(tree, bench, log, script_root)))
         keys = [k for k in runs["current"][0] if all(k in f for s in runs.values() for f in s)]
         print(f"{'figure (median of ' + str(args.rounds) + ')':<70} {'baseline':>12} "
               f"{'current':>12} {'ratio':>7}")
