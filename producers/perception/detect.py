@@ -49,16 +49,17 @@ def _edge_map(gray: np.ndarray, cfg: DetectConfig) -> np.ndarray:
     return edges
 
 
-def _largest_hole(contours: list, hierarchy: np.ndarray, i: int) -> float:
-    """Area share of the outer box covered by the component's largest hole."""
+def _hole_share(contours: list, hierarchy: np.ndarray, i: int) -> float:
+    """Area share of the outer box covered by the component's holes. All holes count: text
+    touching a field's border splits its well into several (glyphs have only small ones)."""
     child = hierarchy[0][i][2]
-    best = 0
+    total = 0
     while child != -1:
         _, _, cw, ch = cv2.boundingRect(contours[child])
-        best = max(best, cw * ch)
+        total += cw * ch
         child = hierarchy[0][child][0]
     _, _, w, h = cv2.boundingRect(contours[i])
-    return best / float(w * h)
+    return total / float(w * h)
 
 
 def _is_rect(contour: np.ndarray, box: Box, cfg: DetectConfig, hole: float) -> bool:
@@ -142,8 +143,10 @@ def _classify(gray: np.ndarray, rgb: np.ndarray | None, box: Box,
     relief = _relief(gray, box)
     if h <= 80 and aspect >= 1.0 and w <= 480 and relief > 0:
         return "button", 0.9  # a raised bevel
-    if h <= 64 and aspect >= 2.5 and flat >= 0.55 and (relief < 0 or contrast >= 12):
-        return "text_field", min(0.95, 0.6 + flat * 0.4) if relief < 0 else 0.7
+    if h <= 64 and aspect >= 2.5 and relief < 0:
+        return "text_field", min(0.95, 0.6 + flat * 0.4)  # a sunken well, however full
+    if h <= 64 and aspect >= 2.5 and flat >= 0.55 and contrast >= 12:
+        return "text_field", 0.7
     if h <= 80 and aspect >= 1.0 and w <= 480:
         return "button", 0.85 if contrast < 12 else 0.65
     if w <= 64 and h <= 64 and rgb is not None:
@@ -168,7 +171,7 @@ def detect_elements(frame: np.ndarray, cfg: DetectConfig | None = None) -> list[
             if hierarchy[0][i][3] != -1:
                 continue  # a hole, not an outer boundary
             box = cv2.boundingRect(c)
-            if _is_rect(c, box, cfg, _largest_hole(contours, hierarchy, i)):
+            if _is_rect(c, box, cfg, _hole_share(contours, hierarchy, i)):
                 kind, conf = _classify(gray, rgb, box, H * W, cfg)
                 boxes.append(Element("", kind, box, conf, kind in INTERACTABLE))
             elif box[3] <= cfg.max_text_h and box[2] <= W // 2:
