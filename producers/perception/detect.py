@@ -130,6 +130,21 @@ def _relief(gray: np.ndarray, box: Box) -> float:
     return float(tl - br) if tl - br > 20 else 0.0
 
 
+def _text_layout(gray: np.ndarray, box: Box, mode: float) -> str:
+    """'empty', 'centred' or 'left': where the ink inside a flat box sits. A button centres
+    its caption; a field starts its text at the left edge or is empty (no bevel or well says
+    which on a flat page)."""
+    x, y, w, h = box
+    inner = gray[y + 3:y + h - 3, x + 3:x + w - 3].astype(np.int16)
+    if inner.size == 0:
+        return "empty"
+    cols = np.flatnonzero((np.abs(inner - int(mode)) > 60).sum(axis=0) >= 2)
+    if cols.size == 0:
+        return "empty"
+    left, right = int(cols[0]), inner.shape[1] - 1 - int(cols[-1])
+    return "centred" if abs(left - right) <= max(6, 0.12 * inner.shape[1]) else "left"
+
+
 def _classify(gray: np.ndarray, rgb: np.ndarray | None, box: Box,
               frame_area: int, cfg: DetectConfig) -> tuple[str, float]:
     x, y, w, h = box
@@ -147,6 +162,8 @@ def _classify(gray: np.ndarray, rgb: np.ndarray | None, box: Box,
         return "text_field", min(0.95, 0.6 + flat * 0.4)  # a sunken well, however full
     if h <= 64 and aspect >= 2.5 and flat >= 0.55 and contrast >= 12:
         return "text_field", 0.7
+    if h <= 64 and aspect >= 2.5 and _text_layout(gray, box, inner_mode) != "centred":
+        return "text_field", 0.65  # flat box, empty or text from the left: a field
     if h <= 80 and aspect >= 1.0 and w <= 480:
         return "button", 0.85 if contrast < 12 else 0.65
     if w <= 64 and h <= 64 and rgb is not None:
