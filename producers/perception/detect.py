@@ -77,6 +77,25 @@ def _is_rect(contour: np.ndarray, box: Box, cfg: DetectConfig, hole: float) -> b
     return 4 <= len(approx) <= 6
 
 
+def _is_round_indicator(contour: np.ndarray, box: Box, hole: float) -> bool:
+    """A radio button's indicator: a small ring that is round or a diamond (its outline
+    fills 45-88% of its square box; a check box's square fills all of it)."""
+    _, _, w, h = box
+    if not (8 <= w <= 26 and 8 <= h <= 26 and abs(w - h) <= 3) or hole < 0.1:
+        return False
+    fill = cv2.contourArea(contour) / float((w - 1) * (h - 1))
+    return 0.45 <= fill <= 0.88
+
+
+def _isolated(edges: np.ndarray, box: Box) -> bool:
+    """Blank on both sides (a letter 'o' inside a word has neighbours within a few pixels;
+    an indicator stands apart from what is left of it and from its label)."""
+    x, y, w, h = box
+    left = edges[y:y + h, max(0, x - 5):x]
+    right = edges[y:y + h, x + w:x + w + 2]
+    return not left.any() and not right.any()
+
+
 def nms(elements: list[Element], threshold: float) -> list[Element]:
     """Keep the most confident of boxes that overlap by IoU >= threshold (outer wins ties)."""
     order = sorted(elements, key=lambda e: (-e.confidence, -(e.box[2] * e.box[3])))
@@ -188,7 +207,10 @@ def detect_elements(frame: np.ndarray, cfg: DetectConfig | None = None) -> list[
             if hierarchy[0][i][3] != -1:
                 continue  # a hole, not an outer boundary
             box = cv2.boundingRect(c)
-            if _is_rect(c, box, cfg, _hole_share(contours, hierarchy, i)):
+            hole = _hole_share(contours, hierarchy, i)
+            if _is_round_indicator(c, box, hole) and _isolated(edges, box):
+                boxes.append(Element("", "radio", box, 0.75, True))
+            elif _is_rect(c, box, cfg, hole):
                 kind, conf = _classify(gray, rgb, box, H * W, cfg)
                 boxes.append(Element("", kind, box, conf, kind in INTERACTABLE))
             elif box[3] <= cfg.max_text_h and box[2] <= W // 2:
@@ -212,7 +234,7 @@ def detect_elements(frame: np.ndarray, cfg: DetectConfig | None = None) -> list[
         if any(contains(b.box, tb, slack=1) for b in containers):
             continue
         texts.append(Element("", "text", tb, 0.6, False))
-    for cb in (b for b in boxes if b.kind == "checkbox"):
+    for cb in (b for b in boxes if b.kind in ("checkbox", "radio")):
         for t in texts:
             same_row = abs((t.box[1] + t.box[3] / 2) - (cb.box[1] + cb.box[3] / 2)) <= cb.box[3]
             if same_row and 0 <= t.box[0] - (cb.box[0] + cb.box[2]) <= 16:

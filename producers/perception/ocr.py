@@ -114,7 +114,7 @@ class TesseractOcr:
             else:
                 e.text, e.ocr_confidence = None, None
         by_box = {e.box: e for e in targets}
-        for cb in (e for e in elements if e.kind == "checkbox" and e.label_box):
+        for cb in (e for e in elements if e.kind in ("checkbox", "radio") and e.label_box):
             lab = by_box.get(cb.label_box)
             if lab is not None and lab.text:
                 cb.label = cb.text = lab.text
