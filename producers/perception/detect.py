@@ -28,7 +28,7 @@ import cv2
 import numpy as np
 
 from producers.perception.change import to_gray
-from producers.perception.types import INTERACTABLE, Box, Element, contains, iou
+from producers.perception.types import INTERACTABLE, Box, Element, contains, iou, union_box
 
 
 @dataclass
@@ -84,7 +84,13 @@ def _is_round_indicator(contour: np.ndarray, box: Box, hole: float) -> bool:
     if not (8 <= w <= 26 and 8 <= h <= 26 and abs(w - h) <= 3) or hole < 0.1:
         return False
     fill = cv2.contourArea(contour) / float((w - 1) * (h - 1))
-    return 0.45 <= fill <= 0.88
+    if not 0.45 <= fill <= 0.88:
+        return False
+    # round and diamond indicators are mirror-symmetric; letters such as D or e are not
+    mask = np.zeros((h, w), np.uint8)
+    cv2.drawContours(mask, [contour], -1, 1, thickness=cv2.FILLED, offset=(-box[0], -box[1]))
+    flipped = mask[:, ::-1]
+    return (mask & flipped).sum() >= 0.85 * max(1, (mask | flipped).sum())
 
 
 def _isolated(edges: np.ndarray, box: Box) -> bool:
@@ -94,6 +100,96 @@ def _isolated(edges: np.ndarray, box: Box) -> bool:
     left = edges[y:y + h, max(0, x - 5):x]
     right = edges[y:y + h, x + w:x + w + 2]
     return not left.any() and not right.any()
+
+
+def _extend_label(label: Element, texts: list[Element], boxes: list[Element]) -> list[Element]:
+    """Grow a check box's label over the words that follow it on its row: wide fonts space
+    words further apart than the fixed join of text lines. A gap wider than the text's own
+    height, or any box in between, ends the label. Returns the texts without the merged."""
+    merged = True
+    while merged:
+        merged = False
+        x, y, w, h = label.box
+        for t in texts:
+            if t is label or abs((t.box[1] + t.box[3] / 2) - (y + h / 2)) > h / 2:
+                continue
+            gap = t.box[0] - (x + w)
+            between = (x + w, y, max(0, gap), h)
+            if 0 <= gap <= 0.8 * h and not any(iou(b.box, between) > 0 or
+                                               contains(between, b.box) for b in boxes):
+                label.box = union_box(label.box, t.box)
+                texts = [o for o in texts if o is not t]
+                merged = True
+                break
+    return texts
+
+
+def _square_outline(contour: np.ndarray, w: int, h: int) -> bool:
+    """Four straight sides filling the box: a check box's square, not a glyph like C or O."""
+    if abs(w - h) > 2 or cv2.contourArea(contour) < 0.85 * (w - 1) * (h - 1):
+        return False
+    approx = cv2.approxPolyDP(contour, 0.08 * cv2.arcLength(contour, True), True)
+    return len(approx) == 4
+
+
+def _is_marked_square(contour: np.ndarray, box: Box) -> bool:
+    """A check box whose mark touches its border (no hole left): a small, solid square."""
+    _, _, w, h = box
+    return 9 <= w <= 26 and 9 <= h <= 26 and _square_outline(contour, w, h)
+
+
+def _at_left(frame: Box, ind: Box) -> bool:
+    x, y, _w, h = frame
+    return (contains(frame, ind) and ind[0] - x <= max(h, 3 * ind[2])
+            and abs((ind[1] + ind[3] / 2) - (y + h / 2)) <= h / 4)
+
+
+def _indicator_in(gray: np.ndarray, frame: Box, cfg: DetectConfig) -> Element | None:
+    """An indicator at the left of a frame, found inside it (its ring may touch the frame's
+    ring in the full-screen edge map)."""
+    x, y, w, h = frame
+    x0, y0 = x + 3, y + 3
+    sub = gray[y0:y + h - 3, x0:x + w - 3]  # all of it: what follows decides isolation
+    if sub.shape[0] < 8 or sub.shape[1] < 8:
+        return None
+    edges = _edge_map(sub, cfg)
+    contours, hierarchy = cv2.findContours(edges, cv2.RETR_CCOMP, cv2.CHAIN_APPROX_SIMPLE)
+    if hierarchy is None:
+        return None
+    for i, c in enumerate(contours):
+        if hierarchy[0][i][3] != -1:
+            continue
+        bx, by, bw, bh = cv2.boundingRect(c)
+        box = (x0 + bx, y0 + by, bw, bh)
+        if not (7 <= bw <= 26 and 7 <= bh <= 26 and abs(bw - bh) <= 3) or bx > h // 2:
+            continue
+        if not _at_left(frame, box) or not _isolated(edges, (bx, by, bw, bh)):
+            continue
+        shifted = c - np.array([bx, by]) + np.array([box[0], box[1]])
+        if _is_round_indicator(shifted, box, _hole_share(contours, hierarchy, i)):
+            return Element("", "radio", box, 0.7, True)
+        if _square_outline(c, bw, bh):
+            return Element("", "checkbox", box, 0.7, True)
+    return None
+
+
+def _drop_indicator_frames(gray: np.ndarray, edges: np.ndarray, boxes: list[Element],
+                           cfg: DetectConfig) -> list[Element]:
+    """A 'button' holding a check box or radio indicator at its left edge is the check
+    button's highlight frame, not a button: drop it and keep the indicator. (A glyph with a
+    hole, like the C of a caption, is no indicator: those touch their neighbours.)"""
+    indicators = [b for b in boxes if b.kind in ("checkbox", "radio") and _isolated(edges, b.box)]
+    keep = []
+    for b in boxes:
+        if b.kind == "button" and b.box[2] >= 2 * b.box[3]:
+            if any(_at_left(b.box, i.box) for i in indicators):
+                continue
+            found = _indicator_in(gray, b.box, cfg)
+            if found is not None:
+                keep.append(found)
+                continue
+        keep.append(b)
+    return keep
 
 
 def nms(elements: list[Element], threshold: float) -> list[Element]:
@@ -213,9 +309,12 @@ def detect_elements(frame: np.ndarray, cfg: DetectConfig | None = None) -> list[
             elif _is_rect(c, box, cfg, hole):
                 kind, conf = _classify(gray, rgb, box, H * W, cfg)
                 boxes.append(Element("", kind, box, conf, kind in INTERACTABLE))
+            elif _is_marked_square(c, box) and _isolated(edges, box):
+                boxes.append(Element("", "checkbox", box, 0.7, True))  # a ticked box
             elif box[3] <= cfg.max_text_h and box[2] <= W // 2:
                 cv2.drawContours(glyph_mask, [c], -1, 255, thickness=cv2.FILLED)
     boxes = nms(boxes, cfg.nms_iou)
+    boxes = _drop_indicator_frames(gray, edges, boxes, cfg)
     # a glyph with a hole inside a button or field is not an element of its own
     holders = [b for b in boxes if b.kind in ("button", "text_field")]
     boxes = [b for b in boxes if b.kind in ("button", "text_field", "window")
@@ -238,6 +337,7 @@ def detect_elements(frame: np.ndarray, cfg: DetectConfig | None = None) -> list[
         for t in texts:
             same_row = abs((t.box[1] + t.box[3] / 2) - (cb.box[1] + cb.box[3] / 2)) <= cb.box[3]
             if same_row and 0 <= t.box[0] - (cb.box[0] + cb.box[2]) <= 16:
+                texts = _extend_label(t, texts, boxes)
                 cb.label_box = t.box
                 break
     out = sorted(boxes + texts, key=lambda e: (e.box[1], e.box[0]))

@@ -118,6 +118,7 @@ class TesseractOcr:
             lab = by_box.get(cb.label_box)
             if lab is not None and lab.text:
                 cb.label = cb.text = lab.text
+                cb.ocr_confidence = lab.ocr_confidence
 
     # -- internals -------------------------------------------------------------------------
     def _read_mosaic(self, crops: list[np.ndarray]) -> list[list[Word]]:
