@@ -12,7 +12,7 @@ TOOLKITS = ("tk", "html")
 #: seeds 0..9999 are for tuning (render, inspect, train, adjust)
 TUNING = range(0, 10_000)
 #: which draw of held-out seeds is in force; each draw is a fresh, disjoint range
-HELD_OUT_DRAW = 1
+HELD_OUT_DRAW = 2
 
 
 def held_out(n: int, draw: int = HELD_OUT_DRAW) -> list[int]:
