@@ -1,0 +1,224 @@
+"""One feature row per proposal, computed for all proposals at once from integral images.
+
+Why integral images: a frame has a few hundred proposals and the changed-frame budget is
+150 ms; every feature here is a sum over a rectangle (inside, a border band, a ring outside,
+a cell of a coarse grid), so each costs four look-ups per box, vectorised over the boxes.
+Sizes are measured in units of the screen's median text height, so a widget at scaling 2
+looks like the same widget at scaling 1.
+
+The features: geometry; which sources proposed the box; what the classical detector called
+it (one detector voting in the learned one); grey levels and saturation inside, on the border
+and just outside (a field's well, a button's fill, a link's colour); relief (top/left vs
+bottom/right); edge density per side (a closed ring, an underline), inside, outside, in the
+corners (round vs square) and over a 4x3 grid (a drop-down arrow at the right, a slider's
+handle); where the glyphs sit (centred caption vs text from the left); the text to its right
+(an indicator's label) and to its left; nesting among proposals.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from producers.perception.proposals import SOURCES, Maps
+from producers.perception.types import Box, Element
+
+CLASSICAL_KINDS = ("button", "text_field", "checkbox", "radio", "text", "window", "other",
+                   "icon")
+GRID = (4, 3)  # columns x rows of the coarse edge grid
+
+
+class _Integral:
+    """Rectangle sums over one image, vectorised over boxes (coordinates clipped)."""
+
+    def __init__(self, img: np.ndarray | None = None, table: np.ndarray | None = None) -> None:
+        """From a uint8 image (cv2.integral, int32) or a ready summed-area table."""
+        self.s = cv2.integral(img, sdepth=cv2.CV_32S) if table is None else table
+        self.H, self.W = self.s.shape[0] - 1, self.s.shape[1] - 1
+
+    def sum(self, x0: np.ndarray, y0: np.ndarray, x1: np.ndarray,
+            y1: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(sum, pixel count) over [x0, x1) x [y0, y1)."""
+        x0 = np.clip(x0, 0, self.W).astype(np.int64)
+        x1 = np.clip(x1, 0, self.W).astype(np.int64)
+        y0 = np.clip(y0, 0, self.H).astype(np.int64)
+        y1 = np.clip(y1, 0, self.H).astype(np.int64)
+        x1, y1 = np.maximum(x1, x0), np.maximum(y1, y0)
+        s = self.s
+        return ((s[y1, x1] - s[y0, x1] - s[y1, x0] + s[y0, x0]).astype(np.float64),
+                ((x1 - x0) * (y1 - y0)).astype(np.float64))
+
+    def mean(self, x0, y0, x1, y1) -> np.ndarray:
+        total, n = self.sum(x0, y0, x1, y1)
+        return total / np.maximum(n, 1)
+
+    def ring_mean(self, x0, y0, x1, y1, t) -> np.ndarray:
+        """Mean over the band of width t just outside [x0, x1) x [y0, y1)."""
+        a, na = self.sum(x0 - t, y0 - t, x1 + t, y1 + t)
+        b, nb = self.sum(x0, y0, x1, y1)
+        return (a - b) / np.maximum(na - nb, 1)
+
+
+def _iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    if len(a) == 0 or len(b) == 0:
+        return np.zeros((len(a), len(b)))
+    ax0, ay0, ax1, ay1 = a[:, 0:1], a[:, 1:2], a[:, 0:1] + a[:, 2:3], a[:, 1:2] + a[:, 3:4]
+    bx0, by0, bx1, by1 = b[:, 0], b[:, 1], b[:, 0] + b[:, 2], b[:, 1] + b[:, 3]
+    iw = np.clip(np.minimum(ax1, bx1) - np.maximum(ax0, bx0), 0, None)
+    ih = np.clip(np.minimum(ay1, by1) - np.maximum(ay0, by0), 0, None)
+    inter = iw * ih
+    union = a[:, 2:3] * a[:, 3:4] + b[:, 2] * b[:, 3] - inter
+    return inter / np.maximum(union, 1)
+
+
+def _contains(a: np.ndarray, b: np.ndarray, slack: int = 1) -> np.ndarray:
+    """m[i, j]: box a[i] contains box b[j]."""
+    return ((b[None, :, 0] >= a[:, None, 0] - slack) & (b[None, :, 1] >= a[:, None, 1] - slack)
+            & (b[None, :, 0] + b[None, :, 2] <= a[:, None, 0] + a[:, None, 2] + slack)
+            & (b[None, :, 1] + b[None, :, 3] <= a[:, None, 1] + a[:, None, 3] + slack))
+
+
+def text_height(lines: list[Box]) -> float:
+    """The screen's median text-line height: the unit of size (font size times scaling)."""
+    hs = [h for _x, _y, _w, h in lines if 6 <= h <= 48]
+    return float(np.median(hs)) if hs else 14.0
+
+
+def _neighbour_text(boxes: np.ndarray, lines: np.ndarray, th: float) -> np.ndarray:
+    """Gap to the nearest text line right of each box on its row, that line's width, and
+    the gap to the nearest line left of it (all in text heights, capped at 8)."""
+    out = np.full((len(boxes), 3), 8.0)
+    out[:, 1] = 0.0
+    if len(lines) == 0 or len(boxes) == 0:
+        return out
+    cy = boxes[:, 1] + boxes[:, 3] / 2
+    lcy = lines[:, 1] + lines[:, 3] / 2
+    same = np.abs(cy[:, None] - lcy[None, :]) <= np.maximum(boxes[:, 3:4], lines[None, :, 3]) / 2
+    bx1 = boxes[:, 0:1] + boxes[:, 2:3]
+    lx1 = lines[None, :, 0] + lines[None, :, 2]
+    # a line running over the box (an indicator whose ring joined its label) counts from
+    # the box's right edge
+    right_gap = np.maximum(lines[None, :, 0] - bx1, 0)
+    left_gap = boxes[:, 0:1] - lx1
+    rg = np.where(same & (lx1 > bx1 + 2) & (lines[None, :, 0] >= boxes[:, 0:1] - 1)
+                  | same & (lines[None, :, 0] >= bx1 - 1), right_gap, np.inf)
+    lg = np.where(same & (left_gap >= -1), left_gap, np.inf)
+    j = rg.argmin(axis=1)
+    best = rg[np.arange(len(boxes)), j]
+    has = np.isfinite(best)
+    out[has, 0] = np.minimum(best[has] / th, 8.0)
+    out[has, 1] = (lx1[0, j[has]] - np.maximum(bx1[has, 0], lines[j[has], 0])) / th
+    lbest = lg.min(axis=1)
+    out[np.isfinite(lbest), 2] = np.minimum(lbest[np.isfinite(lbest)] / th, 8.0)
+    return out
+
+
+def feature_names() -> list[str]:
+    names = ["w_th", "h_th", "log_aspect", "w", "h", "x_rel", "y_rel", "th"]
+    names += [f"src_{s}" for s in SOURCES]
+    names += [f"classic_{k}" for k in CLASSICAL_KINDS] + ["classic_iou"]
+    names += ["in_mean", "in_std", "border_mean", "out_mean", "out_std", "in_minus_out",
+              "border_minus_out", "border_minus_in", "relief_tb", "relief_lr",
+              "sat_in", "sat_border", "sat_out"]
+    names += ["e_in", "e_top", "e_bottom", "e_left", "e_right", "e_out", "elo_in", "elo_sides",
+              "elo_out", "e_corners", "e_mids", "e_underline"]
+    names += [f"grid_{c}_{r}" for r in range(GRID[1]) for c in range(GRID[0])]
+    names += ["g_in", "g_left", "g_mid", "g_right", "g_rsquare", "e_rsquare", "g_rows"]
+    names += ["right_gap", "right_w", "left_gap"]
+    names += ["n_containers", "n_contained", "in_classic_box"]
+    return names
+
+
+def features(maps: Maps, boxes: list[Box], bits: np.ndarray, lines: list[Box],
+             classic: list[Element]) -> np.ndarray:
+    """The feature matrix (n_boxes x len(feature_names())), float32."""
+    n = len(boxes)
+    if n == 0:
+        return np.zeros((0, len(feature_names())), np.float32)
+    B = np.asarray(boxes, np.float64)
+    x, y, w, h = B[:, 0], B[:, 1], B[:, 2], B[:, 3]
+    x1, y1 = x + w, y + h
+    H, W = maps.gray.shape
+    th = text_height(lines)
+    cols: list[np.ndarray] = [w / th, h / th, np.log(w / np.maximum(h, 1)), w, h, x / W, y / H,
+                              np.full(n, th)]
+    cols += [((bits >> i) & 1).astype(np.float64) for i in range(len(SOURCES))]
+    # the classical detector's vote
+    cb = np.asarray([e.box for e in classic], np.float64).reshape(-1, 4)
+    m = _iou_matrix(B, cb)
+    best = m.argmax(axis=1) if len(cb) else np.zeros(n, int)
+    biou = m.max(axis=1) if len(cb) else np.zeros(n)
+    ckind = np.asarray([CLASSICAL_KINDS.index(e.kind) if e.kind in CLASSICAL_KINDS else 6
+                        for e in classic] or [0])
+    for i in range(len(CLASSICAL_KINDS)):
+        cols.append(((biou >= 0.6) & (ckind[best] == i)).astype(np.float64))
+    cols.append(biou)
+    # grey levels
+    gsum, gsq = cv2.integral2(maps.gray, sdepth=cv2.CV_32S, sqdepth=cv2.CV_64F)
+    g, g2 = _Integral(table=gsum), _Integral(table=gsq)
+    sat = _Integral(maps.sat)
+    inset = np.clip(np.minimum(w, h) // 6, 1, 4)
+    ix0, iy0, ix1, iy1 = x + inset, y + inset, x1 - inset, y1 - inset
+    in_mean = g.mean(ix0, iy0, ix1, iy1)
+    in_std = np.sqrt(np.maximum(g2.mean(ix0, iy0, ix1, iy1) - in_mean ** 2, 0))
+    tot, cnt = g.sum(x, y, x1, y1)
+    itot, icnt = g.sum(ix0, iy0, ix1, iy1)
+    border = (tot - itot) / np.maximum(cnt - icnt, 1)
+    out_mean = g.ring_mean(x, y, x1, y1, 3)
+    out_sq = g2.ring_mean(x, y, x1, y1, 3)
+    out_std = np.sqrt(np.maximum(out_sq - out_mean ** 2, 0))
+    t2 = np.minimum(2, np.maximum(1, h // 4))
+    top = g.mean(x + 2, y, x1 - 2, y + t2)
+    bottom = g.mean(x + 2, y1 - t2, x1 - 2, y1)
+    left = g.mean(x, y + 2, x + t2, y1 - 2)
+    right = g.mean(x1 - t2, y + 2, x1, y1 - 2)
+    stot, _ = sat.sum(x, y, x1, y1)
+    sitot, _ = sat.sum(ix0, iy0, ix1, iy1)
+    cols += [in_mean, in_std, border, out_mean, out_std, in_mean - out_mean, border - out_mean,
+             border - in_mean, top - bottom, left - right, sat.mean(ix0, iy0, ix1, iy1),
+             (stot - sitot) / np.maximum(cnt - icnt, 1), sat.ring_mean(x, y, x1, y1, 3)]
+    # edges
+    e = _Integral(maps.edges_hi.view(np.uint8))
+    lo = _Integral(maps.edges_lo.view(np.uint8))
+    band = 3
+    e_top = e.mean(x, y, x1, y + band)
+    e_bottom = e.mean(x, y1 - band, x1, y1)
+    e_left = e.mean(x, y, x + band, y1)
+    e_right = e.mean(x1 - band, y, x1, y1)
+    lo_sides = np.minimum.reduce([lo.mean(x, y, x1, y + band), lo.mean(x, y1 - band, x1, y1),
+                                  lo.mean(x, y, x + band, y1), lo.mean(x1 - band, y, x1, y1)])
+    cw, ch = np.maximum(1, w // 4), np.maximum(1, h // 4)
+    corners = (e.sum(x, y, x + cw, y + ch)[0] + e.sum(x1 - cw, y, x1, y + ch)[0]
+               + e.sum(x, y1 - ch, x + cw, y1)[0] + e.sum(x1 - cw, y1 - ch, x1, y1)[0]) / (
+        4 * cw * ch)
+    mids = (e.mean(x + w / 2 - cw / 2, y, x + w / 2 + cw / 2, y + ch)
+            + e.mean(x + w / 2 - cw / 2, y1 - ch, x + w / 2 + cw / 2, y1)
+            + e.mean(x, y + h / 2 - ch / 2, x + cw, y + h / 2 + ch / 2)
+            + e.mean(x1 - cw, y + h / 2 - ch / 2, x1, y + h / 2 + ch / 2)) / 4
+    underline = e.mean(x, y1 - 2, x1, y1 + 1) - e.mean(x, y + h / 3, x1, y1 - h / 3)
+    cols += [e.mean(ix0, iy0, ix1, iy1), e_top, e_bottom, e_left, e_right,
+             e.ring_mean(x, y, x1, y1, 3), lo.mean(ix0, iy0, ix1, iy1), lo_sides,
+             lo.ring_mean(x, y, x1, y1, 3), corners, mids, underline]
+    gc, gr = GRID
+    for r in range(gr):
+        for c in range(gc):
+            cols.append(e.mean(x + w * c / gc, y + h * r / gr, x + w * (c + 1) / gc,
+                               y + h * (r + 1) / gr))
+    # glyphs
+    gl = _Integral((maps.glyphs > 0).view(np.uint8))
+    sq = np.minimum(h, w / 2)
+    glyph_rows = gl.mean(x, y + h / 4, x1, y1 - h / 4) - gl.mean(x, y, x1, y + h / 4)
+    cols += [gl.mean(ix0, iy0, ix1, iy1), gl.mean(x, y, x + w / 4, y1),
+             gl.mean(x + w / 4, y, x1 - w / 4, y1), gl.mean(x1 - w / 4, y, x1, y1),
+             gl.mean(x1 - sq, y, x1, y1), e.mean(x1 - sq, y, x1, y1), glyph_rows]
+    L = np.asarray(lines, np.float64).reshape(-1, 4)
+    nb = _neighbour_text(B, L, th)
+    cols += [nb[:, 0], nb[:, 1], nb[:, 2]]
+    cont = _contains(B, B)
+    np.fill_diagonal(cont, False)
+    holders = np.asarray([e.kind in ("button", "text_field") for e in classic], bool)
+    in_classic = (_contains(cb[holders], B, slack=1).any(axis=0) if holders.any()
+                  else np.zeros(n, bool))
+    cols += [np.minimum(cont.sum(axis=0), 10), np.minimum(cont.sum(axis=1), 30),
+             in_classic.astype(np.float64)]
+    return np.stack(cols, axis=1).astype(np.float32)

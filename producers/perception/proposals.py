@@ -1,0 +1,187 @@
+"""Candidate boxes for the learned classifier: every place a widget could be.
+
+Why several sources: no single cue finds every widget. Bordered widgets are closed rings in the
+edge map (outer contours, and the holes inside them when a focus ring surrounds the widget);
+faint borders on dark pages only show at a low edge threshold; flat, borderless buttons and
+fields are regions of one colour; menu items and links are words, and a menu item's box is
+the cell of free space around its word. Each box records which sources proposed it (a bit
+mask), which the classifier uses as a cue. Recall matters here, precision is the
+classifier's job.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from producers.perception.types import Box
+
+SOURCES = ("edge_hi", "edge_lo", "hole_hi", "hole_lo", "flat", "word", "line", "cell",
+           "classic")
+BIT = {s: 1 << i for i, s in enumerate(SOURCES)}
+LOW_EDGE = 6  # faint borders: a dark field on a dark page differs by ~10 grey levels
+MIN_SIDE = 6
+MAX_W, MAX_H = 900, 320
+
+
+@dataclass
+class Maps:
+    """Per-frame images shared by proposals and features."""
+
+    gray: np.ndarray
+    grad: np.ndarray  # 3x3 morphological gradient, max over colour channels
+    edges_hi: np.ndarray  # bool: grad > the classical threshold
+    edges_lo: np.ndarray  # bool: grad > LOW_EDGE
+    glyphs: np.ndarray  # uint8 0/255: small filled blobs (text) from the classical pass
+    sat: np.ndarray  # colour saturation (max - min channel)
+
+
+def make_maps(frame: np.ndarray, gray: np.ndarray, glyphs: np.ndarray, hi: int) -> Maps:
+    k = np.ones((3, 3), np.uint8)
+    if frame.ndim == 3:
+        r, g, b = cv2.split(np.ascontiguousarray(frame))
+        grad = cv2.max(cv2.max(cv2.morphologyEx(r, cv2.MORPH_GRADIENT, k),
+                               cv2.morphologyEx(g, cv2.MORPH_GRADIENT, k)),
+                       cv2.morphologyEx(b, cv2.MORPH_GRADIENT, k))
+        sat = cv2.subtract(cv2.max(cv2.max(r, g), b), cv2.min(cv2.min(r, g), b))
+    else:
+        grad = cv2.morphologyEx(gray, cv2.MORPH_GRADIENT, k)
+        sat = np.zeros_like(gray)
+    edges_hi = grad > hi
+    return Maps(gray, grad, edges_hi, grad > LOW_EDGE, glyphs, sat)
+
+
+def _contour_boxes(edges: np.ndarray, outer: int, hole: int, out: dict[Box, int]) -> None:
+    contours, hierarchy = cv2.findContours(edges.astype(np.uint8), cv2.RETR_CCOMP,
+                                           cv2.CHAIN_APPROX_SIMPLE)
+    if hierarchy is None:
+        return
+    for i, c in enumerate(contours):
+        x, y, w, h = cv2.boundingRect(c)
+        if MIN_SIDE <= w <= MAX_W and MIN_SIDE <= h <= MAX_H:
+            if hierarchy[0][i][3] == -1:
+                _add(out, (x, y, w, h), outer)
+            elif w >= 8 and h >= 8:  # a hole: the widget inside a focus ring or frame
+                _add(out, (x - 1, y - 1, w + 2, h + 2), hole)
+
+
+def _add(out: dict[Box, int], box: Box, bit: int) -> None:
+    out[box] = out.get(box, 0) | bit
+
+
+def _flat_boxes(grad: np.ndarray, out: dict[Box, int]) -> None:
+    """Regions of one colour (a borderless button's fill, a field's well)."""
+    _n, _lab, stats, _ = cv2.connectedComponentsWithStats((grad <= 3).astype(np.uint8),
+                                                         connectivity=4)
+    for x, y, w, h, area in stats[1:]:
+        if 8 <= w <= MAX_W and 8 <= h <= MAX_H and area >= 40:
+            _add(out, (int(x) - 1, int(y) - 1, int(w) + 2, int(h) + 2), BIT["flat"])
+
+
+def text_lines(glyphs: np.ndarray, join: int = 9) -> list[Box]:
+    closed = cv2.morphologyEx(glyphs, cv2.MORPH_CLOSE,
+                              cv2.getStructuringElement(cv2.MORPH_RECT, (join, 1)))
+    _n, _lab, stats, _ = cv2.connectedComponentsWithStats(closed, connectivity=8)
+    parts = sorted((int(x), int(y), int(w), int(h)) for x, y, w, h, a in stats[1:]
+                   if 5 <= h <= 48 and w >= 3 and a >= 12)
+    return _join_words(parts)
+
+
+def _join_words(parts: list[Box]) -> list[Box]:
+    """Join pieces of one row whose gap is below 0.6 of their height: large or scaled fonts
+    space words wider than the fixed closing joins (a label 'Auto save' is one line)."""
+    lines: list[list[int]] = []
+    for x, y, w, h in parts:  # sorted by x
+        for ln in lines:
+            lx, ly, lw, lh = ln
+            hh = max(h, lh)
+            if (0 <= x - (lx + lw) <= 0.6 * min(h, lh) + 1
+                    and abs((y + h / 2) - (ly + lh / 2)) <= 0.3 * hh and min(h, lh) >= 0.5 * hh):
+                x1, y1 = max(lx + lw, x + w), max(ly + lh, y + h)
+                ln[0], ln[1] = lx, min(ly, y)
+                ln[2], ln[3] = x1 - lx, y1 - ln[1]
+                break
+        else:
+            lines.append([x, y, w, h])
+    return [(a, b, c, d) for a, b, c, d in lines]
+
+
+def words_of(glyphs: np.ndarray, line: Box) -> list[Box]:
+    """Split a line at blank column runs wider than a third of its height."""
+    x, y, w, h = line
+    cols = glyphs[y:y + h, x:x + w].any(axis=0)
+    gap = max(4, h // 3)
+    words: list[Box] = []
+    start, blank = None, 0
+    for i, ink in enumerate(cols):
+        if ink:
+            if start is None:
+                start = i
+            blank = 0
+        elif start is not None:
+            blank += 1
+            if blank >= gap:
+                words.append((start, i - blank + 1))
+                start, blank = None, 0
+    if start is not None:
+        words.append((start, len(cols) - blank))
+    out = []
+    for a, b in words:
+        rows = np.flatnonzero(glyphs[y:y + h, x + a:x + b].any(axis=1))
+        if rows.size:
+            out.append((x + a, y + int(rows[0]), b - a, int(rows[-1] - rows[0] + 1)))
+    return out
+
+
+def _free(edges: np.ndarray, box: Box, cap: int) -> tuple[int, int, int, int]:
+    """Blank rows/columns around a box before the next edge: (left, up, right, down)."""
+    x, y, w, h = box
+    H, W = edges.shape
+    col = edges[y:y + h, :].any(axis=0)
+    row = edges[:, x:x + w].any(axis=1)
+    left = right = up = down = 0
+    while left < cap and x - left - 1 >= 0 and not col[x - left - 1]:
+        left += 1
+    while right < cap and x + w + right < W and not col[x + w + right]:
+        right += 1
+    while up < cap and y - up - 1 >= 0 and not row[y - up - 1]:
+        up += 1
+    while down < cap and y + h + down < H and not row[y + h + down]:
+        down += 1
+    return left, up, right, down
+
+
+def _cell(edges: np.ndarray, word: Box) -> Box:
+    """A word's cell: the free band above and below it, half the free space to each side
+    (neighbouring menu items share the gap between them)."""
+    x, y, w, h = word
+    left, up, right, down = _free(edges, word, cap=max(4, h))
+    return (x - (left + 1) // 2, y - up, w + (left + 1) // 2 + (right + 1) // 2, h + up + down)
+
+
+def propose(maps: Maps, classic: list[Box]) -> tuple[
+        list[Box], np.ndarray, list[Box]]:
+    """(boxes, source bit masks, text lines) of one frame."""
+    out: dict[Box, int] = {}
+    _contour_boxes(maps.edges_hi, BIT["edge_hi"], BIT["hole_hi"], out)
+    _contour_boxes(maps.edges_lo, BIT["edge_lo"], BIT["hole_lo"], out)
+    _flat_boxes(maps.grad, out)
+    lines = text_lines(maps.glyphs)
+    for ln in lines:
+        _add(out, ln, BIT["line"])
+        for wd in words_of(maps.glyphs, ln):
+            _add(out, wd, BIT["word"])
+            _add(out, _cell(maps.edges_lo, wd), BIT["cell"])
+    for b in classic:
+        _add(out, b, BIT["classic"])
+    H, W = maps.gray.shape
+    boxes, bits = [], []
+    for (x, y, w, h), m in out.items():
+        x0, y0 = max(0, x), max(0, y)
+        x1, y1 = min(W, x + w), min(H, y + h)
+        if x1 - x0 >= 3 and y1 - y0 >= 3:
+            boxes.append((x0, y0, x1 - x0, y1 - y0))
+            bits.append(m)
+    return boxes, np.asarray(bits, np.int32), lines
