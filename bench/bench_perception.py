@@ -11,7 +11,7 @@ With --corpus it first scores detection and OCR on the HELD-OUT corpus seeds (co
 never tuned on): per kind precision / recall and OCR word accuracy, per toolkit, as a
 markdown table; then the frame-time figures above in the same run.
 
-    .venv/bin/python bench/bench_perception.py [--frames 40] [--corpus [--screens 60]]
+    .venv/bin/python bench/bench_perception.py [--frames 40] [--corpus [--screens 100]]
 """
 
 from __future__ import annotations
@@ -83,8 +83,8 @@ def main() -> None:
     ap.add_argument("--frames", type=int, default=40)
     ap.add_argument("--corpus", action="store_true",
                     help="also score detection and OCR on the held-out corpus")
-    ap.add_argument("--screens", type=int, default=60,
-                    help="held-out screens per toolkit with --corpus (default 60)")
+    ap.add_argument("--screens", type=int, default=100,
+                    help="held-out screens per toolkit with --corpus (default 100)")
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="bench-perception-"))
     xvfb, display = start_xvfb(tmp / "xvfb.log")
