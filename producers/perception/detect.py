@@ -52,13 +52,22 @@ def candidates(frame: np.ndarray, cfg: DetectConfig) -> Candidates:
     return Candidates(boxes, X, classic, lines, maps)
 
 
+def _inside_share(a: Box, b: Box) -> float:
+    """The share of the smaller box that lies inside the other."""
+    ix = max(0, min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0]))
+    iy = max(0, min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1]))
+    return ix * iy / max(1, min(a[2] * a[3], b[2] * b[3]))
+
+
 def _overlaps(a: Element, b: Element) -> bool:
     if a.kind in INDICATORS or b.kind in INDICATORS:
         small, big = (a, b) if a.box[2] * a.box[3] <= b.box[2] * b.box[3] else (b, a)
         if small.kind in INDICATORS and big.kind in INDICATORS:
             return iou(a.box, b.box) > 0.1 or contains(big.box, small.box, slack=1)
         return iou(a.box, b.box) >= 0.5
-    return iou(a.box, b.box) >= 0.5
+    # a part of a widget taken for the same kind (a scale's trough inside the scale with
+    # its value) is that widget again
+    return iou(a.box, b.box) >= 0.5 or (a.kind == b.kind and _inside_share(a.box, b.box) >= 0.9)
 
 
 def select(c: Candidates, proba: np.ndarray, model: Forest) -> list[Element]:
@@ -82,11 +91,14 @@ def select(c: Candidates, proba: np.ndarray, model: Forest) -> list[Element]:
         elif kept[hit].kind == k:
             rivals[hit].append(e)
     # of near-equal scores, the widest box: a part of a widget (the blank of a field right
-    # of its text, a button's fill inside its focus ring) looks much like the whole
+    # of its text, a button's fill inside its focus ring) looks much like the whole, and a
+    # box holding the part is the whole unless it scores far lower
     out = []
     for e, group in zip(kept, rivals, strict=True):
-        close = [r for r in group if r.confidence >= 0.85 * e.confidence and
-                 (e.kind in INDICATORS or iou(r.box, e.box) >= 0.5)]
+        close = [r for r in group if (r.confidence >= 0.85 * e.confidence and (
+            e.kind in INDICATORS or iou(r.box, e.box) >= 0.5))
+            or (e.kind not in INDICATORS and r.confidence >= 0.7 * e.confidence
+                and contains(r.box, e.box, slack=2))]
         out.append(max(close, key=lambda r: r.box[2] * r.box[3]))
     return out
 

@@ -12,7 +12,9 @@ and just outside (a field's well, a button's fill, a link's colour); relief (top
 bottom/right); edge density per side (a closed ring, an underline), inside, outside, in the
 corners (round vs square) and over a 4x3 grid (a drop-down arrow at the right, a slider's
 handle); where the glyphs sit (centred caption vs text from the left); the text to its right
-(an indicator's label) and to its left; nesting among proposals.
+(an indicator's label) and to its left; nesting among proposals; the colour of the glyphs
+(a link's); the right end in pixels, inside and just outside (a combo box's arrow button,
+a spin box's pair of arrows); a base line running on beyond the box (a notebook's tab).
 """
 
 from __future__ import annotations
@@ -126,6 +128,10 @@ def feature_names() -> list[str]:
     names += ["g_in", "g_left", "g_mid", "g_right", "g_rsquare", "e_rsquare", "g_rows"]
     names += ["right_gap", "right_w", "left_gap"]
     names += ["n_containers", "n_contained", "in_classic_box"]
+    names += ["ink_sat", "ink_blue"]
+    names += ["z_ink", "z_top", "z_mid", "z_bot", "z_narrow", "z_gap", "z_glyph", "z_divider",
+              "z_divider_at", "zo_ink", "zo_glyph", "zo_far"]
+    names += ["base_out"]
     return names
 
 
@@ -221,4 +227,54 @@ def features(maps: Maps, boxes: list[Box], bits: np.ndarray, lines: list[Box],
                   else np.zeros(n, bool))
     cols += [np.minimum(cont.sum(axis=0), 10), np.minimum(cont.sum(axis=1), 30),
              in_classic.astype(np.float64)]
+    cols += _ink_colour(maps, x, y, x1, y1, gl)
+    cols += _right_end(e, gl, x, y, x1, y1)
+    # a tab stands on its notebook's base line, which runs on beyond its sides
+    span = np.maximum(w / 2, 8)
+    cols.append(np.minimum(e.mean(x - span, y1 - 2, x, y1 + 2), e.mean(x1, y1 - 2, x1 + span,
+                                                                       y1 + 2)))
     return np.stack(cols, axis=1).astype(np.float32)
+
+
+def _ink_colour(maps: Maps, x, y, x1, y1, gl: _Integral) -> list[np.ndarray]:
+    """Of the glyph pixels inside: the share that is strongly coloured, and how blue they are
+    (a link's text is coloured, a label's is not)."""
+    ink = maps.glyphs > 0
+    strong = _Integral(((maps.sat > 60) & ink).view(np.uint8))
+    n, _ = gl.sum(x, y, x1, y1)
+    s, _ = strong.sum(x, y, x1, y1)
+    blue, _ = _Integral(table=maps.blue_table).sum(x, y, x1, y1)
+    return [s / np.maximum(n, 1), blue / np.maximum(n, 1)]
+
+
+ZONE = 20  # px: a drop-down arrow's button is 10-20 px wide whatever the font's size
+
+
+def _right_end(e: _Integral, gl: _Integral, x, y, x1, y1) -> list[np.ndarray]:
+    """The right end of a box, in pixels, past its border (a 2 px bevel and the gradient's
+    band): edges inside a zone of ZONE px (a drop-down arrow), in its top, middle and bottom
+    (a spin box's two arrows and the line between them), in a narrower zone, in the gap left
+    of it (blank between a combo box's text and its arrow); glyph blobs there; and the
+    strongest vertical line across the inner rows within 6-30 px of the right side (the
+    arrow button's divider) and where; then the same zone just outside the right side and
+    the one beyond it (the field part of a combo box has its arrow button right outside,
+    then blank)."""
+    ya, yb = y + 4, y1 - 4
+    hh = np.maximum(yb - ya, 1)
+    end = x1 - 5
+    zx0 = np.maximum(end - ZONE, x + 5)
+    third = hh / 3
+    cols = [e.mean(zx0, ya, end, yb), e.mean(zx0, ya, end, ya + third),
+            e.mean(zx0, ya + third, end, yb - third), e.mean(zx0, yb - third, end, yb),
+            e.mean(np.maximum(end - ZONE // 2, x + 5), ya, end, yb),
+            e.mean(np.maximum(end - 2 * ZONE, x + 5), ya, zx0, yb), gl.mean(zx0, ya, end, yb)]
+    best = np.zeros(len(x))
+    at = np.zeros(len(x))
+    for d in range(6, 31):
+        c = x1 - d
+        v = np.where(c > x + 5, e.mean(c, ya, c + 1, yb), 0.0)
+        better = v > best + 1e-9
+        best = np.where(better, v, best)
+        at = np.where(better, d, at)
+    return [*cols, best, at, e.mean(x1, ya, x1 + ZONE, yb), gl.mean(x1, ya, x1 + ZONE, yb),
+            e.mean(x1 + ZONE, ya, x1 + 2 * ZONE, yb)]

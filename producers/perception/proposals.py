@@ -4,7 +4,9 @@ Why several sources: no single cue finds every widget. Bordered widgets are clos
 edge map (outer contours, and the holes inside them when a focus ring surrounds the widget);
 faint borders on dark pages only show at a low edge threshold; flat, borderless buttons and
 fields are regions of one colour; menu items and links are words, and a menu item's box is
-the cell of free space around its word. Each box records which sources proposed it (a bit
+the cell of free space around its word; a tab is the whole cell around its caption (a
+selected tab's cell is open below); a classic scale is its trough with the value printed
+above it. Each box records which sources proposed it (a bit
 mask), which the classifier uses as a cue. Recall matters here, precision is the
 classifier's job.
 """
@@ -19,7 +21,7 @@ import numpy as np
 from producers.perception.types import Box
 
 SOURCES = ("edge_hi", "edge_lo", "hole_hi", "hole_lo", "flat", "word", "line", "cell",
-           "classic")
+           "classic", "line_cell", "open_cell", "with_above")
 BIT = {s: 1 << i for i, s in enumerate(SOURCES)}
 LOW_EDGE = 6  # faint borders: a dark field on a dark page differs by ~10 grey levels
 MIN_SIDE = 6
@@ -36,6 +38,7 @@ class Maps:
     edges_lo: np.ndarray  # bool: grad > LOW_EDGE
     glyphs: np.ndarray  # uint8 0/255: small filled blobs (text) from the classical pass
     sat: np.ndarray  # colour saturation (max - min channel)
+    blue_table: np.ndarray  # summed-area table of (blue - red) over glyph pixels
 
 
 def make_maps(frame: np.ndarray, gray: np.ndarray, glyphs: np.ndarray, hi: int) -> Maps:
@@ -46,11 +49,15 @@ def make_maps(frame: np.ndarray, gray: np.ndarray, glyphs: np.ndarray, hi: int) 
                                cv2.morphologyEx(g, cv2.MORPH_GRADIENT, k)),
                        cv2.morphologyEx(b, cv2.MORPH_GRADIENT, k))
         sat = cv2.subtract(cv2.max(cv2.max(r, g), b), cv2.min(cv2.min(r, g), b))
+        blue = cv2.subtract(b, r, dtype=cv2.CV_32F)
+        blue[glyphs == 0] = 0
     else:
         grad = cv2.morphologyEx(gray, cv2.MORPH_GRADIENT, k)
         sat = np.zeros_like(gray)
+        blue = np.zeros(gray.shape, np.float32)
     edges_hi = grad > hi
-    return Maps(gray, grad, edges_hi, grad > LOW_EDGE, glyphs, sat)
+    table = cv2.integral(blue, sdepth=cv2.CV_64F)
+    return Maps(gray, grad, edges_hi, grad > LOW_EDGE, glyphs, sat, table)
 
 
 def _contour_boxes(edges: np.ndarray, outer: int, hole: int, out: dict[Box, int]) -> None:
@@ -153,12 +160,44 @@ def _free(edges: np.ndarray, box: Box, cap: int) -> tuple[int, int, int, int]:
     return left, up, right, down
 
 
-def _cell(edges: np.ndarray, word: Box) -> Box:
-    """A word's cell: the free band above and below it, half the free space to each side
-    (neighbouring menu items share the gap between them)."""
-    x, y, w, h = word
-    left, up, right, down = _free(edges, word, cap=max(4, h))
-    return (x - (left + 1) // 2, y - up, w + (left + 1) // 2 + (right + 1) // 2, h + up + down)
+def _cells(edges: np.ndarray, text: Box, out: dict[Box, int], word: bool) -> None:
+    """The cells around a word or a text line. A word's cell: the free band above and below
+    it, half the free space to each side (neighbouring menu items share the gap between
+    them). The whole cell, up to the next edge on each side (a tab's caption inside its tab),
+    and the same cell closed below as far as it is open above: a notebook's selected tab has
+    no bottom border, it opens into its page."""
+    x, y, w, h = text
+    cap = max(6, int(1.5 * h))
+    left, up, right, down = _free(edges, text, cap=cap)
+    if word:
+        small = max(4, h)
+        hl, hr = (min(left, small) + 1) // 2, (min(right, small) + 1) // 2
+        _add(out, (x - hl, y - min(up, small), w + hl + hr, h + min(up, small) + min(down, small)),
+             BIT["cell"])
+    if max(left, right, up) >= cap:
+        return  # no frame around the text
+    x0, x1 = x - left - 1, x + w + right + 1
+    _add(out, (x0, y - up - 1, x1 - x0, h + up + down + 2), BIT["line_cell"])
+    if down > up + 2:
+        _add(out, (x0, y - up - 1, x1 - x0, h + 2 * up + 2), BIT["open_cell"])
+
+
+def _with_text_above(rings: list[Box], lines: list[Box], out: dict[Box, int]) -> None:
+    """A wide, low ring together with the text line right above it and inside its width: a
+    classic scale's trough and the value printed over it are one widget."""
+    R = np.asarray([b for b in rings if b[2] >= 3 * b[3] and b[3] <= 40], np.int64).reshape(-1, 4)
+    L = np.asarray(lines, np.int64).reshape(-1, 4)
+    if not len(R) or not len(L):
+        return
+    bx, by, bw, bh = (R[:, i:i + 1] for i in range(4))
+    lx, ly, lw, lh = (L[None, :, i] for i in range(4))
+    gap = by - (ly + lh)
+    ok = ((lx >= bx - 2) & (lx + lw <= bx + bw + 2) & (gap >= 0) & (gap <= 0.6 * lh + 4)
+          & (lh <= 2.5 * bh))
+    for i, j in zip(*np.nonzero(ok), strict=True):
+        x, y, w, h = (int(v) for v in R[i])
+        top = int(L[j, 1]) - 2
+        _add(out, (x - 1, top, w + 2, y + h + 1 - top), BIT["with_above"])
 
 
 def propose(maps: Maps, classic: list[Box]) -> tuple[
@@ -169,11 +208,14 @@ def propose(maps: Maps, classic: list[Box]) -> tuple[
     _contour_boxes(maps.edges_lo, BIT["edge_lo"], BIT["hole_lo"], out)
     _flat_boxes(maps.grad, out)
     lines = text_lines(maps.glyphs)
+    rings = [b for b, m in out.items() if m & (BIT["edge_hi"] | BIT["edge_lo"])]
+    _with_text_above(rings, lines, out)
     for ln in lines:
         _add(out, ln, BIT["line"])
+        _cells(maps.edges_lo, ln, out, word=False)
         for wd in words_of(maps.glyphs, ln):
             _add(out, wd, BIT["word"])
-            _add(out, _cell(maps.edges_lo, wd), BIT["cell"])
+            _cells(maps.edges_lo, wd, out, word=True)
     for b in classic:
         _add(out, b, BIT["classic"])
     H, W = maps.gray.shape
