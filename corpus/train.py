@@ -1,6 +1,6 @@
 """Train the detector's forest on tuning screens of the corpus, deterministically.
 
-    python -m corpus.train [--screens 600] [--out producers/perception/models/kinds.npz]
+    python -m corpus.train [--screens 1200] [--out producers/perception/models/kinds.npz]
 
 Renders the tuning seeds that are not cached yet (each toolkit in its own process on an Xvfb
 of its own), turns every proposal of every screen into a feature row (the detector's own
@@ -191,7 +191,7 @@ def main(argv: list[str] | None = None) -> None:
 
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--screens", type=int, default=600, help="tuning seeds per toolkit")
+    ap.add_argument("--screens", type=int, default=1200, help="tuning seeds per toolkit")
     ap.add_argument("--cache", type=Path, default=CACHE, help="rendered screens (by seed)")
     ap.add_argument("--out", type=Path, default=MODEL)
     args = ap.parse_args(argv)

@@ -65,6 +65,10 @@ def _overlaps(a: Element, b: Element) -> bool:
         if small.kind in INDICATORS and big.kind in INDICATORS:
             return iou(a.box, b.box) > 0.1 or contains(big.box, small.box, slack=1)
         return iou(a.box, b.box) >= 0.5
+    if (a.kind == "text") != (b.kind == "text"):
+        text, other = (a, b) if a.kind == "text" else (b, a)
+        if contains(other.box, text.box, slack=2):
+            return False  # a caption inside its widget (a tab's fills most of it)
     # a part of a widget taken for the same kind (a scale's trough inside the scale with
     # its value) is that widget again
     return iou(a.box, b.box) >= 0.5 or (a.kind == b.kind and _inside_share(a.box, b.box) >= 0.9)

@@ -14,7 +14,8 @@ corners (round vs square) and over a 4x3 grid (a drop-down arrow at the right, a
 handle); where the glyphs sit (centred caption vs text from the left); the text to its right
 (an indicator's label) and to its left; nesting among proposals; the colour of the glyphs
 (a link's); the right end in pixels, inside and just outside (a combo box's arrow button,
-a spin box's pair of arrows); a base line running on beyond the box (a notebook's tab).
+a spin box's pair of arrows); a base line running on beyond the box and rings touching it
+side by side (a notebook's tabs).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from producers.perception.proposals import SOURCES, Maps
+from producers.perception.proposals import BIT, SOURCES, Maps, text_height
 from producers.perception.types import Box, Element
 
 CLASSICAL_KINDS = ("button", "text_field", "checkbox", "radio", "text", "window", "other",
@@ -80,12 +81,6 @@ def _contains(a: np.ndarray, b: np.ndarray, slack: int = 1) -> np.ndarray:
             & (b[None, :, 1] + b[None, :, 3] <= a[:, None, 1] + a[:, None, 3] + slack))
 
 
-def text_height(lines: list[Box]) -> float:
-    """The screen's median text-line height: the unit of size (font size times scaling)."""
-    hs = [h for _x, _y, _w, h in lines if 6 <= h <= 48]
-    return float(np.median(hs)) if hs else 14.0
-
-
 def _neighbour_text(boxes: np.ndarray, lines: np.ndarray, th: float) -> np.ndarray:
     """Gap to the nearest text line right of each box on its row, that line's width, and
     the gap to the nearest line left of it (all in text heights, capped at 8)."""
@@ -131,7 +126,7 @@ def feature_names() -> list[str]:
     names += ["ink_sat", "ink_blue"]
     names += ["z_ink", "z_top", "z_mid", "z_bot", "z_narrow", "z_gap", "z_glyph", "z_divider",
               "z_divider_at", "zo_ink", "zo_glyph", "zo_far"]
-    names += ["base_out"]
+    names += ["base_out", "adj_n", "adj_top", "adj_bottom"]
     return names
 
 
@@ -185,7 +180,7 @@ def features(maps: Maps, boxes: list[Box], bits: np.ndarray, lines: list[Box],
              (stot - sitot) / np.maximum(cnt - icnt, 1), sat.ring_mean(x, y, x1, y1, 3)]
     # edges
     e = _Integral(maps.edges_hi.view(np.uint8))
-    lo = _Integral(maps.edges_lo.view(np.uint8))
+    lo = _Integral(table=maps.lo_table)
     band = 3
     e_top = e.mean(x, y, x1, y + band)
     e_bottom = e.mean(x, y1 - band, x1, y1)
@@ -233,7 +228,35 @@ def features(maps: Maps, boxes: list[Box], bits: np.ndarray, lines: list[Box],
     span = np.maximum(w / 2, 8)
     cols.append(np.minimum(e.mean(x - span, y1 - 2, x, y1 + 2), e.mean(x1, y1 - 2, x1 + span,
                                                                        y1 + 2)))
+    cols += _adjacent(B, bits, th)
     return np.stack(cols, axis=1).astype(np.float32)
+
+
+def _adjacent(B: np.ndarray, bits: np.ndarray, th: float) -> list[np.ndarray]:
+    """Closed boxes (rings, holes, flat regions) touching the box side by side on its row, of
+    about its height (a row of tabs shares their borders; buttons stand apart): how many
+    sides have one, and how far the nearest one's top and bottom lie from the box's (in text
+    heights: a selected tab stands taller than its neighbours, its open bottom at their base
+    line)."""
+    n = len(B)
+    ring = (bits & (BIT["edge_hi"] | BIT["edge_lo"] | BIT["hole_hi"] | BIT["hole_lo"]
+                    | BIT["flat"])) > 0
+    R = B[ring]
+    out = [np.zeros(n), np.zeros(n), np.zeros(n)]
+    if not len(R):
+        return out
+    x, y, w, h = (B[:, i:i + 1] for i in range(4))
+    rx, ry, rw, rh = (R[None, :, i] for i in range(4))
+    similar = (rh >= 0.6 * h) & (rh <= 1.3 * h) & (np.abs(ry - y) <= 0.25 * h + 3) & (rw >= 0.5 * h)
+    right = similar & (np.abs(rx - (x + w)) <= 3)
+    left = similar & (np.abs(rx + rw - x) <= 3)
+    out[0] = right.any(axis=1).astype(np.float64) + left.any(axis=1)
+    near = right | left
+    j = np.where(near, np.abs(ry - y), np.inf).argmin(axis=1)
+    has = near.any(axis=1)
+    out[1] = np.where(has, (R[j, 1] - B[:, 1]) / th, 0.0)
+    out[2] = np.where(has, (R[j, 1] + R[j, 3] - B[:, 1] - B[:, 3]) / th, 0.0)
+    return out
 
 
 def _ink_colour(maps: Maps, x, y, x1, y1, gl: _Integral) -> list[np.ndarray]:
@@ -244,7 +267,7 @@ def _ink_colour(maps: Maps, x, y, x1, y1, gl: _Integral) -> list[np.ndarray]:
     n, _ = gl.sum(x, y, x1, y1)
     s, _ = strong.sum(x, y, x1, y1)
     blue, _ = _Integral(table=maps.blue_table).sum(x, y, x1, y1)
-    return [s / np.maximum(n, 1), blue / np.maximum(n, 1)]
+    return [s / np.maximum(n, 1), np.where(n > 0, 2 * (blue / np.maximum(n, 1) - 128), 0.0)]
 
 
 ZONE = 20  # px: a drop-down arrow's button is 10-20 px wide whatever the font's size

@@ -38,7 +38,8 @@ class Maps:
     edges_lo: np.ndarray  # bool: grad > LOW_EDGE
     glyphs: np.ndarray  # uint8 0/255: small filled blobs (text) from the classical pass
     sat: np.ndarray  # colour saturation (max - min channel)
-    blue_table: np.ndarray  # summed-area table of (blue - red) over glyph pixels
+    blue_table: np.ndarray  # summed-area table of 128 + (blue - red) / 2 at glyph pixels, else 0
+    lo_table: np.ndarray  # summed-area table of edges_lo
 
 
 def make_maps(frame: np.ndarray, gray: np.ndarray, glyphs: np.ndarray, hi: int) -> Maps:
@@ -49,15 +50,15 @@ def make_maps(frame: np.ndarray, gray: np.ndarray, glyphs: np.ndarray, hi: int) 
                                cv2.morphologyEx(g, cv2.MORPH_GRADIENT, k)),
                        cv2.morphologyEx(b, cv2.MORPH_GRADIENT, k))
         sat = cv2.subtract(cv2.max(cv2.max(r, g), b), cv2.min(cv2.min(r, g), b))
-        blue = cv2.subtract(b, r, dtype=cv2.CV_32F)
-        blue[glyphs == 0] = 0
+        blue = cv2.bitwise_and(cv2.addWeighted(b, 0.5, r, -0.5, 128), glyphs)
     else:
         grad = cv2.morphologyEx(gray, cv2.MORPH_GRADIENT, k)
         sat = np.zeros_like(gray)
-        blue = np.zeros(gray.shape, np.float32)
-    edges_hi = grad > hi
-    table = cv2.integral(blue, sdepth=cv2.CV_64F)
-    return Maps(gray, grad, edges_hi, grad > LOW_EDGE, glyphs, sat, table)
+        blue = cv2.bitwise_and(np.full_like(gray, 128), glyphs)
+    edges_hi, edges_lo = grad > hi, grad > LOW_EDGE
+    return Maps(gray, grad, edges_hi, edges_lo, glyphs, sat,
+                cv2.integral(blue, sdepth=cv2.CV_32S),
+                cv2.integral(edges_lo.view(np.uint8), sdepth=cv2.CV_32S))
 
 
 def _contour_boxes(edges: np.ndarray, outer: int, hole: int, out: dict[Box, int]) -> None:
@@ -85,6 +86,12 @@ def _flat_boxes(grad: np.ndarray, out: dict[Box, int]) -> None:
     for x, y, w, h, area in stats[1:]:
         if 8 <= w <= MAX_W and 8 <= h <= MAX_H and area >= 40:
             _add(out, (int(x) - 1, int(y) - 1, int(w) + 2, int(h) + 2), BIT["flat"])
+
+
+def text_height(lines: list[Box]) -> float:
+    """The screen's median text-line height: the unit of size (font size times scaling)."""
+    hs = [h for _x, _y, _w, h in lines if 6 <= h <= 48]
+    return float(np.median(hs)) if hs else 14.0
 
 
 def text_lines(glyphs: np.ndarray, join: int = 9) -> list[Box]:
@@ -142,44 +149,51 @@ def words_of(glyphs: np.ndarray, line: Box) -> list[Box]:
     return out
 
 
-def _free(edges: np.ndarray, box: Box, cap: int) -> tuple[int, int, int, int]:
-    """Blank rows/columns around a box before the next edge: (left, up, right, down)."""
-    x, y, w, h = box
-    H, W = edges.shape
-    col = edges[y:y + h, :].any(axis=0)
-    row = edges[:, x:x + w].any(axis=1)
-    left = right = up = down = 0
-    while left < cap and x - left - 1 >= 0 and not col[x - left - 1]:
-        left += 1
-    while right < cap and x + w + right < W and not col[x + w + right]:
-        right += 1
-    while up < cap and y - up - 1 >= 0 and not row[y - up - 1]:
-        up += 1
-    while down < cap and y + h + down < H and not row[y + h + down]:
-        down += 1
-    return left, up, right, down
+def _free(table: np.ndarray, boxes: np.ndarray, caps: np.ndarray) -> np.ndarray:
+    """Blank columns/rows around each box before the next edge, up to its cap: an (n, 4)
+    array of (left, up, right, down), from the edge map's summed-area table `table`."""
+    H, W = table.shape[0] - 1, table.shape[1] - 1
+    x, y, w, h = (boxes[:, i:i + 1] for i in range(4))
+    d = np.arange(1, int(caps.max()) + 1)[None, :]
+
+    def blank(x0, y0, x1, y1, inside):
+        x0, x1 = np.clip(x0, 0, W), np.clip(x1, 0, W)
+        y0, y1 = np.clip(y0, 0, H), np.clip(y1, 0, H)
+        ink = table[y1, x1] - table[y0, x1] - table[y1, x0] + table[y0, x0]
+        ok = (ink == 0) & inside & (d <= caps[:, None])
+        return np.cumprod(ok, axis=1).sum(axis=1)  # leading blank lines
+
+    ys, ye, xs, xe = (np.broadcast_to(v, (len(boxes), d.shape[1])) for v in (y, y + h, x, x + w))
+    return np.stack([blank(x - d, ys, x - d + 1, ye, x - d >= 0),
+                     blank(xs, y - d, xe, y - d + 1, y - d >= 0),
+                     blank(x + w + d - 1, ys, x + w + d, ye, x + w + d - 1 < W),
+                     blank(xs, y + h + d - 1, xe, y + h + d, y + h + d - 1 < H)], axis=1)
 
 
-def _cells(edges: np.ndarray, text: Box, out: dict[Box, int], word: bool) -> None:
-    """The cells around a word or a text line. A word's cell: the free band above and below
-    it, half the free space to each side (neighbouring menu items share the gap between
-    them). The whole cell, up to the next edge on each side (a tab's caption inside its tab),
-    and the same cell closed below as far as it is open above: a notebook's selected tab has
-    no bottom border, it opens into its page."""
-    x, y, w, h = text
-    cap = max(6, int(1.5 * h))
-    left, up, right, down = _free(edges, text, cap=cap)
-    if word:
-        small = max(4, h)
-        hl, hr = (min(left, small) + 1) // 2, (min(right, small) + 1) // 2
-        _add(out, (x - hl, y - min(up, small), w + hl + hr, h + min(up, small) + min(down, small)),
-             BIT["cell"])
-    if max(left, right, up) >= cap:
-        return  # no frame around the text
-    x0, x1 = x - left - 1, x + w + right + 1
-    _add(out, (x0, y - up - 1, x1 - x0, h + up + down + 2), BIT["line_cell"])
-    if down > up + 2:
-        _add(out, (x0, y - up - 1, x1 - x0, h + 2 * up + 2), BIT["open_cell"])
+def _cells(table: np.ndarray, texts: list[Box], words: int, out: dict[Box, int]) -> None:
+    """The cells around words (the first `words` of `texts`) and text lines. A word's cell:
+    the free band above and below it, half the free space to each side (neighbouring menu
+    items share the gap between them). The whole cell, up to the next edge on each side (a
+    tab's caption inside its tab), and the same cell closed below as far as it is open
+    above: a notebook's selected tab has no bottom border, it opens into its page."""
+    if not texts:
+        return
+    T = np.asarray(texts, np.int64)
+    caps = np.maximum(6, (1.5 * T[:, 3]).astype(np.int64))
+    free = _free(table, T, caps)
+    for i, ((x, y, w, h), (left, up, right, down), cap) in enumerate(
+            zip(T.tolist(), free.tolist(), caps.tolist(), strict=True)):
+        if i < words:
+            small = max(4, h)
+            hl, hr = (min(left, small) + 1) // 2, (min(right, small) + 1) // 2
+            su, sd = min(up, small), min(down, small)
+            _add(out, (x - hl, y - su, w + hl + hr, h + su + sd), BIT["cell"])
+        if max(left, right, up) >= cap:
+            continue  # no frame around the text
+        x0, x1 = x - left - 1, x + w + right + 1
+        _add(out, (x0, y - up - 1, x1 - x0, h + up + down + 2), BIT["line_cell"])
+        if down > up + 2:
+            _add(out, (x0, y - up - 1, x1 - x0, h + 2 * up + 2), BIT["open_cell"])
 
 
 def _with_text_above(rings: list[Box], lines: list[Box], out: dict[Box, int]) -> None:
@@ -210,12 +224,16 @@ def propose(maps: Maps, classic: list[Box]) -> tuple[
     lines = text_lines(maps.glyphs)
     rings = [b for b, m in out.items() if m & (BIT["edge_hi"] | BIT["edge_lo"])]
     _with_text_above(rings, lines, out)
+    words = []
     for ln in lines:
         _add(out, ln, BIT["line"])
-        _cells(maps.edges_lo, ln, out, word=False)
         for wd in words_of(maps.glyphs, ln):
             _add(out, wd, BIT["word"])
-            _cells(maps.edges_lo, wd, out, word=True)
+            words.append(wd)
+    # a caption whose glyphs ran together is a ring, not a line: its cell too
+    th = text_height(lines)
+    texty = [b for b in rings if 0.6 * th <= b[3] <= 2 * th and 1.5 * b[3] <= b[2] <= 20 * th]
+    _cells(maps.lo_table, words + lines + texty, len(words), out)
     for b in classic:
         _add(out, b, BIT["classic"])
     H, W = maps.gray.shape

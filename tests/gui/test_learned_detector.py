@@ -57,7 +57,7 @@ def test_labels_follow_the_evaluation_rules() -> None:
 
 def test_training_is_deterministic(sample, tmp_path) -> None:
     """Two fits on the same tuning screens write the same bytes (the committed model is
-    reproduced by `python -m corpus.train` the same way, on 600 screens per toolkit)."""
+    reproduced by `python -m corpus.train` the same way, on 1200 screens per toolkit)."""
     seeds = split.tuning(3, start=200)
     a, b = tmp_path / "a.npz", tmp_path / "b.npz"
     train(seeds, sample).save(a)
