@@ -126,7 +126,7 @@ def feature_names() -> list[str]:
     names += ["ink_sat", "ink_blue"]
     names += ["z_ink", "z_top", "z_mid", "z_bot", "z_narrow", "z_gap", "z_glyph", "z_divider",
               "z_divider_at", "zo_ink", "zo_glyph", "zo_far"]
-    names += ["base_out", "adj_n", "adj_top", "adj_bottom"]
+    names += ["base_out", "adj_n", "adj_top", "adj_bottom", "base_line"]
     return names
 
 
@@ -229,6 +229,12 @@ def features(maps: Maps, boxes: list[Box], bits: np.ndarray, lines: list[Box],
     cols.append(np.minimum(e.mean(x - span, y1 - 2, x, y1 + 2), e.mean(x1, y1 - 2, x1 + span,
                                                                        y1 + 2)))
     cols += _adjacent(B, bits, th)
+    # ... the strongest row of edges near its bottom, over twice its width to its right: a
+    # notebook's page border runs on under the other tabs (a selected tab has no bottom)
+    base = np.zeros(n)
+    for d in range(-6, 7):
+        base = np.maximum(base, e.mean(x1, y1 + d, x1 + 2 * w, y1 + d + 1))
+    cols.append(base)
     return np.stack(cols, axis=1).astype(np.float32)
 
 
