@@ -2,6 +2,12 @@
 
 Used by `bench/bench_perception.py --corpus` (held-out seeds) and by the corpus test (a few
 tuning seeds). Rendered screens are cached by seed in a folder: the corpus is deterministic.
+
+    python -m corpus.run --seeds 1200-1599 [--misses combobox,tab]
+
+scores TUNING seeds (the model is trained on 0-1199; held-out seeds are refused) per kind and
+toolkit, and lists each missed widget and wrong detection of the kinds named, with what was
+detected over it: where a developer looks for causes.
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from corpus.evaluate import ScreenScore, Summary, score_screen
+from corpus.evaluate import ScreenScore, Summary, score_pair, score_screen
 from producers.perception.types import Element
 
 Perceive = Callable[[np.ndarray], list[Element]]
@@ -73,3 +79,59 @@ def evaluate(out: Path, toolkit: str, seeds: list[int],
         summary.add(s)
         scores.append(s)
     return summary, scores
+
+
+def misses(elements: list[Element], truth: list[dict[str, Any]], kind: str) -> list[str]:
+    """Missed true widgets and wrong detections of one kind, each with what overlaps it."""
+    from producers.perception.types import iou
+
+    def box(t: dict[str, Any]) -> tuple[int, int, int, int]:
+        return (t["x"], t["y"], t["w"], t["h"])
+
+    dets = [e for e in elements if e.kind == kind]
+    rows = [t for t in truth if t["kind"] == kind]
+    out = []
+    for t in rows:
+        if not any(score_pair(e, t) > 0 for e in dets):
+            over = [(e.kind, e.box, round(iou(e.box, box(t)), 2)) for e in elements
+                    if iou(e.box, box(t)) > 0.2]
+            out.append(f"missed {kind} {t.get('cls', '')} {box(t)}: detected {over}")
+    for e in dets:
+        if not any(score_pair(e, t) > 0 for t in rows):
+            over = [(t["kind"], box(t), round(iou(e.box, box(t)), 2)) for t in truth
+                    if iou(e.box, box(t)) > 0.1]
+            out.append(f"wrong {kind} {e.box}: truth {over}")
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    import argparse
+
+    from corpus import split
+    from corpus.evaluate import table
+    from corpus.render import parse_seeds
+    from corpus.train import CACHE, render_tuning
+
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--seeds", required=True, help="tuning seeds, e.g. 1200-1599")
+    ap.add_argument("--misses", default="", help="kinds whose failures to list")
+    args = ap.parse_args(argv)
+    seeds = parse_seeds(args.seeds)
+    render_tuning(seeds, CACHE)  # refuses held-out seeds
+    perceive = default_perceive()
+    by_toolkit = {}
+    for toolkit in split.TOOLKITS:
+        by_toolkit[toolkit] = Summary()
+        for seed in seeds:
+            image, meta = load(CACHE, toolkit, seed)
+            elements = perceive(image)
+            by_toolkit[toolkit].add(score_screen(elements, meta["truth"]))
+            for kind in filter(None, args.misses.split(",")):
+                for line in misses(elements, meta["truth"], kind):
+                    print(f"{toolkit}-{seed} {line}")
+    print(table(by_toolkit))
+
+
+if __name__ == "__main__":
+    main()
