@@ -22,6 +22,7 @@ How it works, and why:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import cv2
@@ -49,7 +50,7 @@ def _edge_map(gray: np.ndarray, cfg: DetectConfig) -> np.ndarray:
     return edges
 
 
-def _hole_share(contours: list, hierarchy: np.ndarray, i: int) -> float:
+def _hole_share(contours: Sequence[np.ndarray], hierarchy: np.ndarray, i: int) -> float:
     """Area share of the outer box covered by the component's holes. All holes count: text
     touching a field's border splits its well into several (glyphs have only small ones)."""
     child = hierarchy[0][i][2]
@@ -309,7 +310,8 @@ def classical_pass(frame: np.ndarray, cfg: DetectConfig | None = None) -> tuple[
         for i, c in enumerate(contours):
             if hierarchy[0][i][3] != -1:
                 continue  # a hole, not an outer boundary
-            box = cv2.boundingRect(c)
+            bx, by, bw, bh = cv2.boundingRect(c)
+            box: Box = (bx, by, bw, bh)
             hole = _hole_share(contours, hierarchy, i)
             if _is_round_indicator(c, box, hole) and _isolated(edges, box):
                 boxes.append(Element("", "radio", box, 0.75, True))

@@ -148,7 +148,7 @@ def label_box(cb: Box, edges: np.ndarray, stops: list[Box], th: float) -> Box | 
         return None
     gaps = np.flatnonzero(np.diff(ink) > max(8, 1.3 * th))
     first, last = int(ink[0]), int(ink[gaps[0]]) if gaps.size else int(ink[-1])
-    rows = edges[y0:y1, x0 + first:x0 + last + 1].any(axis=1)
+    rows = np.asarray(edges[y0:y1, x0 + first:x0 + last + 1].any(axis=1), bool)
     mid = cy - y0
     top, bottom = mid, mid
     while top > 0 and rows[top - 1]:

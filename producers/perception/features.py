@@ -36,7 +36,10 @@ class _Integral:
 
     def __init__(self, img: np.ndarray | None = None, table: np.ndarray | None = None) -> None:
         """From a uint8 image (cv2.integral, int32) or a ready summed-area table."""
-        self.s = cv2.integral(img, sdepth=cv2.CV_32S) if table is None else table
+        if table is None:
+            assert img is not None, "an image or a table"
+            table = cv2.integral(img, sdepth=cv2.CV_32S)
+        self.s = table
         self.H, self.W = self.s.shape[0] - 1, self.s.shape[1] - 1
 
     def sum(self, x0: np.ndarray, y0: np.ndarray, x1: np.ndarray,
@@ -218,8 +221,8 @@ def features(maps: Maps, boxes: list[Box], bits: np.ndarray, lines: list[Box],
     cont = _contains(B, B)
     np.fill_diagonal(cont, False)
     holders = np.asarray([e.kind in ("button", "text_field") for e in classic], bool)
-    in_classic = (_contains(cb[holders], B, slack=1).any(axis=0) if holders.any()
-                  else np.zeros(n, bool))
+    in_classic = np.asarray(_contains(cb[holders], B, slack=1).any(axis=0) if holders.any()
+                            else np.zeros(n, bool), bool)
     cols += [np.minimum(cont.sum(axis=0), 10), np.minimum(cont.sum(axis=1), 30),
              in_classic.astype(np.float64)]
     cols += _ink_colour(maps, x, y, x1, y1, gl)

@@ -138,7 +138,8 @@ class TesseractOcr:
         # a check box's or radio's label is read from its own box: the line detection found
         # may have been cut or merged differently in the element list
         labelled = [e for e in elements if e.kind in ("checkbox", "radio") and e.label_box]
-        found = self.read_boxes(frame, [e.box for e in targets] + [e.label_box for e in labelled],
+        label_boxes: list[Box] = [e.label_box for e in labelled if e.label_box]
+        found = self.read_boxes(frame, [e.box for e in targets] + label_boxes,
                                 pads + [1] * len(labelled))  # the indicator is just left
         words = found[:len(targets)]
         for cb, ws in zip(labelled, found[len(targets):], strict=True):

@@ -125,9 +125,9 @@ def _join_words(parts: list[Box]) -> list[Box]:
 def words_of(glyphs: np.ndarray, line: Box) -> list[Box]:
     """Split a line at blank column runs wider than a third of its height."""
     x, y, w, h = line
-    cols = glyphs[y:y + h, x:x + w].any(axis=0)
+    cols = np.asarray(glyphs[y:y + h, x:x + w].any(axis=0), bool)
     gap = max(4, h // 3)
-    words: list[Box] = []
+    words: list[tuple[int, int]] = []  # column spans
     start, blank = None, 0
     for i, ink in enumerate(cols):
         if ink:
@@ -141,7 +141,7 @@ def words_of(glyphs: np.ndarray, line: Box) -> list[Box]:
                 start, blank = None, 0
     if start is not None:
         words.append((start, len(cols) - blank))
-    out = []
+    out: list[Box] = []
     for a, b in words:
         rows = np.flatnonzero(glyphs[y:y + h, x + a:x + b].any(axis=1))
         if rows.size:
