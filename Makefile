@@ -28,8 +28,12 @@ demo: install
 test: install
 	@scripts/with_broker.sh $(PY) -m pytest $(PYTEST_ARGS)
 
+# ruff (style, bugs), mypy (types; strict on the pure packages), import-linter (the layers:
+# see [tool.importlinter] in pyproject.toml).
 lint: install
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
 
 bench: install
 	@scripts/with_broker.sh bash -c 'set -e; shopt -s nullglob; for f in bench/*.py; do \

@@ -2,7 +2,7 @@
 
 Same run, same deltas (StateDelta events from replicas doing random agent work):
 
-1. pure merge loop, in this process: decode (serde) + join (streams.crdt) only;
+1. pure merge loop, in this process: decode (serde) + join (schemas.crdt) only;
 2. pure merge loop + snapshot encoding: exactly the per-delta work of the worker
    (StateMerger: decode, join, version, AgentState encode), no Kafka;
 3. one real faust worker (`python -m streams.state_merge`) on the real broker: deltas
@@ -32,10 +32,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from producers.state import AgentStateReplica  # noqa: E402
+from schemas.crdt import AgentCRDT  # noqa: E402
+from schemas.crdt.snapshot import StateMerger  # noqa: E402
 from schemas.envelope import new_envelope  # noqa: E402
 from schemas.serde import Serde  # noqa: E402
-from streams.crdt import AgentCRDT  # noqa: E402
-from streams.crdt.snapshot import StateMerger  # noqa: E402
 
 APPS = ["chrome", "gimp", "terminal", "mail", "sheets"]
 LABELS = [f"label-{i}" for i in range(40)]

@@ -45,12 +45,19 @@ from schemas.registry import contract  # noqa: E402
 from schemas.samples import sample  # noqa: E402
 from schemas.serde import DecodeError, Serde  # noqa: E402
 from schemas.topics import EVENT_TOPICS  # noqa: E402
-from streams.source import input_group  # noqa: E402
-from streams.windowing import Event, build_pipeline  # noqa: E402
+from streams.app import input_group  # noqa: E402
+from streams.windowing import (  # noqa: E402
+    Event,
+    LostOutcome,
+    Output,
+    SessionClosed,
+    WindowClosed,
+    build_pipeline,
+)
 
 TYPES = ("frame", "detection", "plan", "action", "outcome", "heartbeat")
 WEIGHTS = (2, 2, 1, 4, 4, 1)
-MODULES = "streams.aggregation,streams.correlation,streams.sessions"
+MODULES = "streams.event_time"
 
 
 def build_events(n: int, agents: int, base_ms: int, seed: int = 3,
@@ -139,6 +146,7 @@ def raw_loop(settings: Settings, n: int) -> tuple[float, int]:
         if start is None:
             start = time.perf_counter()
         touched = set()
+        now_ms = int(time.time() * 1000)
         for m in msgs:
             if m.error():
                 continue
@@ -153,8 +161,10 @@ def raw_loop(settings: Settings, n: int) -> tuple[float, int]:
             except DecodeError:
                 pl.clock.skip(src, m.offset())
                 continue
+            ts_type, ts = m.timestamp()
             outs = pl.process(Event(d.schema.event_type, d.record, src, m.offset(),
-                                    raw=m.value(), key=m.key()))
+                                    raw=m.value(), key=m.key(),
+                                    arrival=min(ts, now_ms) if ts_type else None))
             outputs += _encode(serde, outs)
             done += 1
         for p in touched:
@@ -170,14 +180,10 @@ def raw_loop(settings: Settings, n: int) -> tuple[float, int]:
     return n / elapsed, outputs
 
 
-def _encode(serde: Serde, outs: list) -> int:
+def _encode(serde: Serde, outs: list[Output]) -> int:
     for o in outs:
-        if o.kind == "aggregate":
-            serde.encode("aggregate", o.value)
-        elif o.kind == "session":
-            serde.encode("session", o.value)
-        elif o.kind == "outcome":
-            serde.encode("outcome", o.value)
+        if isinstance(o, WindowClosed | SessionClosed | LostOutcome):
+            serde.encode(o.kind, o.value)
     return len(outs)
 
 

@@ -3,7 +3,9 @@
 `create_topics` is idempotent: topics that exist are left alone (and reported as existing),
 missing ones are created with the table's partitions and broker-side configs, and the call
 returns only once every topic has a leader for every partition, so a producer started right
-after never sees UNKNOWN_TOPIC_OR_PART.
+after never sees UNKNOWN_TOPIC_OR_PART. The few configs the pipeline's correctness rests on
+(`ENFORCED_CONFIGS`: the event topics' broker-side timestamps) are set on existing topics
+too, so a broker set up by an older version is brought in line.
 """
 
 from __future__ import annotations
@@ -14,11 +16,23 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from confluent_kafka import KafkaError, KafkaException
-from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
+from confluent_kafka.admin import (
+    AdminClient,
+    AlterConfigOpType,
+    ConfigEntry,
+    ConfigResource,
+    NewTopic,
+    OffsetSpec,
+)
 
-from schemas.topics import TOPICS, TopicSpec
+from clawstream.kafka.config import KafkaSettings, client_config, kafka_settings
+from schemas.topics import TIMESTAMP_TYPE, TOPICS, TopicSpec
 
 log = logging.getLogger(__name__)
+
+#: Topic configs set on existing topics as well: what the semantics rest on, not tuning (a
+#: retention an operator changed by hand is theirs to keep).
+ENFORCED_CONFIGS = (TIMESTAMP_TYPE,)
 
 
 @dataclass
@@ -51,13 +65,9 @@ def _specs(specs: Iterable[TopicSpec | str] | None) -> list[TopicSpec]:
     return [TOPICS[s] if isinstance(s, str) else s for s in specs]
 
 
-_RDKAFKA_LOG = logging.getLogger("clawstream.librdkafka")
-_RDKAFKA_LOG.setLevel(logging.WARNING)  # librdkafka's info chatter stays out of CLI output
-
-
-def admin_client(bootstrap: str) -> AdminClient:
-    """An AdminClient whose librdkafka logs go through Python logging (warnings and up)."""
-    return AdminClient({"bootstrap.servers": bootstrap, "logger": _RDKAFKA_LOG})
+def admin_client(target: str | KafkaSettings) -> AdminClient:
+    """An AdminClient (config from the Kafka runtime) for settings or a bootstrap address."""
+    return AdminClient(client_config(kafka_settings(target), "admin", "admin"))
 
 
 _admin = admin_client
@@ -93,9 +103,34 @@ def ensure_topics(
                 else:
                     raise
         _wait_for_leaders(admin, [n.topic for n in new], timeout)
+    _enforce_configs(admin, {n: wanted[n] for n in result.existing}, timeout)
     if result.created:
         log.debug("created %d topic(s): %s", len(result.created), ", ".join(result.created))
     return result
+
+
+def _enforce_configs(admin: AdminClient, existing: dict[str, TopicSpec], timeout: float) -> None:
+    """Set the `ENFORCED_CONFIGS` of the table on existing topics where they differ."""
+    wanted = {name: {k: v for k, v in spec.config().items() if k in ENFORCED_CONFIGS}
+              for name, spec in existing.items()}
+    wanted = {name: cfg for name, cfg in wanted.items() if cfg}
+    if not wanted:
+        return
+    futures = admin.describe_configs(
+        [ConfigResource(ConfigResource.Type.TOPIC, n) for n in wanted], request_timeout=timeout)
+    changes = []
+    for res, fut in futures.items():
+        have = fut.result()
+        diff = {k: v for k, v in wanted[res.name].items()
+                if k not in have or have[k].value != v}
+        if diff:
+            log.info("topic %s: setting %s", res.name, diff)
+            changes.append(ConfigResource(ConfigResource.Type.TOPIC, res.name, incremental_configs=[
+                ConfigEntry(k, v, incremental_operation=AlterConfigOpType.SET)
+                for k, v in diff.items()]))
+    if changes:
+        for fut in admin.incremental_alter_configs(changes, request_timeout=timeout).values():
+            fut.result()
 
 
 def create_topics(
@@ -181,3 +216,56 @@ def delete_topics(bootstrap: str, names: Iterable[str], timeout: float = 30.0) -
             if not (isinstance(err, KafkaError)
                     and err.code() == KafkaError.UNKNOWN_TOPIC_OR_PART):
                 raise
+
+
+def _offsets(admin: AdminClient, topics: Iterable[str], spec: OffsetSpec,
+             timeout: float) -> dict[tuple[str, int], int]:
+    """(topic, partition) -> offset of every partition of `topics` (missing topics: none)."""
+    from confluent_kafka import TopicPartition
+
+    md = admin.list_topics(timeout=timeout)
+    tps = [TopicPartition(t, p) for t in topics if t in md.topics
+           for p in md.topics[t].partitions]
+    if not tps:
+        return {}
+    futs = admin.list_offsets({tp: spec for tp in tps}, request_timeout=timeout)
+    return {(tp.topic, tp.partition): f.result(timeout).offset for tp, f in futs.items()}
+
+
+def message_count(bootstrap: str, topic: str, timeout: float = 10.0) -> int:
+    """Messages a topic holds now (end minus start offsets over its partitions)."""
+    admin = _admin(bootstrap)
+    starts = _offsets(admin, [topic], OffsetSpec.earliest(), timeout)
+    ends = _offsets(admin, [topic], OffsetSpec.latest(), timeout)
+    return sum(end - starts[k] for k, end in ends.items())
+
+
+def group_lag(bootstrap: str, group: str, topics: Iterable[str], timeout: float = 10.0) -> int:
+    """Messages of `topics` (physical names, every partition) that `group` has not committed:
+    what a lag dashboard shows; a partition the group never committed counts from its start."""
+    from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
+
+    admin = _admin(bootstrap)
+    topics = list(topics)
+    starts = _offsets(admin, topics, OffsetSpec.earliest(), timeout)
+    ends = _offsets(admin, topics, OffsetSpec.latest(), timeout)
+    if not ends:
+        return 0
+    tps = [TopicPartition(t, p) for t, p in ends]
+    res = admin.list_consumer_group_offsets(
+        [ConsumerGroupTopicPartitions(group, tps)], request_timeout=timeout)[group].result(timeout)
+    done = {(tp.topic, tp.partition): tp.offset for tp in res.topic_partitions or []
+            if tp.offset >= 0}
+    return sum(end - max(done.get(k, starts[k]), starts[k]) for k, end in ends.items())
+
+
+def delete_namespace(bootstrap: str, namespace: str, timeout: float = 30.0) -> list[str]:
+    """Delete every topic whose name starts with `namespace` (the table's and the workers'
+    internal ones); returns their names. For throw-away environments (tests, benchmarks):
+    each partition holds open files on the broker, so namespaces left behind add up."""
+    if not namespace:
+        raise ValueError("refusing to delete the topics of the empty namespace")
+    names = [t for t in _admin(bootstrap).list_topics(timeout=timeout).topics
+             if t.startswith(namespace)]
+    delete_topics(bootstrap, names, timeout)
+    return names

@@ -228,9 +228,12 @@ def broker_answers(bootstrap: str, timeout: float = 3.0) -> bool:
         return False
     from confluent_kafka.admin import AdminClient
 
+    from clawstream.kafka.config import client_config, kafka_settings
+
     quiet = logging.getLogger("clawstream.broker.librdkafka")
-    quiet.setLevel(logging.CRITICAL)
-    admin = AdminClient({"bootstrap.servers": bootstrap, "logger": quiet})
+    quiet.setLevel(logging.CRITICAL)  # (a probe: connection refused is an answer here)
+    admin = AdminClient(client_config(kafka_settings(bootstrap), "admin", "admin",
+                                      {"logger": quiet}))
     try:
         md = admin.list_topics(timeout=timeout)
         return bool(md.brokers)
@@ -253,6 +256,9 @@ class LocalBroker(DetachedProcess):
     error = BrokerError
     stop_timeout = 30.0  # a controlled shutdown hands leadership over first
     ready_poll_s = 0.5
+    #: a segment, its indexes and a socket or two per partition: many namespaces on one
+    #: broker (a test run makes a hundred) outgrow a default limit of 1024 or 20000
+    min_open_files = 1 << 17
 
     def __init__(
         self,

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any, TypeVar
+
 import click
 from rich.console import Console
 from rich.table import Table
 
 from clawstream.settings import get_settings
+
+_Command = TypeVar("_Command", bound=Callable[..., Any])
 
 console = Console(soft_wrap=True)
 
@@ -26,7 +31,7 @@ def _fmt_ms(ms: int | None) -> str:
     return f"{ms}ms"
 
 
-def _namespace_option(f):  # type: ignore[no-untyped-def]
+def _namespace_option(f: _Command) -> _Command:
     return click.option(
         "--namespace", default=None,
         help="Topic name prefix (default: CLAWSTREAM_TOPIC_NAMESPACE).",
@@ -176,8 +181,9 @@ def consumer_lag(
         return []
     tps = {TopicPartition(t, p) for (_, t, p) in committed}
     ends: dict[tuple[str, int], int] = {}
-    futs = admin.list_offsets({tp: OffsetSpec.latest() for tp in tps}, request_timeout=timeout)
-    for tp, fut in futs.items():
+    end_futs = admin.list_offsets({tp: OffsetSpec.latest() for tp in tps},
+                                  request_timeout=timeout)
+    for tp, fut in end_futs.items():
         try:
             ends[(tp.topic, tp.partition)] = fut.result(timeout).offset
         except Exception:

@@ -25,6 +25,7 @@ COMMANDS: dict[str, str] = {
     "sql": "consumers.query_cli:sql",
     "query": "consumers.query_cli:query",
     "report": "consumers.report_cli:report",
+    "verify": "consumers.verify_cli:verify",
     "worker": "streams.worker_cli:worker",
     "notifier": "consumers.notifier_cli:notifier",
     "agent": "producers.agent.cli:agent",

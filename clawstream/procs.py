@@ -9,6 +9,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -30,6 +31,21 @@ def pid_alive(pid: int) -> bool:
         return stat.rsplit(")", 1)[1].split()[0] != "Z"
     except (OSError, IndexError):
         return True
+
+
+def raise_open_files(want: int) -> int:
+    """Raise this process's open-file limit to `want` if it is lower: the hard limit too when
+    allowed (root), else the soft limit up to the hard one. Returns the soft limit now."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft >= want:
+        return soft
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (want, max(hard, want)))
+    except (ValueError, OSError):
+        resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(want, hard)), hard))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
 
 
 @contextlib.contextmanager
@@ -137,13 +153,18 @@ class DetachedProcess:
                          poll_s=self.ready_poll_s)
         return self.address
 
+    #: open files the process may hold at least (a broker keeps several per partition)
+    min_open_files = 0
+
     def _launch(self, cmd: list[str], log_file: Path, cwd: Path,
                 env: dict[str, str] | None = None) -> None:
         """Start detached: own session, no terminal file descriptors, output to `log_file`."""
+        want = self.min_open_files
         with open(log_file, "ab") as out:
             self._proc = subprocess.Popen(
                 cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, cwd=cwd,
                 env=env, start_new_session=True, close_fds=True,
+                preexec_fn=(lambda: raise_open_files(want)) if want else None,
             )
         self.pid_file.write_text(f"{self._proc.pid}\n")
 
@@ -203,3 +224,64 @@ class DetachedProcess:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+class Subcommand:
+    """A `clawstream` subcommand running detached in its own session, its output appended to
+    a log file (never the terminal: a child holding it would keep CI waiting)."""
+
+    def __init__(self, name: str, args: list[str], log: Path,
+                 env: dict[str, str] | None = None) -> None:
+        self.name = name
+        self.args = args
+        self.log = log
+        self.env = env
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.start()
+
+    def start(self) -> Self:
+        """(Re)start it; output goes on after what an earlier run wrote."""
+        self.log.parent.mkdir(parents=True, exist_ok=True)
+        env = None if self.env is None else {**os.environ, **self.env}
+        with self.log.open("ab") as out:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "clawstream.cli", *self.args], env=env,
+                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        return self
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def kill9(self) -> None:
+        """SIGKILL the whole process group (a crash: nothing is flushed or committed)."""
+        if self.alive():
+            assert self.proc is not None
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(10)
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """SIGTERM, then SIGKILL after `timeout`."""
+        if not self.alive():
+            return
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.kill9()
+
+    def tail(self, lines: int = 15) -> str:
+        return tail_file(self.log, lines)
+
+
+@contextlib.contextmanager
+def running(procs: list[Subcommand]) -> Iterator[list[Subcommand]]:
+    """Stop the subcommands (last started first) when the block ends, also on errors."""
+    try:
+        yield procs
+    finally:
+        for p in reversed(procs):
+            p.stop()

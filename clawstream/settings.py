@@ -2,43 +2,83 @@
 
 Every process reads the same `Settings` from environment variables prefixed `CLAWSTREAM_`
 (or a `.env` file), so one variable switches a piece between embedded and production mode
-while the code path stays the same.
+while the code path stays the same. `Settings` extends the agent side's `SdkSettings`
+(`producers.settings`: Kafka, namespace, registry, data folder, spool, agent and SDK metrics
+settings), so one variable configures both sides and `clawstream settings` shows them all.
+
+The topic namespace is an environment (staging and production, two teams) on a shared
+broker, ClickHouse server or data folder: every name a worker, sink or notifier creates or
+joins derives from it (`namespaced_names`) unless that name is set explicitly.
 """
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, model_validator
+from pydantic_settings import SettingsConfigDict
+
+from producers.settings import SdkSettings
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
-class Settings(BaseSettings):
-    """Runtime configuration; field names map to `CLAWSTREAM_<NAME>` variables."""
+@dataclass(frozen=True)
+class NamespacedNames:
+    """Every name a worker, sink or notifier creates or joins, in one topic namespace.
+
+    Two environments may share a broker, a ClickHouse server or a data folder only if they
+    share none of these: a worker in another's consumer group, or restoring another's
+    changelogs, would process and alert about that environment's agents. Each name is
+    `<namespace><name>`, like the topics; with no namespace, the names clawstream always used.
+    """
+
+    #: faust's app id, from which faust names its consumer group, its internal and changelog
+    #: topics (`<app id>-…`) and its state folder (`<data_dir>/faust/<app id>`); the
+    #: event-time processor's groups are `<app id>-windows` and `<app id>-restore`
+    worker_app_id: str
+    #: the sink's consumer group (its resume check uses `<sink group>-resume-probe`)
+    sink_group: str
+    notifier_group: str
+    #: a plain ClickHouse identifier: the namespace's characters other than letters, digits
+    #: and `_` become `_` ("staging." gives "staging_clawstream")
+    clickhouse_database: str
+    #: the embedded chdb directory under data_dir (its owner file `<dir>-owner.json` lies
+    #: beside it); one process per chdb directory, so namespaces need one each
+    chdb_dir: str
+
+
+def namespaced_names(namespace: str) -> NamespacedNames:
+    """The names of `namespace` (the one place they derive from it)."""
+    database = re.sub(r"[^A-Za-z0-9_]", "_", f"{namespace}clawstream")
+    return NamespacedNames(
+        worker_app_id=f"{namespace}clawstream-streams",
+        sink_group=f"{namespace}clawstream-sink",
+        notifier_group=f"{namespace}clawstream-notifier",
+        clickhouse_database=f"_{database}" if database[0].isdigit() else database,
+        chdb_dir=f"{namespace}chdb",
+    )
+
+
+#: Settings whose default is their `namespaced_names` value; an explicit value wins.
+DERIVED_SETTINGS = ("worker_app_id", "sink_group", "notifier_group", "clickhouse_database")
+
+
+class Settings(SdkSettings):
+    """Runtime configuration of every process: the agent side's `SdkSettings` and the
+    server's; field names map to `CLAWSTREAM_<NAME>` variables."""
 
     model_config = SettingsConfigDict(env_prefix="CLAWSTREAM_", env_file=".env", extra="ignore")
 
-    # --- Kafka -----------------------------------------------------------------------------
-    bootstrap_servers: str = Field(
-        "127.0.0.1:9092", description="Kafka bootstrap servers (host:port, comma separated)."
-    )
-    topic_namespace: str = Field(
-        "", description="Prefix put before every topic name; lets test runs share one broker."
-    )
-    schema_registry_url: str | None = Field(
-        None,
-        description="Confluent-compatible schema registry; when unset, Avro single-object "
-        "encoding is written instead of the Confluent framing.",
-    )
+    # --- Kafka (bootstrap servers, namespace and registry: SdkSettings) ------------------------
     kafka_version: str = Field("4.1.1", description="Apache Kafka version fetched by Maven.")
 
-    # --- local files ---------------------------------------------------------------------------
-    data_dir: Path = Field(
-        PROJECT_ROOT / ".data", description="Where local state lives (chdb, spool, blobs, broker)."
-    )
+    # --- local files (data_dir: SdkSettings) ----------------------------------------------------
     cache_dir: Path = Field(
         PROJECT_ROOT / ".cache", description="Downloaded artifacts (Kafka jars)."
     )
@@ -47,27 +87,40 @@ class Settings(BaseSettings):
     clickhouse_dsn: str | None = Field(
         None,
         description="clickhouse-connect DSN: chdb:///path (embedded) or http://host:8123 "
-        "(server). Default: chdb under data_dir.",
+        "(server). Default: chdb in <data_dir>/<namespace>chdb.",
     )
-    clickhouse_database: str = Field("clawstream", description="ClickHouse database name.")
+    clickhouse_database: str = Field(
+        "", description="ClickHouse database name. Default: <namespace>clawstream, with '_' "
+        "for characters other than letters, digits and '_'.",
+    )
     chdb_endpoint_port: int = Field(
         8124, description="Loopback port where the chdb owner serves queries to other commands."
     )
 
-    # --- SDK -----------------------------------------------------------------------------------
-    producer_name: str = Field("clawstream-sdk", description="Name written in envelope.producer.")
-    spool_max_bytes: int = Field(
-        1 << 30, description="Disk spool cap per agent; beyond it the SDK refuses new events."
+    # --- dead letters --------------------------------------------------------------------------
+    dlq_max_consecutive: int = Field(
+        1_000_000, ge=0, description="A reader stops when this many messages in a row were "
+        "invalid (dead-lettered): something is wrong upstream. 0 = never.",
     )
 
     # --- sink ----------------------------------------------------------------------------------
-    sink_group: str = Field("clawstream-sink", description="Consumer group of the sink.")
+    sink_group: str = Field(
+        "", description="Consumer group of the sink. Default: <namespace>clawstream-sink."
+    )
     sink_batch_rows: int = Field(50_000, description="Rows per ClickHouse insert at most.")
     sink_batch_seconds: float = Field(0.5, description="Longest wait before a partial batch.")
 
     # --- streams -------------------------------------------------------------------------------
-    worker_app_id: str = Field("clawstream-streams", description="Faust application id.")
+    worker_app_id: str = Field(
+        "", description="Faust application id: its consumer group, internal and changelog "
+        "topics and state folder derive from it. Default: <namespace>clawstream-streams.",
+    )
     window_lateness_s: float = Field(5.0, description="Allowed lateness before a window closes.")
+    max_clock_skew_s: float = Field(
+        60.0, ge=0, description="How far an event's time may be ahead of its arrival in Kafka "
+        "before its agent's clock is distrusted: such an event moves no watermark, counts in no "
+        "window, goes to claw.late.v1 with reason clock_skew and is counted per agent.",
+    )
     tumbling_windows_s: str = Field("10,60", description="Tumbling window sizes in seconds.")
     hopping_window: str = Field("300/60", description="Hopping window size/step in seconds.")
     session_gap_s: float = Field(30.0, description="Gap that ends an episode's session window.")
@@ -84,36 +137,48 @@ class Settings(BaseSettings):
     alert_webhooks: str = Field(
         "", description="Comma separated Alertmanager-compatible webhook URLs."
     )
-
-    # --- agent side (perception / execution) --------------------------------------------------
-    agent_display: str | None = Field(
-        None, description="X display the agent sees and acts on (default: $DISPLAY)."
+    notifier_group: str = Field(
+        "", description="Consumer group of the notifier. Default: <namespace>clawstream-notifier."
     )
-    capture_fps: float = Field(4.0, description="Most screen captures per second.")
-    capture_region: str = Field("", description="x,y,w,h of the captured region; empty = screen.")
-    redact_emails: bool = Field(True, description="Mask e-mail addresses seen on screen.")
-    action_rate_limit: float = Field(5.0, description="Most GUI actions per second.")
 
-    # --- observability -------------------------------------------------------------------------
-    metrics_host: str = Field("127.0.0.1", description="Bind address of /metrics endpoints.")
+    # --- observability (metrics host and SDK port: SdkSettings) -------------------------------
     sink_metrics_port: int = Field(9401, description="/metrics port of the sink.")
     worker_metrics_port: int = Field(9402, description="/metrics port of a stream worker.")
     notifier_metrics_port: int = Field(9403, description="/metrics port of the notifier.")
-    sdk_metrics_port: int = Field(9404, description="/metrics port of an SDK host (fleet, agent).")
     log_level: str = Field("INFO", description="Logging level.")
+
+    @model_validator(mode="after")
+    def _derive_names_on_validation(self) -> Settings:
+        """Every validated Settings gets its derived names (`model_copy` calls the method)."""
+        return self._derive_names()
+
+    def _derive_names(self) -> Settings:
+        """Give every derived name not set explicitly (or set empty) its namespace's value.
+
+        It is stored as a default, not marked as set, so that `model_copy` into another
+        namespace derives it again instead of carrying this namespace's name over.
+        """
+        names = namespaced_names(self.topic_namespace)
+        for name in DERIVED_SETTINGS:
+            if name not in self.model_fields_set or not getattr(self, name):
+                self.__dict__[name] = getattr(names, name)
+                self.model_fields_set.discard(name)
+        return self
+
+    def model_copy(self, *, update: Mapping[str, Any] | None = None,
+                   deep: bool = False) -> Settings:
+        """A copy with `update` applied; names derived from the namespace follow it."""
+        return super().model_copy(update=update, deep=deep)._derive_names()
 
     @property
     def resolved_clickhouse_dsn(self) -> str:
-        """The DSN in force: the configured one, or embedded chdb under data_dir."""
-        return self.clickhouse_dsn or f"chdb://{(self.data_dir / 'chdb').resolve()}"
+        """The DSN in force: the configured one, or the namespace's chdb under data_dir."""
+        chdb_dir = self.data_dir / namespaced_names(self.topic_namespace).chdb_dir
+        return self.clickhouse_dsn or f"chdb://{chdb_dir.resolve()}"
 
     @property
     def is_embedded_clickhouse(self) -> bool:
         return self.resolved_clickhouse_dsn.startswith("chdb://")
-
-    def topic(self, name: str) -> str:
-        """The physical topic name for a logical one (adds the namespace)."""
-        return f"{self.topic_namespace}{name}"
 
 
 @lru_cache(maxsize=1)

@@ -22,7 +22,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import httpx
-from confluent_kafka import Consumer, KafkaError, Message
+from confluent_kafka import Message
 from prometheus_client import Counter, Histogram
 from tenacity import (
     RetryCallState,
@@ -32,8 +32,10 @@ from tenacity import (
     wait_exponential,
 )
 
+from clawstream.kafka.consumer import GroupConsumer, next_offsets
+from clawstream.kafka.deadletter import dead_letter_queue
 from clawstream.settings import Settings
-from schemas.serde import DecodeError, Serde
+from schemas.serde import Serde
 from schemas.topics import ALERTS
 
 log = logging.getLogger("clawstream.notifier")
@@ -182,8 +184,6 @@ class Notifier:
         http_timeout_s: float = 5.0,
         generator_base: str = GENERATOR_BASE,
     ) -> None:
-        from consumers.dlq import DeadLetters
-
         self.settings = settings
         urls = webhooks if webhooks is not None else [
             u.strip() for u in settings.alert_webhooks.split(",") if u.strip()
@@ -192,21 +192,19 @@ class Notifier:
         self.webhooks = [Webhook(u, self.http, attempts=attempts,
                                  backoff_initial=backoff_initial, backoff_max=backoff_max)
                          for u in urls]
-        self.group = group or f"{settings.topic_namespace}clawstream-notifier"
+        self.group = group or settings.notifier_group
         self.topic = settings.topic(ALERTS)
-        self.batch_max = batch_max
-        self.batch_wait_s = batch_wait_s
         self.generator_base = generator_base
-        self.serde = Serde.from_settings(settings)
-        self.consumer = Consumer({
-            "bootstrap.servers": settings.bootstrap_servers,
-            "group.id": self.group,
-            "enable.auto.commit": False,
-            "auto.offset.reset": "earliest",
-            "client.id": "clawstream-notifier",
-        })
-        self.consumer.subscribe([self.topic])
-        self.dlq = DeadLetters(settings, COMPONENT)
+        self.serde = Serde.for_registry(settings.schema_registry_url)
+        # a batch is delivered and committed before the next is read: nothing is held
+        # across a rebalance
+        self.consumer = GroupConsumer(settings, "notifier", self.group, [self.topic],
+                                      overrides={"client.id": "clawstream-notifier"},
+                                      batch_max=batch_max, poll_s=batch_wait_s)
+        self.consumer.subscribe(on_revoke=lambda _partitions: [],
+                                on_lost=lambda _partitions: None)
+        self.dlq = dead_letter_queue(settings, "notifier", COMPONENT,
+                                     on_sent=lambda reason: DLQ_SENT.labels(reason).inc())
         self._recent: OrderedDict[str, None] = OrderedDict()
         self._stop = threading.Event()
         self.delivered = 0
@@ -220,31 +218,31 @@ class Notifier:
         return False
 
     def step(self) -> int:
-        """One poll-deliver-commit round; returns the number of messages consumed."""
-        msgs = [m for m in self.consumer.consume(self.batch_max, self.batch_wait_s)
-                if not self._kafka_error(m)]
-        if not msgs:
+        """One read-deliver-commit round; returns the number of messages consumed."""
+        batch = self.consumer.read()
+        if not batch:
             return 0
+        self.deliver(batch)
+        return len(batch)
+
+    def deliver(self, batch: list[Message]) -> None:
+        """POST the batch's alerts to every webhook, then commit it. Messages that are no
+        alert, and alerts a webhook never took, go to the DLQ first."""
         payload: list[dict] = []
         carried: list[Message] = []
-        for m in msgs:
-            try:
-                rec = self.serde.decode(m.value()).record
-                if "fingerprint" not in rec:
-                    raise DecodeError("unexpected-type", "not an Alert record")
-            except DecodeError as exc:
-                self.dlq.send_message(m, exc.reason, exc.detail)
-                DLQ_SENT.labels(exc.reason).inc()
-                continue
+
+        def take(m: Message) -> None:
+            rec = self.serde.decode_as(m.value(), ("alert",), self.topic).record
             am = to_alertmanager(rec, self.generator_base)
             if am is None:
                 SKIPPED.labels(rec["state"]).inc()
-                continue
-            if self._duplicate(rec["envelope"]["event_id"]):
+            elif self._duplicate(rec["envelope"]["event_id"]):
                 SKIPPED.labels("duplicate").inc()
-                continue
-            payload.append(am)
-            carried.append(m)
+            else:
+                payload.append(am)
+                carried.append(m)
+
+        self.dlq.each(batch, take)
         if payload:
             for hook in self.webhooks:
                 try:
@@ -256,30 +254,30 @@ class Notifier:
                     log.error("giving up on %s for %d alerts: %s", hook.url, len(payload), exc)
                     GAVE_UP.labels(hook.url, reason).inc()
                     for m in carried:
-                        self.dlq.send_message(m, reason, f"{hook.url}: {exc}")
-                        DLQ_SENT.labels(reason).inc()
+                        self.dlq.send(m, reason, f"{hook.url}: {exc}")
         self.dlq.flush()
-        self.consumer.commit(asynchronous=False)
-        return len(msgs)
-
-    @staticmethod
-    def _kafka_error(m: Message) -> bool:
-        err = m.error()
-        if err is None:
-            return False
-        if err.code() != KafkaError._PARTITION_EOF:
-            log.warning("consumer error: %s", err)
-        return True
+        self.consumer.commit_now(next_offsets(batch))
 
     def run(self, until: Callable[[], bool] | None = None) -> None:
         """Loop until stop() (or `until()` is true)."""
         log.info("notifier: %s -> %s (group %s)", self.topic,
                  [h.url for h in self.webhooks] or "no webhooks", self.group)
-        while not self._stop.is_set() and not (until and until()):
-            self.step()
+
+        def done() -> bool:
+            return self._stop.is_set() or (until is not None and until())
+
+        def on_batch(batch: list[Message]) -> None:
+            if batch:
+                self.deliver(batch)
+            if done():
+                self.consumer.stop()
+
+        if not done():
+            self.consumer.drive(on_batch)
 
     def stop(self) -> None:
         self._stop.set()
+        self.consumer.stop()
 
     def close(self) -> None:
         self.consumer.close()

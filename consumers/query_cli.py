@@ -122,8 +122,8 @@ def sql(statement: str, fmt: str) -> None:
 @click.pass_context
 def query(ctx: click.Context) -> None:
     """Canned analytics (run `clawstream query NAME`)."""
-    if ctx.invoked_subcommand is None:
-        click.echo("canned queries: " + ", ".join(sorted(ctx.command.commands)))  # type: ignore[attr-defined]
+    if ctx.invoked_subcommand is None and isinstance(ctx.command, click.Group):
+        click.echo("canned queries: " + ", ".join(sorted(ctx.command.commands)))
 
 
 def _canned(name: str) -> click.Command:

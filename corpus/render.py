@@ -47,7 +47,8 @@ def render_tk(seeds: list[int], out: Path, display: str | None = None) -> None:
 
     from PIL import ImageGrab
 
-    from corpus.tk_screens import SCREEN, build
+    from corpus.tk_screens import build
+    from corpus.tk_truth import SCREEN
 
     root = tk.Tk()
     root.geometry(f"{SCREEN[0]}x{SCREEN[1]}+0+0")

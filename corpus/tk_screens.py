@@ -19,6 +19,7 @@ from tkinter import ttk
 from typing import Any
 
 from corpus import vocab
+from corpus.tk_truth import box_of, menu_boxes, tab_boxes, visible
 
 #: families from Debian's font packages (bootstrap installs them); Helvetica and Courier are
 #: resolved by fontconfig (Nimbus Sans, Nimbus Mono PS)
@@ -30,7 +31,6 @@ LAYOUTS = ["form", "toolbar", "dialog", "settings", "grid"]
 LIGHT = ["#d9d9d9", "#f0f0f0", "#ffffff", "#e8e8e8", "#dcdad5", "#eff0f1"]
 DARK = [("#2b2b2b", "#e6e6e6", "#1d1d1d"), ("#1e2227", "#d7dae0", "#15181c"),
         ("#33373d", "#f0f0f0", "#24272b")]
-SCREEN = (1280, 800)
 
 
 @dataclass
@@ -338,56 +338,14 @@ def _content(root: tk.Tk, s: Screen) -> tk.Frame:
     return outer
 
 
-def _visible(w: tk.Misc) -> bool:
-    x, y, ww, hh = w.winfo_rootx(), w.winfo_rooty(), w.winfo_width(), w.winfo_height()
-    return (w.winfo_ismapped() and ww > 1 and hh > 1 and x >= 0 and y >= 0
-            and x + ww <= SCREEN[0] and y + hh <= SCREEN[1])
-
-
 def _trim(root: tk.Tk, s: Screen, outer: tk.Frame) -> None:
     """Drop what does not fit on the screen: whole widgets that overflow are destroyed."""
     root.update_idletasks()
     for w, _k, _t in list(s.widgets):
-        if not _visible(w):
+        if not visible(w):
             w.destroy()
     root.update_idletasks()
-    s.widgets = [(w, k, t) for w, k, t in s.widgets if w.winfo_exists() and _visible(w)]
-
-
-def _box(w: tk.Misc) -> dict[str, int]:
-    return {"x": w.winfo_rootx(), "y": w.winfo_rooty(), "w": w.winfo_width(),
-            "h": w.winfo_height()}
-
-
-def _tab_boxes(nb: ttk.Notebook, tabs: list[str]) -> list[dict[str, Any]]:
-    """Each tab's extent, found by asking the notebook which tab is under each pixel."""
-    out: dict[int, list[int]] = {}
-    page_y = nb.winfo_children()[0].winfo_y() if nb.winfo_children() else 30
-    for y in range(0, page_y):
-        for x in range(0, nb.winfo_width()):
-            try:
-                i = int(nb.index(f"@{x},{y}"))
-            except (tk.TclError, ValueError):
-                continue
-            b = out.setdefault(i, [x, y, x, y])
-            b[0], b[1] = min(b[0], x), min(b[1], y)
-            b[2], b[3] = max(b[2], x), max(b[3], y)
-    rx, ry = nb.winfo_rootx(), nb.winfo_rooty()
-    return [{"kind": "tab", "text": tabs[i], "x": rx + b[0], "y": ry + b[1],
-             "w": b[2] - b[0] + 1, "h": b[3] - b[1] + 1} for i, b in sorted(out.items())
-            if i < len(tabs)]
-
-
-def _menu_boxes(root: tk.Tk, menu: tk.Menu, labels: list[str],
-                font: tkfont.Font) -> list[dict[str, Any]]:
-    clone = ".#" + str(menu).lstrip(".")
-    height = int(root.tk.call("winfo", "height", clone))
-    xs = [int(root.tk.call(clone, "xposition", i)) for i in range(len(labels))]
-    pad = xs[1] - xs[0] - font.measure(labels[0]) if len(xs) > 1 else 12
-    ends = [*xs[1:], xs[-1] + font.measure(labels[-1]) + pad]
-    return [{"kind": "menu_item", "text": t, "x": root.winfo_rootx() + x0,
-             "y": root.winfo_rooty() - height, "w": x1 - x0, "h": height}
-            for t, x0, x1 in zip(labels, xs, ends, strict=True)]
+    s.widgets = [(w, k, t) for w, k, t in s.widgets if w.winfo_exists() and visible(w)]
 
 
 def clear(root: tk.Tk) -> None:
@@ -412,11 +370,11 @@ def build(root: tk.Tk, seed: int) -> dict[str, Any]:
     outer = _content(root, s)
     _trim(root, s, outer)
     root.update()
-    truth = [{"kind": k, "text": t, "cls": w.winfo_class(), **_box(w)} for w, k, t in s.widgets]
+    truth = [{"kind": k, "text": t, "cls": w.winfo_class(), **box_of(w)} for w, k, t in s.widgets]
     for nb, tabs in s.notebooks:
-        if nb.winfo_exists() and _visible(nb):
-            truth += _tab_boxes(nb, tabs)
+        if nb.winfo_exists() and visible(nb):
+            truth += tab_boxes(nb, tabs)
     if s.menubar is not None:
-        truth += _menu_boxes(root, *s.menubar, font)
+        truth += menu_boxes(root, *s.menubar, font)
     return {"seed": seed, "toolkit": "tk", "params": vars(p), "truth": truth,
             "fonts": {"actual": font.actual()}, "_keep": (font, bold)}

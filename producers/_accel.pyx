@@ -1,9 +1,10 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
 """Optional compiled SDK hot path (built at install when a C compiler is there;
-`producers.sdk` falls back to the generated Python encoders otherwise, or when
+`producers.sdk.encoding` falls back to the generated Python encoders otherwise, or when
 CLAWSTREAM_NO_ACCEL=1): `encode_event(...)` writes a whole event (header, envelope, body)
 with a writer plan of `schemas._avro` (`compile_plan(expanded, skip_fields)`), `Emitter`
-is `AgentClient.emit` in C, `uuid4_strings` makes event ids.
+is `AgentClient.emit` in C, `DeliveryReports` its `on_delivery` for a delivered event (a
+producer shared by several clients reports each one), `uuid4_strings` makes event ids.
 
 Contract (same as schemas.codegen): either exactly fastavro's bytes, or an exception, and the
 caller then takes the Python path (which writes the same bytes or names the problem). So this
@@ -82,7 +83,7 @@ cdef const char* _HEX = b"0123456789abcdef"
 def uuid4_strings(bytes random16):
     """One uuid4 string per 16 random bytes (version 4, variant 10xx: what
     str(uuid.UUID(bytes=b, version=4)) gives), written straight into new str objects:
-    `producers.sdk.RandomIds` makes its batches with it."""
+    `producers.sdk.encoding.RandomIds` makes its batches with it."""
     cdef Py_ssize_t n = PyBytes_GET_SIZE(random16) // 16, i, j, pos
     cdef const unsigned char* src = <const unsigned char*>PyBytes_AS_STRING(random16)
     cdef unsigned char c
@@ -139,11 +140,16 @@ cdef inline double monotonic():
 cdef class Emitter:
     """`AgentClient.emit` in C for the usual call (no event_id / session_id / trace_id
     override, a type with a plan): the same steps in the same order as the Python method,
-    reading and writing the client's own attributes (its instance dict), so everything else
-    in the client sees the same state. Any other call goes to the Python method."""
+    reading and writing the same attributes (the instance dicts of the client, its encoder,
+    its outage spool and its counts), so everything else in the client sees the same state.
+    Any other call goes to the Python method."""
 
     cdef object client
-    cdef dict d            # the client's __dict__
+    cdef object encoder
+    cdef dict d            # the client's __dict__: _closed, _seqv, _produce
+    cdef dict ed           # the encoder's: session_ast
+    cdef dict od           # the outage spool's: active
+    cdef dict cd           # the counts': direct_sent, latency_probe
     cdef dict types
     cdef dict entries      # event_type -> (info, header, topic, plan)
     cdef object acquire, release
@@ -153,15 +159,19 @@ cdef class Emitter:
 
     def __init__(self, client, py_emit, kafka_exception):
         self.client = client
+        self.encoder = client.encoder
         self.d = client.__dict__
-        self.types = client._types
+        self.ed = client.encoder.__dict__
+        self.od = client.outage.__dict__
+        self.cd = client.counts.__dict__
+        self.types = client.encoder.types
         self.entries = {}
         self.acquire = client._lock.acquire
         self.release = client._lock.release
         self.py_emit = py_emit
         self.kafka_exc = (BufferError, kafka_exception)
-        self.key = client._key
-        self.producer_bytes = client._producer_bytes
+        self.key = client.key
+        self.producer_bytes = client.encoder.producer_bytes
         self.seq_view = client._seq_view
         self.pop_id = client._pop_id
         self.new_id = client._new_id
@@ -169,6 +179,7 @@ cdef class Emitter:
     def emit(self, event_type, body, *, parent_id=None, event_time=None, trace_id=None,
              session_id=None, event_id=None):
         cdef dict d = self.d
+        cdef dict cd = self.cd
         cdef object info, eid, value, topic, sent
         cdef tuple entry
         cdef PyObject* e
@@ -204,20 +215,20 @@ cdef class Emitter:
             try:
                 if event_time is not None:
                     t = as_long(event_time)
-                value = _encode_event(<bytes>entry[1], eid, d["_session_ast"], parent_id, t,
-                                      seq, self.producer_bytes, <Node>entry[3], body)
+                value = _encode_event(<bytes>entry[1], eid, self.ed["session_ast"], parent_id,
+                                      t, seq, self.producer_bytes, <Node>entry[3], body)
             except Exception:  # anything unusual: the Python path decides
-                value = self.client._encode_py(info, body, eid, None, None, parent_id,
+                value = self.encoder.encode_py(info, body, eid, None, None, parent_id,
                                                t if event_time is None else event_time, seq)
-            if d["_spooling"]:
+            if self.od["active"]:
                 self.client._send(topic, value)
             else:
                 try:
                     d["_produce"](topic, value, self.key)
-                    sent = d["_direct_sent"] + 1
-                    d["_direct_sent"] = sent
+                    sent = cd["direct_sent"] + 1
+                    cd["direct_sent"] = sent
                     if not seq & 63:  # the latency metric's sample (see AgentClient.emit)
-                        d["_latency_probe"] = (monotonic(), sent)
+                        cd["latency_probe"] = (monotonic(), sent)
                 except self.kafka_exc:
                     self.client._send(topic, value)
             d["_seqv"] = seq
@@ -226,3 +237,39 @@ cdef class Emitter:
         finally:
             self.release()
         return eid
+
+
+cdef class DeliveryReports:
+    """`AgentClient.on_delivery` in C for the usual report of a producer shared by several
+    clients (one report per event): a direct event delivered while no replay batch is out.
+    Any other report goes to the Python method. Reads and writes the same attributes as it
+    (the instance dicts of the client's outage spool and counts)."""
+
+    cdef object client
+    cdef object py_report  # AgentClient.on_delivery (the Python method), unbound
+    cdef object observe    # the latency histogram's observe
+    cdef dict od           # the outage spool's __dict__: batch
+    cdef dict cd           # the counts': direct_done
+    cdef dict delivered    # the counts' delivered (one dict for the client's life)
+
+    def __init__(self, client, py_report, observe):
+        self.client = client
+        self.py_report = py_report
+        self.observe = observe
+        self.od = client.outage.__dict__
+        self.cd = client.counts.__dict__
+        self.delivered = client.counts.delivered
+
+    def report(self, err, msg):
+        cdef object topic, lat
+        cdef long long done
+        if err is not None or self.od["batch"] is not None:
+            return self.py_report(self.client, err, msg)
+        topic = msg.topic()
+        self.delivered[topic] = self.delivered[topic] + 1
+        done = <long long>self.cd["direct_done"] + 1
+        self.cd["direct_done"] = done
+        if not done & 63:  # latency sampled, 1 in 64 (Histogram.observe is not cheap)
+            lat = msg.latency()
+            if lat is not None:
+                self.observe(lat)

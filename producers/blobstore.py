@@ -89,11 +89,9 @@ def to_pil(image: Any) -> Any:
         img = Image.open(io.BytesIO(bytes(image)))
         img.load()
         return img
-    try:
-        import numpy as np
-    except ImportError:  # pragma: no cover - numpy is a dependency
-        np = None
-    if np is not None and isinstance(image, np.ndarray):
+    import numpy as np
+
+    if isinstance(image, np.ndarray):
         arr = image
         if arr.dtype != np.uint8:
             arr = np.clip(arr, 0, 255).astype(np.uint8)

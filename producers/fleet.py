@@ -8,7 +8,11 @@ contract: detection -> frame, action -> plan (plan_id, step_index), outcome -> a
 scaled per app and action kind, and take a lognormal time per action kind.
 
 Everything is deterministic given the seed (event ids come from a seeded generator), and
-each agent emits exactly `events_per_agent` events, so tests can compute what was sent.
+each agent emits exactly `events_per_agent` events (fewer when `duration_ms` of simulated time
+ends first), then heartbeats only for `linger_ms`, so tests can compute what was sent. The
+simulated clock only orders and spaces the events: how they are stamped and paced when sent
+(compressed or real time, a skewed agent clock) is the sender's business
+(`producers.fleet_cli`).
 """
 
 from __future__ import annotations
@@ -98,6 +102,10 @@ class FleetConfig:
     timeout_share: float = 0.2  # share of failed outcomes that are timeouts
     heartbeat_interval_ms: int = 10_000
     agent_prefix: str = "agent"
+    #: Simulated time after which an agent stops (None: only `events_per_agent` stops it).
+    duration_ms: int | None = None
+    #: After its work an agent stays alive this long, sending only heartbeats (status idle).
+    linger_ms: int = 0
     frame_width: int = 1280
     frame_height: int = 800
     #: (agent_id, outcome GenEvent) -> state-delta bodies to emit after it (CRDT hook).
@@ -112,6 +120,8 @@ class FleetConfig:
             raise ValueError("at least one app is needed")
         if not 0.0 <= self.failure_rate <= 1.0:
             raise ValueError("failure_rate must be within 0..1")
+        if self.duration_ms is not None and self.duration_ms <= 0:
+            raise ValueError("duration_ms must be positive")
 
 
 @dataclass(frozen=True)
@@ -307,14 +317,37 @@ class _Agent:
                 return  # give up: the episode ends here
 
     def events(self) -> Iterator[GenEvent]:
+        last = self.t
+        for ev in self.work():
+            last = ev.event_time
+            yield ev
+        yield from self.linger(last)
+
+    def work(self) -> Iterator[GenEvent]:
         n = self.cfg.events_per_agent
+        end = (self.cfg.start_time_ms + self.cfg.duration_ms
+               if self.cfg.duration_ms is not None else None)
         emitted = 0
         while emitted < n:
             for ev in self.episode():
+                if end is not None and ev.event_time >= end:
+                    return
                 yield ev
                 emitted += 1
                 if emitted >= n:
                     return
+
+    def linger(self, last: int) -> Iterator[GenEvent]:
+        """Idle but alive after the work: heartbeats every interval for `linger_ms`, as a
+        real agent keeps sending them (they move event time on without opening episodes)."""
+        t, until = last, last + self.cfg.linger_ms
+        while t + self.cfg.heartbeat_interval_ms <= until:
+            t += self.cfg.heartbeat_interval_ms
+            self.t = self.next_heartbeat = t
+            hb = self.heartbeat_due()
+            assert hb is not None
+            hb.body["status"] = "idle"
+            yield hb
 
 
 def generate_agent(cfg: FleetConfig, index: int) -> Iterator[GenEvent]:
@@ -331,6 +364,20 @@ def generate_fleet(cfg: FleetConfig) -> Iterator[GenEvent]:
     streams = [keyed(i) for i in range(cfg.agents)]
     for _t, _i, _n, ev in heapq.merge(*streams):
         yield ev
+
+
+def simulated_span_ms(cfg: FleetConfig) -> int:
+    """How much simulated time the fleet's events cover: from `cfg.start_time_ms` to the last
+    event of the slowest agent (a dry run of the generation, on a copy of the stateful CRDT
+    hook so the real run still starts fresh)."""
+    import copy
+
+    dry = copy.deepcopy(cfg)
+    last = cfg.start_time_ms
+    for i in range(cfg.agents):
+        for ev in generate_agent(dry, i):
+            last = max(last, ev.event_time)
+    return last - cfg.start_time_ms
 
 
 def expected_counts(cfg: FleetConfig) -> dict[str, int]:

@@ -21,8 +21,8 @@ import uuid
 from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
-from streams.crdt import AgentCRDT, encode
-from streams.crdt.agent import SCHEMA
+from schemas.crdt import AgentCRDT, encode
+from schemas.crdt.agent import SCHEMA
 
 
 class StateDeltaSink(Protocol):

@@ -17,6 +17,11 @@ the reader raises on anything unusual (truncation, bytes after the record, a boo
 that is not 0/1, an int out of range, an over-long varint, a union branch out of range,
 invalid UTF-8); the writer accepts only exact built-in types (str, int but not bool, float,
 bool, bytes, dict, list).
+
+Longer than the project's ~400 lines a module on purpose: the reader and the writer share the
+`Node` plans and the buffer primitives (`_avro.pxd` exports them to `producers/_accel.pyx`),
+and one extension module keeps those calls plain C calls; split, they would cross module
+boundaries on the hot path.
 """
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE

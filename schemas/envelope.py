@@ -1,12 +1,27 @@
-"""Building and reading the shared envelope."""
+"""Building and reading the shared envelope.
+
+The contract imports nothing of the project: the producer version written into envelopes is
+the installed clawstream distribution's (package metadata), not `clawstream.__version__`.
+"""
 
 from __future__ import annotations
 
 import time
 import uuid
+from importlib import metadata
 from typing import Any
 
-from clawstream import __version__
+
+def _distribution_version() -> str:
+    """The installed clawstream's version; "0+unknown" when run from a tree never installed."""
+    try:
+        return metadata.version("clawstream")
+    except metadata.PackageNotFoundError:
+        return "0+unknown"
+
+
+#: What `envelope.producer.version` says by default: the version of this installation.
+PRODUCER_VERSION = _distribution_version()
 
 
 def now_ms() -> int:
@@ -23,7 +38,7 @@ def new_envelope(
     event_time: int | None = None,
     event_id: str | None = None,
     producer: str = "clawstream-sdk",
-    version: str = __version__,
+    version: str = PRODUCER_VERSION,
 ) -> dict[str, Any]:
     """A fresh envelope; event_time is epoch milliseconds."""
     return {

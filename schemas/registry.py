@@ -101,7 +101,10 @@ class EventSchema:
 
 
 def load_json(path: Path) -> dict[str, Any]:
-    return json.loads(path.read_text())
+    loaded = json.loads(path.read_text())
+    if not isinstance(loaded, dict):
+        raise ValueError(f"{path}: not a JSON object (an Avro named type)")
+    return loaded
 
 
 def expand(raw: dict[str, Any], shared: dict[str, dict[str, Any]]) -> dict[str, Any]:
@@ -109,7 +112,10 @@ def expand(raw: dict[str, Any], shared: dict[str, dict[str, Any]]) -> dict[str, 
     named: dict[str, Any] = {}
     for schema in shared.values():
         fastavro.parse_schema(schema, named_schemas=named)
-    return fastavro.parse_schema(copy.deepcopy(raw), named_schemas=named, expand=True)
+    expanded = fastavro.parse_schema(copy.deepcopy(raw), named_schemas=named, expand=True)
+    if not isinstance(expanded, dict):  # a record schema expands to a record schema
+        raise ValueError(f"{raw.get('name')}: expanded to {type(expanded).__name__}, not a record")
+    return expanded
 
 
 def build(raw: dict[str, Any], shared: dict[str, dict[str, Any]]) -> EventSchema:

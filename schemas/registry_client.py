@@ -70,7 +70,11 @@ class RegistryClient:
             raise ValueError(f"schema {schema_id} is {registered.schema_type}, not AVRO")
         if registered.references:
             raise ValueError(f"schema {schema_id} uses references; clawstream registers none")
+        if registered.schema_str is None:
+            raise ValueError(f"schema {schema_id} came back without its text")
         parsed = json.loads(registered.schema_str)
+        if not isinstance(parsed, dict):
+            raise ValueError(f"schema {schema_id} is not an Avro record: {parsed!r:.80}")
         with self._lock:
             self._schemas[schema_id] = parsed
         return parsed

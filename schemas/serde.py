@@ -20,7 +20,7 @@ import io
 import os
 import struct
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
@@ -37,9 +37,6 @@ from schemas.registry import (
     fingerprint_bytes,
 )
 
-if TYPE_CHECKING:
-    from clawstream.settings import Settings
-
 SOE_MAGIC = b"\xc3\x01"
 SOE_HEADER_LEN = 10
 CONFLUENT_MAGIC = 0
@@ -47,15 +44,36 @@ CONFLUENT_HEADER_LEN = 5
 _CONFLUENT_HEADER = struct.Struct(">bI")
 _MISSING: Any = object()
 
+if TYPE_CHECKING:
+    from schemas._avro import Node
+
+
+class _CompiledAvro(Protocol):
+    """What this module uses of `schemas._avro` (whose types are in schemas/_avro.pyi)."""
+
+    @property
+    def Unsupported(self) -> type[Exception]: ...  # (the module's exception class)
+    def compile_reader(self, schema: dict[str, Any], /) -> Node: ...
+    def compile_writer(self, schema: dict[str, Any], skip_fields: int = 0, /) -> Node: ...
+    def decode(self, plan: Node, data: bytes, offset: int, /) -> dict[str, Any]: ...
+    def encode_record(self, header: bytes, plan: Node, record: Any, /) -> bytes: ...
+
+
+def _compiled_avro() -> _CompiledAvro | None:
+    """The compiled module, or None: not built, or CLAWSTREAM_NO_ACCEL=1."""
+    if os.environ.get("CLAWSTREAM_NO_ACCEL", "") not in ("", "0"):
+        return None
+    try:
+        from schemas import _avro as compiled
+    except ImportError:
+        return None
+    return compiled
+
+
 #: The optional compiled reader and writer (schemas/_avro.pyx, built at install when
 #: possible; the same records and bytes as fastavro, several times faster);
 #: CLAWSTREAM_NO_ACCEL=1 keeps fastavro and the generated Python encoders.
-_avro: Any = None
-if os.environ.get("CLAWSTREAM_NO_ACCEL", "") in ("", "0"):
-    try:
-        from schemas import _avro
-    except ImportError:
-        _avro = None
+_avro = _compiled_avro()
 
 
 class DecodeError(ValueError):
@@ -139,13 +157,14 @@ class Serde:
             self._by_fingerprint[fp] = _Writer(s, s.reader, None)
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> Serde:
-        """Confluent framing through the configured registry, single-object encoding without."""
-        if not settings.schema_registry_url:
+    def for_registry(cls, url: str | None) -> Serde:
+        """Confluent framing through the schema registry at `url`; single-object encoding when
+        there is none (None or empty), as with `schema_registry_url` unset."""
+        if not url:
             return cls()
         from schemas.registry_client import RegistryClient
 
-        return cls(registry=RegistryClient(settings.schema_registry_url))
+        return cls(registry=RegistryClient(url))
 
     @property
     def wire_format(self) -> str:
@@ -177,9 +196,11 @@ class Serde:
         `topic` (the physical topic) names the registry subject `<topic>-value`; it is unused
         in single-object encoding.
         """
-        schema = kind if isinstance(kind, EventSchema) else self._kinds.get(kind)
-        if schema is None:
-            schema = self.contract.get(kind)  # type: ignore[arg-type]  # raises a clear KeyError
+        if isinstance(kind, EventSchema):
+            schema = kind
+        else:
+            known = self._kinds.get(kind)
+            schema = known if known is not None else self.contract.get(kind)  # a clear KeyError
         header = self.header(schema, topic)
         if _avro is not None:
             plan = self._writers.get(schema.full_name, _MISSING)
@@ -203,15 +224,26 @@ class Serde:
                 return bytes(buf)
             except Exception:  # fastavro below writes it, or names the problem
                 pass
-        buf = io.BytesIO()
-        buf.write(header)
+        out_io = io.BytesIO()
+        out_io.write(header)
         try:
-            schemaless_writer(buf, schema.writer, record, strict_allow_default=True)
+            schemaless_writer(out_io, schema.writer, record, strict_allow_default=True)
         except (ValueError, TypeError, KeyError, AttributeError, OverflowError) as exc:
             raise EncodeError(f"{schema.name}: {type(exc).__name__}: {exc}") from exc
-        return buf.getvalue()
+        return out_io.getvalue()
 
     # -- decoding -----------------------------------------------------------------------------
+    def decode_as(self, data: bytes | None, event_types: Collection[str],
+                  where: str) -> Decoded:
+        """Decode a message read from `where` (a topic), which carries only `event_types`;
+        DecodeError "wrong-topic" for an event of another type (the one check every reader
+        makes before using a record)."""
+        decoded = self.decode(data)
+        if decoded.schema.event_type not in event_types:
+            raise DecodeError("wrong-topic", f"{decoded.schema.name} event on {where}, which "
+                              f"carries {', '.join(sorted(event_types))} events")
+        return decoded
+
     def decode(self, data: bytes | None) -> Decoded:
         """Decode either wire format; raise DecodeError naming why not."""
         if not data:
@@ -258,7 +290,7 @@ class Serde:
         buf = io.BytesIO(data)
         buf.seek(offset)
         try:
-            record = schemaless_reader(buf, w.writer, w.reader)
+            decoded = schemaless_reader(buf, w.writer, w.reader)
         except Exception as exc:  # fastavro raises EOFError, ValueError, IndexError, ...
             raise DecodeError(
                 "corrupt-body", f"{w.schema.name}: {type(exc).__name__}: {exc}"
@@ -268,12 +300,15 @@ class Serde:
                 "trailing-bytes",
                 f"{w.schema.name}: {len(data) - buf.tell()} bytes after the record",
             )
-        if not isinstance(record, dict):
-            raise DecodeError("corrupt-body", f"{w.schema.name}: decoded to {type(record)}")
-        return record
+        if not isinstance(decoded, dict):
+            raise DecodeError("corrupt-body", f"{w.schema.name}: decoded to {type(decoded)}")
+        return decoded
 
     def _reader_plan(self, schema: EventSchema) -> Any:
-        """The compiled reader of a current schema (built on first use, None if unsupported)."""
+        """The compiled reader of a current schema (built on first use, None if unsupported
+        or the compiled module is not there)."""
+        if _avro is None:
+            return None
         return _build_once(self._plans, schema, _avro.compile_reader, _avro.Unsupported,
                            _strip_timestamp_logical_types(schema.expanded))
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 DAY_MS = 24 * 3600 * 1000
+TIMESTAMP_TYPE = "message.timestamp.type"
 
 
 @dataclass(frozen=True)
@@ -24,8 +25,12 @@ class TopicSpec:
     extra_config: dict[str, str] = field(default_factory=dict)
 
     def config(self) -> dict[str, str]:
-        """Broker-side topic configuration."""
+        """Broker-side topic configuration. Event topics take the broker's clock as the
+        message timestamp (`LogAppendTime`): it is the arrival time agents' event times are
+        checked against, and an agent's own clock is not to be trusted for it."""
         cfg = {"cleanup.policy": self.cleanup_policy, **self.extra_config}
+        if self.role == "event":
+            cfg[TIMESTAMP_TYPE] = "LogAppendTime"
         if self.cleanup_policy == "delete":
             cfg["retention.ms"] = str(self.retention_ms)
         return cfg
@@ -90,3 +95,26 @@ EVENT_TYPE_BY_SCHEMA: dict[str, str] = {
     "clawstream.v1.Session": "session",
 }
 TOPIC_BY_SCHEMA: dict[str, str] = {t.schema: n for n, t in TOPICS.items() if t.schema}
+
+
+def partition_for(agent_id: str, partitions: int) -> int:
+    """The partition of an agent's events: Kafka's murmur2 partitioner on the key, as the
+    SDK (librdkafka `murmur2_random`) and faust place them. Pure, for reasoning about which
+    agents share a partition (and so a watermark)."""
+    data = agent_id.encode()
+    m, h = 0x5BD1E995, (0x9747B28C ^ len(data)) & 0xFFFFFFFF
+    n4 = len(data) // 4
+    for i in range(n4):
+        k = (int.from_bytes(data[4 * i:4 * i + 4], "little") * m) & 0xFFFFFFFF
+        k = ((k ^ (k >> 24)) * m) & 0xFFFFFFFF
+        h = ((h * m) & 0xFFFFFFFF) ^ k
+    tail = data[4 * n4:]
+    if len(tail) == 3:
+        h ^= tail[2] << 16
+    if len(tail) >= 2:
+        h ^= tail[1] << 8
+    if tail:
+        h = ((h ^ tail[0]) * m) & 0xFFFFFFFF
+    h = ((h ^ (h >> 13)) * m) & 0xFFFFFFFF
+    h ^= h >> 15
+    return (h & 0x7FFFFFFF) % partitions

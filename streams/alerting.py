@@ -3,10 +3,11 @@
 Flow, all in one faust app:
 
 1. `alerting-route` reads `claw.aggregates.v1`, `claw.outcomes.v1` and `claw.heartbeats.v1`
-   (raw bytes), decodes with schemas.serde (undecodable -> DLQ with the reason) and forwards a
-   compact JSON input to a single-partition internal topic, with its source partition and
-   offset and whether that partition had more behind it (its backlog holds the engine's
-   event clock back, see `streams.alerts.engine`). Rules such as the circuit breaker
+   (raw bytes), decodes each as its topic's type (undecodable or another type: a dead letter
+   with the reason, acknowledged before the event is, see `streams.dead_letters`) and
+   forwards a compact JSON input to a single-partition internal topic, with its source
+   partition and offset and whether that partition had more behind it (its backlog holds the
+   engine's event clock back, see `streams.alerts.clock`). Rules such as the circuit breaker
    per (app, executor) or "agent silent while others talk" need one view of the whole fleet,
    and faust writes a table's changelog to the partition of the event being processed: one
    input partition keeps the table's history in one ordered log.
@@ -29,12 +30,15 @@ from typing import Any
 
 from prometheus_client import Counter, Gauge
 
+from clawstream.kafka.deadletter import dead_letter_queue
 from clawstream.settings import Settings
 from schemas.envelope import new_envelope
 from schemas.serde import DecodeError, Serde
-from schemas.topics import AGGREGATES, ALERTS, DLQ, HEARTBEATS, OUTCOMES
+from schemas.topics import AGGREGATES, ALERTS, HEARTBEATS, OUTCOMES
 from streams.alerts import AlertEngine, AlertEvent, RuleBook
 from streams.alerts.rules import DEFAULT_RULES_FILE, load_rules_file, merge_rulesets
+from streams.dead_letters import carried_types, dead_letter
+from streams.windowing.clock import has_backlog
 
 log = logging.getLogger("clawstream.alerting")
 
@@ -45,7 +49,7 @@ if __name__ == "__main__":  # `python -m streams.alerting`: run the importable m
     sys.exit(importlib.import_module("streams.alerting").main())
 
 COMPONENT = "alerting"
-INPUT_TYPES = ("aggregate", "outcome", "heartbeat")
+INPUT_TOPICS = (AGGREGATES, OUTCOMES, HEARTBEATS)
 TICK_SECONDS = 1.0
 RELOAD_CHECK_SECONDS = 1.0
 
@@ -152,32 +156,29 @@ class FiringGauge:
         self._seen |= set(counts)
 
 
-def has_backlog(app: Any, msg: Any) -> bool:
-    """Did the message's partition hold more messages when it was read?"""
+def read_behind(app: Any, msg: Any) -> bool:
+    """Did the message's partition hold more messages when it was read? (Not known: no.)"""
     try:
         high = app.consumer.highwater(msg.tp)
     except AssertionError:  # (aiokafka: the partition was revoked meanwhile)
         return False
-    return high is not None and msg.offset < high - 1
+    return high is not None and has_backlog(high, msg.offset)
 
 
 def register(app: Any, settings: Settings) -> None:
     """Declare the alerting topics, table, agents and timers on a faust app."""
-    from consumers.dlq import dlq_headers
-
-    serde = Serde.from_settings(settings)
+    serde = Serde.for_registry(settings.schema_registry_url)
     watcher = RulesWatcher(settings.rules_file)
-    source = app.topic(
-        settings.topic(AGGREGATES), settings.topic(OUTCOMES), settings.topic(HEARTBEATS),
-        key_serializer="raw", value_serializer="raw",
-    )
+    types = {settings.topic(t): carried_types(t) for t in INPUT_TOPICS}
+    dlq = dead_letter_queue(settings, "worker", COMPONENT,
+                            on_sent=lambda reason: ALERT_DLQ.labels(reason).inc())
+    source = app.topic(*types, key_serializer="raw", value_serializer="raw")
     inputs = app.topic(
         f"{app.conf.id}-alerting-input", partitions=1, internal=True,
         key_serializer="raw", value_serializer="json",
     )
     alerts_topic = app.topic(settings.topic(ALERTS), key_serializer="raw",
                              value_serializer="raw")
-    dlq_topic = app.topic(settings.topic(DLQ), key_serializer="raw", value_serializer="raw")
     import faust
 
     state = app.Table(
@@ -198,24 +199,18 @@ def register(app: Any, settings: Settings) -> None:
         async for event in stream.events():
             msg = event.message
             try:
-                decoded = serde.decode(event.value)
-                etype = decoded.schema.event_type
-                if etype not in INPUT_TYPES:
-                    raise DecodeError("unexpected-type", f"{etype} on {msg.topic}")
+                decoded = serde.decode_as(event.value, types[msg.topic], msg.topic)
             except DecodeError as exc:
-                ALERT_DLQ.labels(exc.reason).inc()
-                await dlq_topic.send(
-                    key=event.key, value=event.value,
-                    headers=dlq_headers(reason=exc.reason, detail=exc.detail, topic=msg.topic,
-                                        partition=msg.partition, offset=msg.offset,
-                                        failed_by=COMPONENT),
-                )
+                await dead_letter(dlq, event, exc.reason, exc.detail)
                 continue
-            arrival = int((msg.timestamp or time.time()) * 1000)
+            dlq.ok()
+            etype = decoded.schema.event_type
+            now = time.time()  # (the broker's timestamp, never later than our clock)
+            arrival = int(min(msg.timestamp or now, now) * 1000)
             await inputs.send(key=b"all", value={
                 "t": etype, "a": arrival, "r": compact(decoded.record),
                 "s": [msg.topic, msg.partition, msg.offset],
-                "b": int(has_backlog(app, msg)),
+                "b": int(read_behind(app, msg)),
             })
 
     @app.agent(inputs, name="alerting-evaluate")
@@ -251,15 +246,11 @@ def register(app: Any, settings: Settings) -> None:
 
 
 def standalone_app(settings: Settings) -> Any:
-    """A faust app running only the alerting module (tests, or a dedicated alert worker).
-
-    Same configuration as the full worker (`streams.app.create_app`), with a shorter session
-    timeout so a restarted worker takes its partitions back quickly after a kill -9.
-    """
+    """A faust app running only the alerting module (tests, or a dedicated alert worker),
+    configured as the full worker (`streams.app.create_app`)."""
     from streams.app import create_app
 
-    return create_app(settings, modules=("streams.alerting",), broker_session_timeout=10.0,
-                      broker_heartbeat_interval=2.0)
+    return create_app(settings, modules=("streams.alerting",))
 
 
 def main() -> None:

@@ -11,43 +11,44 @@ from __future__ import annotations
 import importlib
 import logging
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from clawstream.kafka.config import faust_config
 from clawstream.settings import Settings
+
+if TYPE_CHECKING:
+    from streams.worker_app import WorkerApp
 
 log = logging.getLogger("clawstream.streams")
 
-#: Modules that declare agents on the app, in order.
+#: Modules that declare agents on the app, in order: the event-time processor (windows,
+#: correlation and sessions: one processor, since they share each partition's watermark),
+#: the CRDT state merge, the alert rules.
 APP_MODULES: tuple[str, ...] = (
-    "streams.aggregation",
-    "streams.correlation",
-    "streams.sessions",
+    "streams.event_time",
     "streams.state_merge",
     "streams.alerting",
 )
 #: Modules whose failure must stop the worker; the others are optional add-ons.
-CORE_MODULES = frozenset({"streams.aggregation", "streams.correlation", "streams.sessions"})
+CORE_MODULES = frozenset({"streams.event_time"})
 #: Partitions of faust's own topics (tables' changelogs) unless a table says otherwise; the
 #: event topics have this many, and a table must match the stream it is keyed by.
 DEFAULT_PARTITIONS = 6
-#: A worker killed with -9 leaves its groups after this long, and its replacement (or the
-#: other workers) take its partitions over then: faust's group and the event-time
-#: processor's own (`streams.source`) alike.
-SESSION_TIMEOUT_S = 10.0
-HEARTBEAT_INTERVAL_S = 2.0
 
 
-def broker_urls(bootstrap_servers: str) -> list[str]:
-    return [f"kafka://{h.strip()}" for h in bootstrap_servers.split(",") if h.strip()]
+def input_group(settings: Settings) -> str:
+    """The consumer group of the event-time processor (lag dashboards and tests read it)."""
+    return f"{settings.worker_app_id}-windows"
 
 
 def create_app(settings: Settings, *, modules: tuple[str, ...] | None = None,
-               **overrides: Any) -> Any:
+               **overrides: Any) -> WorkerApp:
     """Build the faust App and register the stream modules on it."""
-    import faust
+    from streams.worker_app import WorkerApp
 
     conf: dict[str, Any] = {
-        "broker": broker_urls(settings.bootstrap_servers),
+        # broker, group liveness (the same as the event-time processor's own group) and acks
+        **faust_config(settings, "worker"),
         "value_serializer": "raw",
         "key_serializer": "raw",
         "store": "memory://",
@@ -56,19 +57,16 @@ def create_app(settings: Settings, *, modules: tuple[str, ...] | None = None,
         "consumer_auto_offset_reset": "earliest",
         "web_enabled": False,
         "autodiscover": False,
-        "producer_acks": -1,
         "producer_linger": 0.005,
         "stream_buffer_maxsize": 16_384,
         "broker_commit_interval": 1.0,
         "table_standby_replicas": 0,
-        "broker_session_timeout": SESSION_TIMEOUT_S,
-        "broker_heartbeat_interval": HEARTBEAT_INTERVAL_S,
         # faust keeps per-app files (table offsets); under the data folder, not the cwd
         "datadir": str(settings.data_dir / "faust" / settings.worker_app_id),
     }
     conf.update(overrides)
     Path(conf["datadir"]).mkdir(parents=True, exist_ok=True)
-    app = faust.App(settings.worker_app_id, **conf)
+    app = WorkerApp(settings.worker_app_id, **conf)
     app.clawstream_settings = settings
     loaded = []
     for name in modules if modules is not None else APP_MODULES:

@@ -3,7 +3,7 @@
 Flow, in one faust app (`register(app, settings)`; `python -m streams.state_merge` runs it alone):
 
 1. `state-merge` reads `claw.state-deltas.v1` (raw bytes, keyed by agent), decodes with
-   schemas.serde and joins the delta into the agent's merged state (streams.crdt). The table
+   schemas.serde and joins the delta into the agent's merged state (schemas.crdt). The table
    `state-merge-agents` (changelog-backed, co-partitioned with the delta topic) stores each
    agent's latest AgentState snapshot bytes, which carry the version and the full CRDT state,
    so a worker killed with -9 recovers everything from the changelog.
@@ -18,7 +18,9 @@ Flow, in one faust app (`register(app, settings)`; `python -m streams.state_merg
    latest summary per agent in the table `state-merge-rollup`, and a timer emits the fleet-wide
    AgentState (agent_id '*') when it changed.
 
-Undecodable messages, wrong event types and invalid CRDT payloads go to the DLQ with reasons.
+Undecodable messages, other event types ("wrong-topic") and invalid CRDT payloads are dead
+letters with the reason, acknowledged before the delta's offset can be committed (see
+`streams.dead_letters`).
 """
 
 from __future__ import annotations
@@ -28,13 +30,21 @@ from typing import Any
 
 from prometheus_client import Counter, Gauge
 
+from clawstream.kafka.deadletter import dead_letter_queue
 from clawstream.settings import Settings
+from schemas.crdt import CodecError, CRDTTypeMismatch
+from schemas.crdt.snapshot import FLEET, StateMerger, rollup_record, summary
 from schemas.serde import DecodeError, Serde
-from schemas.topics import AGENT_STATE, DLQ, STATE_DELTAS, TOPICS
-from streams.crdt import CodecError, CRDTTypeMismatch
-from streams.crdt.snapshot import FLEET, StateMerger, rollup_record, summary
+from schemas.topics import AGENT_STATE, STATE_DELTAS, TOPICS
+from streams.dead_letters import carried_types, dead_letter
 
 log = logging.getLogger("clawstream.state_merge")
+
+if __name__ == "__main__":  # `python -m streams.state_merge`: run the importable module's main,
+    import importlib  # so create_app's import of streams.state_merge defines the metrics once.
+    import sys
+
+    sys.exit(importlib.import_module("streams.state_merge").main())
 
 COMPONENT = "state-merge"
 ROLLUP_SECONDS = 0.5
@@ -50,15 +60,15 @@ def register(app: Any, settings: Settings) -> None:
     """Declare the state-merge topics, tables, agents and timer on a faust app."""
     import faust
 
-    from consumers.dlq import dlq_headers
-
-    serde = Serde.from_settings(settings)
+    serde = Serde.for_registry(settings.schema_registry_url)
+    delta_types = carried_types(STATE_DELTAS)
+    dlq = dead_letter_queue(settings, "worker", COMPONENT,
+                            on_sent=lambda reason: DELTAS.labels("dlq").inc())
     merger = StateMerger(serde)
     deltas = app.topic(settings.topic(STATE_DELTAS), key_serializer="raw",
                        value_serializer="raw")
     snapshots = app.topic(settings.topic(AGENT_STATE), key_serializer="raw",
                           value_serializer="raw")
-    dlq = app.topic(settings.topic(DLQ), key_serializer="raw", value_serializer="raw")
     rollup_in = app.topic(f"{app.conf.id}-state-rollup", partitions=1, internal=True,
                           key_serializer="raw", value_serializer="json")
     table = app.Table(
@@ -86,22 +96,14 @@ def register(app: Any, settings: Settings) -> None:
     rollup_seen: set[str] = set()
 
     async def dead(event: Any, reason: str, detail: str) -> None:
-        msg = event.message
-        DELTAS.labels("dlq").inc()
         log.warning("state delta to DLQ (%s): %s", reason, detail[:200])
-        await dlq.send(key=event.key, value=event.value, headers=dlq_headers(
-            reason=reason, detail=detail, topic=msg.topic, partition=msg.partition,
-            offset=msg.offset, failed_by=COMPONENT))
+        await dead_letter(dlq, event, reason, detail)
 
     @app.agent(deltas, name="state-merge")
     async def merge(stream: Any) -> None:
         async for event in stream.events():
             try:
-                decoded = serde.decode(event.value)
-                if decoded.schema.event_type != "state_delta":
-                    raise DecodeError("unexpected-type",
-                                      f"{decoded.schema.name} on {event.message.topic}")
-                rec = decoded.record
+                rec = serde.decode_as(event.value, delta_types, event.message.topic).record
                 agent = rec["envelope"]["agent_id"]
                 key = agent.encode()
                 stored = table.get(key)
@@ -120,6 +122,7 @@ def register(app: Any, settings: Settings) -> None:
             except CodecError as exc:
                 await dead(event, "bad-crdt-payload", str(exc))
                 continue
+            dlq.ok()
             m = result.merged
             DELTAS.labels("merged" if result.changed else "duplicate").inc()
             if result.changed:
@@ -172,27 +175,11 @@ def register(app: Any, settings: Settings) -> None:
 
 
 def standalone_app(settings: Settings) -> Any:
-    """A faust app running only the state merger (tests, bench, or a dedicated worker)."""
-    import faust
+    """A faust app running only the state merger (tests, bench, or a dedicated worker),
+    configured as the full worker (`streams.app.create_app`)."""
+    from streams.app import create_app
 
-    datadir = settings.data_dir / "faust" / settings.worker_app_id
-    datadir.mkdir(parents=True, exist_ok=True)
-    app = faust.App(
-        settings.worker_app_id,
-        broker=f"kafka://{settings.bootstrap_servers}",
-        store="memory://",
-        datadir=str(datadir),
-        key_serializer="raw",
-        value_serializer="raw",
-        topic_replication_factor=1,
-        topic_partitions=TOPICS[STATE_DELTAS].partitions,
-        web_enabled=False,
-        broker_commit_interval=1.0,
-        consumer_auto_offset_reset="earliest",
-        producer_linger_ms=5,
-    )
-    register(app, settings)
-    return app
+    return create_app(settings, modules=("streams.state_merge",))
 
 
 def main() -> None:
@@ -209,7 +196,3 @@ def main() -> None:
     app = standalone_app(settings)
     worker = faust.Worker(app, loglevel=settings.log_level.lower())
     worker.execute_from_commandline()
-
-
-if __name__ == "__main__":
-    main()

@@ -1,7 +1,9 @@
 """`clawstream worker`: run the stream processors (one faust worker per process).
 
-Start more processes with the same settings to share the partitions: they join one consumer
-group (the app id) and faust moves table state with the partitions.
+Start more processes with the same settings to share the partitions: they join the worker's
+consumer groups (the event-time processor's `<app id>-windows` for the event topics; faust's,
+the app id, for the other agents and the tables' changelogs) and the state moves with the
+partitions (the event-time processor restores its partitions from their changelog).
 """
 
 from __future__ import annotations

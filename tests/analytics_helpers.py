@@ -71,8 +71,12 @@ class Pipeline:
                               timeout=timeout)
 
     def stop_all(self) -> None:
+        from clawstream.admin import delete_namespace
+
         for p in reversed(list(self.procs.values())):
             p.stop()
+        delete_namespace(self.env["CLAWSTREAM_BOOTSTRAP_SERVERS"],
+                         self.env["CLAWSTREAM_TOPIC_NAMESPACE"])
 
 
 def wait_for(predicate: Any, timeout: float, what: str, interval: float = 0.5) -> Any:

@@ -24,26 +24,31 @@ def kafka_bootstrap() -> str:
 
 
 @pytest.fixture
-def topic_ns(kafka_bootstrap: str) -> str:
-    """A fresh topic namespace with every topic of the table created in it."""
-    from clawstream.admin import create_topics
+def topic_ns(kafka_bootstrap: str) -> Iterator[str]:
+    """A fresh topic namespace with every topic of the table created in it; afterwards every
+    topic of the namespace (the workers' internal ones too) is deleted, so a broker serving
+    many test runs does not run out of open files."""
+    from clawstream.admin import create_topics, delete_namespace
 
     ns = f"t{uuid.uuid4().hex[:10]}."
     create_topics(kafka_bootstrap, namespace=ns)
-    return ns
+    yield ns
+    try:
+        delete_namespace(kafka_bootstrap, ns)
+    except Exception as exc:  # the test's own result matters more than the clean-up
+        print(f"could not delete the topics of {ns}: {exc}")
 
 
 @pytest.fixture
 def cs_settings(
     kafka_bootstrap: str, topic_ns: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[Settings]:
-    """Settings for one test: its own topics and data folder; exported to subprocesses."""
+    """Settings for one test: its own topics and data folder; exported to subprocesses.
+    Groups, app id and database derive from the namespace, as for a user who sets only it."""
     env = {
         "CLAWSTREAM_BOOTSTRAP_SERVERS": kafka_bootstrap,
         "CLAWSTREAM_TOPIC_NAMESPACE": topic_ns,
         "CLAWSTREAM_DATA_DIR": str(tmp_path / "data"),
-        "CLAWSTREAM_SINK_GROUP": f"sink-{topic_ns}",
-        "CLAWSTREAM_WORKER_APP_ID": f"streams-{topic_ns.rstrip('.')}",
         "CLAWSTREAM_CHDB_ENDPOINT_PORT": "0",
     }
     for k, v in env.items():

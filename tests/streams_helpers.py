@@ -3,12 +3,16 @@ and readers of the derived topics. Real broker only."""
 
 from __future__ import annotations
 
+import json
 import os
+import random
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
+from collections import Counter, defaultdict
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -19,6 +23,14 @@ from kafka_read import end_offset, read_messages
 from clawstream.settings import Settings
 from schemas.envelope import new_envelope
 from schemas.serde import Serde
+from streams.windowing import (
+    CorrelationOperator,
+    Event,
+    PartitionPipeline,
+    SessionOperator,
+    WindowOperator,
+)
+from streams.windowing.windows import tumbling
 
 ROOT = Path(__file__).resolve().parent.parent
 SERDE = Serde()
@@ -179,3 +191,169 @@ class WorkerProcess:
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
+
+
+# -- the worker's end-to-end tests: an offline recomputation and crafted streams -----------------
+T0 = 1_767_225_600_000  # 2026-01-01T00:00:00Z, aligned to every window size used
+LATENESS = 5_000
+WINDOWS = ((10_000, 10_000), (60_000, 60_000), (300_000, 60_000))
+
+
+def worker_log(settings: Settings) -> Path:
+    """Worker logs outside pytest's rotating tmp dirs, so a failure can be read later."""
+    d = Path(tempfile.gettempdir()) / "clawstream-test-logs"
+    d.mkdir(exist_ok=True)
+    return d / f"{settings.worker_app_id}.log"
+
+
+# -- the offline recomputation (independent of streams.windowing) -------------------------------
+def starts(t: int, size: int, step: int) -> list[int]:
+    first = (t - size) // step * step + step
+    return [s for s in range(first, t + 1, step) if s <= t < s + size]
+
+
+def scope(ev: dict[str, Any]) -> tuple[str, str, str]:
+    kind = ev.get("kind") if ev["type"] == "action" else ev.get("action_kind", "")
+    return ev["agent"], ev.get("app") or "", kind or ""
+
+
+def expected_windows(events: list[dict[str, Any]], late: dict[str, set[tuple[str, int]]],
+                     watermark_by_agent: dict[str, int]) -> dict[tuple, Counter]:
+    """(size, step, start, agent, app, kind) -> counts per type, of closed windows only."""
+    out: dict[tuple, Counter] = defaultdict(Counter)
+    for ev in events:
+        for size, step in WINDOWS:
+            label = f"t{size}" if size == step else f"h{size}/{step}"
+            for s in starts(ev["t"], size, step):
+                if (label, s) in late.get(ev["id"], set()):
+                    continue
+                if s + size > watermark_by_agent[ev["agent"]]:
+                    continue  # still open
+                for sc in (scope(ev), ("*", "*", "*")):
+                    out[(size, step, s, *sc)][ev["type"]] += 1
+    return out
+
+
+def late_index(settings: Settings) -> tuple[dict[str, set[tuple[str, int]]], list[Any]]:
+    msgs = read_topic(settings, "claw.late.v1", timeout=10, idle=2)
+    idx: dict[str, set[tuple[str, int]]] = defaultdict(set)
+    for m in msgs:
+        h = {k: v.decode() for k, v in m.headers() or []}
+        for label, start, _end in json.loads(h["clawstream.late.windows"]):
+            idx[h["clawstream.late.event_id"]].add((label, start))
+    return idx, msgs
+
+
+def agg_key(r: dict[str, Any]) -> tuple:
+    return (r["window_size_ms"], r["window_step_ms"], r["window_start"], r["scope_agent"],
+            r["scope_app"], r["scope_action_kind"])
+
+
+def check_windows(aggs: list[dict[str, Any]], expected: dict[tuple, Counter],
+                  watermark: int) -> None:
+    got = {agg_key(r): r for r in aggs}
+    # every window whose end the watermark passed and that holds events was emitted
+    missing = [k for k in expected if k not in got]
+    assert not missing, f"{len(missing)} windows never emitted, e.g. {missing[:3]}"
+    for k, r in got.items():
+        if r["window_end"] > watermark:
+            continue
+        assert Counter(r["counts"]) == expected[k], (k, r["counts"], expected[k])
+
+
+# -- crafted streams -------------------------------------------------------------------------------
+def realistic_stream(em: Emitter, agents: int, seconds: int, rng: random.Random,
+                     jitter_share: float = 0.3) -> None:
+    """Agents acting side by side: emitted in true-time order, 30 % of the events stamped
+    up to 2.5 s earlier than that (out of order, within the 5 s lateness)."""
+    apps = ("mail", "calc")
+    plan: list[tuple[int, int, str, str, int, dict[str, Any]]] = []  # (tau, n, type, ...)
+    n = 0
+    for a in range(agents):
+        agent = f"agent-{a}"
+        tau = T0 + rng.randint(0, 500)
+        while tau < T0 + seconds * 1000:
+            tau += rng.randint(100, 300)
+            t = tau - (rng.randint(0, 2_500) if rng.random() < jitter_share else 0)
+            app = rng.choice(apps)
+            r = rng.random()
+            n += 1
+            if r < 0.25:
+                plan.append((tau, n, "frame", agent, t,
+                             {"app": app, "change_ratio": rng.random()}))
+            elif r < 0.45:
+                plan.append((tau, n, "detection", agent, t, {"app": app, "elements": [
+                    element(rng.choice([None, rng.random()]))
+                    for _ in range(rng.randint(0, 4))]}))
+            elif r < 0.85:
+                kind = rng.choice(["click", "type"])
+                aid = str(uuid.uuid4())
+                plan.append((tau, n, "action", agent, t,
+                             {"app": app, "kind": kind, "event_id": aid}))
+                if rng.random() < 0.95:
+                    dur = rng.lognormvariate(5, 0.8)
+                    n += 1
+                    plan.append((tau + int(dur), n, "outcome", agent, t + int(dur), {
+                        "app": app, "action_kind": kind, "action_id": aid, "parent_id": aid,
+                        "duration_ms": dur,
+                        "status": "success" if rng.random() < 0.8 else "failure"}))
+            else:
+                plan.append((tau, n, "heartbeat", agent, t, {}))
+    plan.sort()
+    for _tau, _n, et, agent, t, kw in plan:
+        em.emit(et, agent, t, **kw)
+
+
+def sent_events(em: Emitter) -> list[dict[str, Any]]:
+    out = []
+    for rec in em.sent:
+        env = rec["envelope"]
+        out.append({"type": rec["type"], "id": env["event_id"], "agent": env["agent_id"],
+                    "t": env["event_time"], "app": rec.get("app"), "kind": rec.get("kind"),
+                    "action_kind": rec.get("action_kind")})
+    return out
+
+
+# -- the pure pipeline (unit tests of streams.windowing) ------------------------------------------
+S = 1000
+
+
+class Maker:
+    """Builds decoded records the way serde returns them, with per-topic offsets."""
+
+    def __init__(self) -> None:
+        self.offsets: dict[str, int] = {}
+
+    def ev(self, et: str, t: int, agent: str = "a1", **body) -> Event:
+        source = {"frame": "frames", "detection": "detections", "plan": "plans",
+                  "action": "actions", "outcome": "outcomes", "heartbeat": "heartbeats"}[et]
+        off = self.offsets.get(source, -1) + 1
+        self.offsets[source] = off
+        env = {"event_id": body.pop("event_id", str(uuid.uuid4())), "agent_id": agent,
+               "session_id": body.pop("session_id", "s1"), "trace_id": "tr",
+               "parent_id": body.pop("parent_id", None), "event_time": t, "seq": off,
+               "producer": {"name": body.pop("producer", "clawstream-sdk"), "version": "1"}}
+        rec = {"envelope": env, **body}
+        return Event(et, rec, source, off)
+
+
+def pipeline(lateness=5 * S, timeout=30 * S, gap=30 * S, specs=None) -> PartitionPipeline:
+    return PartitionPipeline(lateness, [
+        CorrelationOperator(timeout),
+        WindowOperator(specs or [tumbling(10)], lateness_ms=lateness),
+        SessionOperator(gap),
+    ])
+
+
+def run(p: PartitionPipeline, events) -> list:
+    out = []
+    for ev in events:
+        out += p.process(ev)
+        out += p.advance()
+    return out
+
+
+def aggs(outs, label_size=10 * S):
+    return {(o.value["scope_agent"], o.value["scope_app"], o.value["scope_action_kind"],
+             o.value["window_start"]): o.value
+            for o in outs if o.kind == "aggregate" and o.value["window_size_ms"] == label_size}

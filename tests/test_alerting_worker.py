@@ -156,7 +156,7 @@ def test_every_rule_kind_fires_and_resolves_and_bad_rules_keep_old(
     assert resolved["ends_at"] == t0 + 30_000
 
     dlq = read_topic_records(cs_settings, "claw.dlq.v1", raw=True)
-    from consumers.dlq import parse_headers
+    from schemas.headers import parse_headers
 
     heads = [parse_headers(m.headers()) for m in dlq]
     assert any(h["clawstream.error.reason"] == "bad-magic"

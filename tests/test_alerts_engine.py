@@ -198,8 +198,9 @@ def replay_two_partitions(e, *, flag_backlog: bool) -> list:
         for p, agent in ((0, "a"), (1, "b")):
             for i in range(first, first + chunk):
                 behind = flag_backlog and i < n - 1
-                evs += e.process("heartbeat", heartbeat(T0 + i * 5000, agent), T0,
-                                 ("hb", p, i), behind=behind)
+                t = T0 + i * 5000  # appended when it was sent: arrival = event time
+                evs += e.process("heartbeat", heartbeat(t, agent), t, ("hb", p, i),
+                                 behind=behind)
     return evs
 
 
@@ -219,7 +220,7 @@ def test_absence_caught_up_partitions_never_stall_the_clock() -> None:
     e.process("heartbeat", heartbeat(T0, "quiet"), T0, ("hb", 1, 0))  # caught up, then idle
     evs = []
     for i in range(1, 16):
-        evs += e.process("heartbeat", heartbeat(T0 + i * 1000, "busy"), T0, ("hb", 0, i))
+        evs += e.process("heartbeat", heartbeat(T0 + i * 1000, "busy"), T0 + i * 1000, ("hb", 0, i))
     fired = [x for x in evs if x.state == "firing"]
     assert [x.labels["agent"] for x in fired] == ["quiet"]
     assert fired[0].annotations["clock"] == "event"
@@ -230,12 +231,12 @@ def test_absence_clock_waits_for_the_slowest_backlog_then_catches_up() -> None:
     e.process("heartbeat", heartbeat(T0, "slow"), T0, ("hb", 1, 0), behind=True)
     evs = []
     for i in range(1, 31):  # partition 0 runs 30 s ahead while partition 1 is still behind
-        evs += e.process("heartbeat", heartbeat(T0 + i * 1000, "fast"), T0, ("hb", 0, i))
+        evs += e.process("heartbeat", heartbeat(T0 + i * 1000, "fast"), T0 + i * 1000, ("hb", 0, i))
     assert [x for x in evs if x.state == "firing"] == []
     assert e.store["clock"]["ev"] == T0
     # partition 1's backlog shows slow went quiet after T0 + 2 s: it fires once caught up
-    e.process("heartbeat", heartbeat(T0 + 2000, "slow"), T0, ("hb", 1, 1), behind=True)
-    evs = e.process("heartbeat", heartbeat(T0 + 29_000, "slow2"), T0, ("hb", 1, 2))
+    e.process("heartbeat", heartbeat(T0 + 2000, "slow"), T0 + 2000, ("hb", 1, 1), behind=True)
+    evs = e.process("heartbeat", heartbeat(T0 + 29_000, "slow2"), T0 + 29_000, ("hb", 1, 2))
     assert [x.labels["agent"] for x in evs if x.state == "firing"] == ["slow"]
 
 

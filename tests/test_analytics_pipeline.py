@@ -7,6 +7,9 @@ the fleet's CRDT state deltas. Then: every canned query (rollup and raw forms), 
 output formats, every Grafana panel's SQL after macro expansion, rollups == raw aggregates,
 the HTML report, every process's /metrics, a real Prometheus scraping the processes, and a
 redelivery of everything (lost commits) that must not double-count anywhere.
+
+Over 400 lines on purpose: every test here reads the same module-scoped pipeline run (fleet,
+worker, sink and notifier for a minute or more), which one file per concern would repeat.
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from streams.crdt import (
+from schemas.crdt import (
     AWORSet,
     CCounter,
     GCounter,
@@ -28,7 +28,7 @@ from streams.crdt import (
     decode,
     encode,
 )
-from streams.crdt.codec import slow_encode
+from schemas.crdt.codec import slow_encode
 
 REPLICAS = ("ra", "rb", "rc")
 ELEMS = st.sampled_from(["x", "y", "z"])

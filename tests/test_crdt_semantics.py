@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from producers.state import AgentStateReplica, FleetStateHook
-from streams.crdt import (
+from schemas.crdt import (
     AgentCRDT,
     AWORSet,
     CCounter,
@@ -23,7 +23,7 @@ from streams.crdt import (
     decode,
     encode,
 )
-from streams.crdt.codec import slow_encode_bundle
+from schemas.crdt.codec import slow_encode_bundle
 
 
 def test_add_wins_over_concurrent_remove_on_other_replica() -> None:

@@ -158,7 +158,7 @@ def test_notifier_4xx_is_not_retried_goes_to_dlq(cs_settings: Settings) -> None:
         run_until(n, lambda: len(server.requests) >= 1 and committed_all(cs_settings, n.group))
         n.step()
         assert [c for c, _ in server.requests] == [400]
-        from consumers.dlq import parse_headers
+        from schemas.headers import parse_headers
 
         heads = [parse_headers(m.headers())
                  for m in read_topic_records(cs_settings, "claw.dlq.v1", raw=True)]

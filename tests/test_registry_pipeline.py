@@ -39,7 +39,7 @@ def test_sdk_writes_confluent_framing_and_the_sink_lands_it(
         assert c.flush(30) == 0
 
     # on the wire: Confluent framing (magic 0 + a schema id the registry hands out)
-    registry_serde = Serde.from_settings(settings)
+    registry_serde = Serde.for_registry(settings.schema_registry_url)
     wire: Counter[str] = Counter()
     values = [m.value() for logical in EVENT_TOPICS
               for m in read_topic(settings, logical, timeout=20, idle=0.5)]
@@ -68,7 +68,7 @@ def test_single_object_and_confluent_messages_land_side_by_side(
     from schemas.samples import sample
 
     settings = cs_settings.model_copy(update={"schema_registry_url": registry_url})
-    confluent, single = Serde.from_settings(settings), Serde()
+    confluent, single = Serde.for_registry(settings.schema_registry_url), Serde()
     topic = settings.topic("claw.actions.v1")
     p = plain_producer(settings)
     ids = []

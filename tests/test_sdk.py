@@ -9,7 +9,6 @@ built.
 from __future__ import annotations
 
 import io
-import os
 import random
 import uuid
 from pathlib import Path
@@ -20,9 +19,9 @@ import pytest
 from PIL import Image
 from ports import free_port
 
-from clawstream.settings import Settings
 from producers.blobstore import BlobStore, parse_uri
 from producers.sdk import AgentClient, RandomIds, envelope_seq
+from producers.settings import SdkSettings
 from producers.spool import Spool
 from schemas.codegen import compile_encoder
 from schemas.registry import EVENT_SCHEMAS, contract
@@ -95,21 +94,14 @@ def test_random_ids_are_uuid4() -> None:
         assert u.version == 4 and u.variant == uuid.RFC_4122 and str(u) == s
 
 
-def test_compiled_uuid4_strings_match_the_uuid_module() -> None:
-    accel = pytest.importorskip("producers._accel")
-    raw = os.urandom(16 * 300) + bytes(16) + b"\xff" * 16  # all-zero and all-one bits too
-    expected = [str(uuid.UUID(bytes=raw[i:i + 16], version=4)) for i in range(0, len(raw), 16)]
-    assert accel.uuid4_strings(raw) == expected
-
-
 @pytest.fixture
-def offline(tmp_path: Path) -> Settings:
-    """Settings pointing at a port where no broker listens."""
-    return Settings(bootstrap_servers=f"127.0.0.1:{free_port()}", topic_namespace="ns1.",
+def offline(tmp_path: Path) -> SdkSettings:
+    """Agent-side settings pointing at a port where no broker listens."""
+    return SdkSettings(bootstrap_servers=f"127.0.0.1:{free_port()}", topic_namespace="ns1.",
                     data_dir=tmp_path / "data")
 
 
-def _spooled(settings: Settings, agent: str) -> list[tuple[str, bytes | None, Any]]:
+def _spooled(settings: SdkSettings, agent: str) -> list[tuple[str, bytes | None, Any]]:
     serde = Serde()
     spool = Spool(Path(settings.data_dir) / "spool" / agent)
     out = []
@@ -138,7 +130,7 @@ def _emit_one_of_each(client: AgentClient) -> dict[str, str]:
     return ids
 
 
-def test_envelope_is_filled_and_seq_is_gapless(offline: Settings) -> None:
+def test_envelope_is_filled_and_seq_is_gapless(offline: SdkSettings) -> None:
     with AgentClient(offline, "agent-7", session_id="sess-1") as client:
         ids = _emit_one_of_each(client)
         explicit = client.emit("heartbeat", {"status": "busy"}, event_time=1234,
@@ -167,7 +159,7 @@ def test_envelope_is_filled_and_seq_is_gapless(offline: Settings) -> None:
         explicit, 1234, "trace-9", ids["outcome"])
 
 
-def test_seq_continues_after_restart_and_old_spool_stays_in_front(offline: Settings) -> None:
+def test_seq_continues_after_restart_and_old_spool_stays_in_front(offline: SdkSettings) -> None:
     with AgentClient(offline, "agent-r") as c1:
         for i in range(5):
             c1.heartbeat(uptime_s=float(i))
@@ -183,12 +175,12 @@ def test_seq_continues_after_restart_and_old_spool_stays_in_front(offline: Setti
         True] * 3
 
 
-def test_one_process_per_agent(offline: Settings) -> None:
+def test_one_process_per_agent(offline: SdkSettings) -> None:
     with AgentClient(offline, "agent-x"), pytest.raises(RuntimeError, match="already"):
         AgentClient(offline, "agent-x")
 
 
-def test_bad_body_raises_and_does_not_consume_seq(offline: Settings) -> None:
+def test_bad_body_raises_and_does_not_consume_seq(offline: SdkSettings) -> None:
     with AgentClient(offline, "agent-b") as client:
         client.heartbeat()
         with pytest.raises(EncodeError):
@@ -199,7 +191,7 @@ def test_bad_body_raises_and_does_not_consume_seq(offline: Settings) -> None:
         assert client.seq == 2
 
 
-def test_frame_claim_check(offline: Settings) -> None:
+def test_frame_claim_check(offline: SdkSettings) -> None:
     img = np.random.default_rng(1).integers(0, 255, (400, 640, 3), dtype=np.uint8)
     with AgentClient(offline, "agent-f") as client:
         client.frame(img, app="browser")
@@ -247,7 +239,7 @@ def test_envelope_seq_reads_back_seq() -> None:
         assert envelope_seq(serde.encode("heartbeat", rec)) == 987654
 
 
-def test_metrics_are_exported(offline: Settings) -> None:
+def test_metrics_are_exported(offline: SdkSettings) -> None:
     from prometheus_client import REGISTRY
 
     def spooled() -> float:
@@ -256,84 +248,10 @@ def test_metrics_are_exported(offline: Settings) -> None:
 
     before = spooled()
     with AgentClient(offline, "agent-m") as client:
-        client._enter_spooling("test")  # as when the broker is away
+        client.on_broker_down("test")  # as the transport says when the broker is away
         for i in range(3):
             client.outcome(f"a{i}", "success", 1.0)
-        client._export_metrics()
+        client.export_metrics()
         assert spooled() - before == 3
         assert REGISTRY.get_sample_value("clawstream_sdk_spool_depth_messages",
                                          {"agent": "agent-m"}) == 3
-
-
-def _captured_emits(settings: Settings, use_accel: bool, monkeypatch: pytest.MonkeyPatch,
-                    events: list[tuple[str, dict[str, Any], str | None, int]]) -> list[bytes]:
-    """The bytes AgentClient.emit hands to Kafka (or the spool) for `events`."""
-    import itertools
-
-    import producers.sdk as sdk
-
-    # (set either way, so the test also runs under CLAWSTREAM_NO_ACCEL=1)
-    monkeypatch.setattr(sdk, "_accel", pytest.importorskip("producers._accel") if use_accel
-                        else None)
-    ids = (str(uuid.UUID(int=i, version=4)) for i in itertools.count(1))
-    out: list[bytes] = []
-    client = AgentClient(settings, "agent-acc", session_id="s-1", id_factory=lambda: next(ids))
-    try:
-        client._produce = lambda topic, value, key: out.append(value)  # type: ignore[method-assign]
-        client._send = lambda topic, value: out.append(value)  # type: ignore[method-assign]
-        assert ("emit" in vars(client)) is use_accel  # the compiled emit is installed
-        for event_type, body, parent, t in events:
-            client.emit(event_type, body, parent_id=parent, event_time=t)
-        client.emit("heartbeat", {"status": "ok"}, trace_id="t-2", session_id="s-2",
-                    event_time=5)
-        with pytest.raises(EncodeError):
-            client.emit("heartbeat", {"status": 1}, event_time=5)
-        assert client.seq == len(events) + 1
-    finally:
-        monkeypatch.undo()
-        client._direct_done = client._direct_sent  # nothing was really sent
-        client.close(timeout=0)
-    return out
-
-
-def test_compiled_emit_writes_the_pure_python_bytes(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The optional accelerator (producers._accel) changes nothing on the wire: random
-    bodies of every event type, defaults left out, odd values that take the Python path."""
-    pytest.importorskip("producers._accel", reason="compiled accelerator not built")
-    from schemas.samples import EVENT_TYPES, sample
-
-    rng = random.Random(11)
-    events: list[tuple[str, dict[str, Any], str | None, int]] = []
-    for i in range(400):
-        event_type = EVENT_TYPES[i % len(EVENT_TYPES)]
-        body = {k: v for k, v in sample(event_type, rng).items() if k != "envelope"}
-        if i % 7 == 0 and event_type == "action":
-            body["target"] = {"label": "OK", "x": 3}  # defaults filled in
-        if i % 11 == 0 and event_type == "outcome":
-            body["duration_ms"] = 12  # an int for a double: fastavro's bytes either way
-        if i % 13 == 0 and event_type == "action":
-            body["step_index"] = np.int64(3)  # not a plain int: the Python path takes it
-        parent = None if i % 3 else str(uuid.UUID(int=i, version=4))
-        events.append((event_type, body, parent, 1_700_000_000_000 + i))
-    settings = [Settings(bootstrap_servers=f"127.0.0.1:{free_port()}", topic_namespace="a.",
-                         data_dir=tmp_path / name) for name in ("accel", "python")]
-    fast = _captured_emits(settings[0], True, monkeypatch, events)
-    slow = _captured_emits(settings[1], False, monkeypatch, events)
-    assert len(fast) == len(events) + 1
-    assert fast == slow
-    serde = Serde()
-    assert serde.decode(fast[-1]).record["envelope"]["trace_id"] == "t-2"
-
-
-def test_no_accel_env_var_forces_the_python_encoders(tmp_path: Path) -> None:
-    import subprocess
-    import sys
-
-    code = "import producers.sdk as s; print(s._accel is None)"
-    for env, expected in (({"CLAWSTREAM_NO_ACCEL": "1"}, "True"), ({}, None)):
-        res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                             env={**__import__("os").environ, **env}, check=True)
-        if expected is not None:
-            assert res.stdout.strip() == expected

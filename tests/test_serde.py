@@ -18,7 +18,6 @@ import avro.schema
 import pytest
 from fastavro.schema import parse_schema, to_parsing_canonical_form
 
-from clawstream.settings import Settings
 from schemas.registry import _strip_timestamp_logical_types, contract, crc64_avro
 from schemas.samples import EVENT_TYPES, envelope, sample, samples
 from schemas.serde import DecodeError, EncodeError, Serde
@@ -287,12 +286,13 @@ def test_samples_cover_the_optional_branches() -> None:
     assert any(a["target"]["element_kind"] is not None for a in actions)
 
 
-# -- settings and the Confluent framing ------------------------------------------------------
+# -- the registry and the Confluent framing ------------------------------------------------------
 
 
-def test_from_settings_picks_the_wire_format() -> None:
-    assert Serde.from_settings(Settings(schema_registry_url=None)).wire_format == "single-object"
-    s = Serde.from_settings(Settings(schema_registry_url="http://127.0.0.1:8081"))
+def test_for_registry_picks_the_wire_format() -> None:
+    assert Serde.for_registry(None).wire_format == "single-object"
+    assert Serde.for_registry("").wire_format == "single-object"
+    s = Serde.for_registry("http://127.0.0.1:8081")
     assert s.wire_format == "confluent"
     # Single-object data still decodes when a registry is configured (readers accept both).
     rec = sample("plan", random.Random(3))

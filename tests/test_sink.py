@@ -7,6 +7,7 @@ import random
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from collections import Counter
@@ -22,9 +23,10 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from clawstream.settings import Settings
 from consumers import clickhouse as ch
-from consumers.dlq import parse_headers
 from consumers.sink import Sink
+from consumers.sink.writer import BatchWriter, SharedClient
 from consumers.tables import TABLES
+from schemas.headers import parse_headers
 from schemas.registry import contract
 from schemas.samples import sample
 from schemas.serde import Serde
@@ -121,7 +123,8 @@ def test_fast_path_rows_equal_python_rows(tmp_path: Path) -> None:
     try:
         ch.migrate(client)
         ch.migrate(slow)
-        sink._client = client
+        writer = BatchWriter(SharedClient(client), sink.routing, serde, None,  # type: ignore[arg-type]
+                             tmp_path / "tmp", threading.Event())
         for route in sink.routes.values():
             if route.fast is None:
                 continue
@@ -140,7 +143,7 @@ def test_fast_path_rows_equal_python_rows(tmp_path: Path) -> None:
                     buffers.setdefault(spec.table, []).extend(made if spec.multi else [made])
             data, n = route.fast.getvalue(), route.fast.count
             route.fast.clear()
-            assert sink._insert_fast(route, data, n, [], {}) > 0
+            assert writer.insert_fast(route, data, n, [], {}) > 0
             for spec, _ in route.specs:
                 slow.insert(spec.table, list(zip(*buffers[spec.table], strict=True)),
                             column_names=list(spec.columns), column_oriented=True)

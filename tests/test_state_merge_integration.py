@@ -21,13 +21,13 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 
 from clawstream.settings import PROJECT_ROOT, Settings
 from consumers import clickhouse as ch
-from consumers.dlq import parse_headers
 from consumers.sink import Sink
 from producers.state import AgentStateReplica
+from schemas.crdt import AgentCRDT
 from schemas.envelope import new_envelope
+from schemas.headers import parse_headers
 from schemas.serde import Serde
 from schemas.topics import AGENT_STATE, DLQ, STATE_DELTAS, TOPICS
-from streams.crdt import AgentCRDT
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -7,10 +7,10 @@ import random
 import pytest
 
 from producers.state import AgentStateReplica
+from schemas.crdt import AgentCRDT, CodecError
+from schemas.crdt.snapshot import StateMerger, rollup_record, snapshot_event_id
 from schemas.envelope import new_envelope
 from schemas.serde import Serde
-from streams.crdt import AgentCRDT, CodecError
-from streams.crdt.snapshot import StateMerger, rollup_record, snapshot_event_id
 
 
 def records(agent: str, bodies: list[dict]) -> list[dict]:

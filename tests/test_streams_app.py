@@ -8,8 +8,8 @@ import types
 import pytest
 
 from clawstream.settings import Settings
-from streams.app import broker_urls, create_app, declare_changelogs
-from streams.source import input_group
+from streams.app import create_app, declare_changelogs, input_group
+from streams.windowing import CorrelationOperator, SessionOperator, WindowOperator
 
 
 def test_event_topics_go_to_the_event_time_processor_and_broken_modules_are_skipped(
@@ -22,14 +22,13 @@ def test_event_topics_go_to_the_event_time_processor_and_broken_modules_are_skip
     broken.register = register  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "streams.broken_addon", broken)
     settings = Settings(worker_app_id="unit-app", topic_namespace="ns.")
-    app = create_app(settings, modules=("streams.aggregation", "streams.correlation",
-                                        "streams.sessions", "streams.not_there",
+    app = create_app(settings, modules=("streams.event_time", "streams.not_there",
                                         "streams.broken_addon"))
     assert app.conf.id == "unit-app"
-    assert app.clawstream_modules == ("streams.aggregation", "streams.correlation",
-                                      "streams.sessions")
+    assert app.clawstream_modules == ("streams.event_time",)
     proc = app.clawstream_event_time
-    assert proc.enabled == {"windows", "correlation", "sessions"}
+    assert {type(op) for op in proc.new_pipeline().operators.values()} == {
+        WindowOperator, CorrelationOperator, SessionOperator}
     names = {a.name for a in app.agents.values()}
     assert "event-time-fleet" in names
     # every event topic is read by the processor's own consumer group, not by faust's
@@ -43,13 +42,9 @@ def test_event_topics_go_to_the_event_time_processor_and_broken_modules_are_skip
 
 
 def test_core_module_failures_are_not_hidden(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(sys.modules, "streams.sessions", None)  # import fails
+    monkeypatch.setitem(sys.modules, "streams.event_time", None)  # import fails
     with pytest.raises(ImportError):
-        create_app(Settings(worker_app_id="unit-app-2"), modules=("streams.sessions",))
-
-
-def test_broker_urls() -> None:
-    assert broker_urls("a:1, b:2") == ["kafka://a:1", "kafka://b:2"]
+        create_app(Settings(worker_app_id="unit-app-2"), modules=("streams.event_time",))
 
 
 @pytest.mark.integration

@@ -6,23 +6,16 @@ import random
 import uuid
 
 import pytest
+from streams_helpers import Maker, S, aggs, pipeline, run
 
 from schemas.serde import Serde
 from streams.windowing import (
-    CORRELATOR,
-    CorrelationOperator,
-    Event,
-    PartitionPipeline,
-    SessionOperator,
     WindowOperator,
     WindowSpec,
     parse_specs,
 )
 from streams.windowing.fleet import (
     FleetMerger,
-    decode_report,
-    encode_keepalive,
-    encode_report,
 )
 from streams.windowing.sketch import (
     decode_sketch,
@@ -31,53 +24,9 @@ from streams.windowing.sketch import (
     new_sketch,
     quantiles,
 )
-from streams.windowing.state import DERIVED_NS, FLEET, WindowState, derived_id
+from streams.windowing.state import DERIVED_NS, WindowState, derived_id
 from streams.windowing.watermark import NEVER, PartitionClock
 from streams.windowing.windows import hopping, tumbling
-
-S = 1000
-
-
-# -- helpers -------------------------------------------------------------------------------------
-class Maker:
-    """Builds decoded records the way serde returns them, with per-topic offsets."""
-
-    def __init__(self) -> None:
-        self.offsets: dict[str, int] = {}
-
-    def ev(self, et: str, t: int, agent: str = "a1", **body) -> Event:
-        source = {"frame": "frames", "detection": "detections", "plan": "plans",
-                  "action": "actions", "outcome": "outcomes", "heartbeat": "heartbeats"}[et]
-        off = self.offsets.get(source, -1) + 1
-        self.offsets[source] = off
-        env = {"event_id": body.pop("event_id", str(uuid.uuid4())), "agent_id": agent,
-               "session_id": body.pop("session_id", "s1"), "trace_id": "tr",
-               "parent_id": body.pop("parent_id", None), "event_time": t, "seq": off,
-               "producer": {"name": body.pop("producer", "clawstream-sdk"), "version": "1"}}
-        rec = {"envelope": env, **body}
-        return Event(et, rec, source, off)
-
-
-def pipeline(lateness=5 * S, timeout=30 * S, gap=30 * S, specs=None) -> PartitionPipeline:
-    return PartitionPipeline(lateness, [
-        CorrelationOperator(timeout),
-        WindowOperator(specs or [tumbling(10)], lateness_ms=lateness),
-        SessionOperator(gap),
-    ])
-
-
-def run(p: PartitionPipeline, events) -> list:
-    out = []
-    for ev in events:
-        out += p.process(ev)
-        out += p.advance()
-    return out
-
-
-def aggs(outs, label_size=10 * S):
-    return {(o.value["scope_agent"], o.value["scope_app"], o.value["scope_action_kind"],
-             o.value["window_start"]): o.value
-            for o in outs if o.kind == "aggregate" and o.value["window_size_ms"] == label_size}
 
 
 # -- windows -------------------------------------------------------------------------------------
@@ -322,7 +271,7 @@ def test_late_event_counts_once_in_the_frontier_window_and_zero_elsewhere() -> N
     assert op.late_events == 2  # (the Prometheus counter counts deliveries)
 
     # the count survives the byte form and the fleet merge, and reaches the Avro record
-    merger = FleetMerger(1000, 0, started_at=0.0)
+    merger = FleetMerger(started_at=0.0)
     merger.report(0, 40 * S, {k: v.to_bytes() for k, v in fleet.items()}, now=1.0)
     rec = {r["window_start"]: r for r in merger.advance(now=1.0)}[10 * S]
     assert rec["late_events"] == 1 and rec["counts"] == {"frame": 1}
@@ -352,140 +301,6 @@ def test_late_events_through_the_pipeline_and_old_state_bytes() -> None:
     head = json.dumps([{"frame": 1}, {}, 0, 0, 0.0, 0, 0.5, 1, ["a1"], {"frames": 7}, 5]).encode()
     old = WindowState.from_bytes(struct.pack("<I", len(head)) + head)
     assert old.counts == {"frame": 1} and old.applied == {"frames": 7} and old.late_events == 0
-
-
-# -- correlation ---------------------------------------------------------------------------------
-def test_action_outcome_pairs_lost_outcome_and_no_loop() -> None:
-    m = Maker()
-    p = pipeline(timeout=30 * S)
-    cor = p.operators["cor"]
-    evs = [m.ev("action", 1 * S, app="mail", kind="click", event_id="A1"),
-           m.ev("outcome", 2 * S, app="mail", action_kind="click", status="success",
-                duration_ms=1000.0, action_id="A1", parent_id="A1"),
-           m.ev("outcome", 3 * S, app="mail", action_kind="type", status="failure",
-                duration_ms=20.0, action_id="A3"),          # arrives before its action
-           m.ev("action", 2500, app="mail", kind="type", event_id="A3"),
-           m.ev("action", 5 * S, app="mail", kind="click", event_id="A2"),  # never answered
-           m.ev("heartbeat", 60 * S)]
-    out = run(p, evs)
-    assert sorted((pr.action_id, pr.status) for pr in cor.pairs) == [
-        ("A1", "success"), ("A2", "lost"), ("A3", "failure")]
-    lost = [o.value for o in out if o.kind == "outcome"]
-    assert len(lost) == 1
-    rec = lost[0]
-    assert rec["status"] == "lost" and rec["action_id"] == "A2"
-    assert rec["envelope"]["producer"]["name"] == CORRELATOR
-    assert rec["envelope"]["event_time"] == 35 * S
-    Serde().encode("outcome", rec)
-    # counted once, in the window of its event time, and not late
-    a = aggs(out)
-    assert a[("a1", "mail", "click", 30 * S)]["outcomes"] == {"lost": 1}
-    assert a[("a1", "mail", "click", 30 * S)]["lost_outcomes"] == 1
-    assert not [o for o in out if o.kind == "late"]
-    # reading its own output back changes nothing
-    back = Event("outcome", rec, "outcomes", 99)
-    assert p.process(back) == []
-    assert cor.pairs[-1].action_id != "again"
-    out2 = p.advance()
-    assert not [o for o in out2 if o.kind == "outcome"]
-
-
-def test_plan_progress_done_and_failed() -> None:
-    m = Maker()
-    p = pipeline(timeout=10 * S)
-    plan = m.ev("plan", 0, app="mail", goal="send", event_id="P1",
-                steps=[{"index": i} for i in range(3)])
-    evs = [plan]
-    for i, status in enumerate(["success", "failure", None]):
-        evs.append(m.ev("action", (i + 1) * S, app="mail", kind="click", event_id=f"A{i}",
-                        plan_id="P1", step_index=i))
-        if status:
-            evs.append(m.ev("outcome", (i + 1) * S + 500, status=status, duration_ms=5.0,
-                            action_id=f"A{i}"))
-    evs.append(m.ev("heartbeat", 100 * S))
-    plans = [o.value for o in run(p, evs) if o.kind == "plan"]
-    assert len(plans) == 1
-    assert plans[0]["steps_total"] == 3 and plans[0]["steps_done"] == 1
-    assert plans[0]["steps_failed"] == 2 and plans[0]["complete"]
-
-
-# -- sessions ------------------------------------------------------------------------------------
-def test_sessions_split_on_gap_merge_bridges_and_emit_once() -> None:
-    m = Maker()
-    p = pipeline(gap=30 * S, timeout=1000 * S, lateness=30 * S)
-    evs = [m.ev("action", 0, app="mail", kind="click"),
-           m.ev("outcome", 1 * S, status="success", duration_ms=1.0, action_id="q"),
-           m.ev("action", 50 * S, app="calc", kind="type"),      # new session (gap 49 s)
-           m.ev("frame", 25 * S, app="calc", change_ratio=0.0),  # bridges both: merge
-           m.ev("action", 200 * S, app="mail", kind="click"),    # third session
-           m.ev("heartbeat", 400 * S)]                            # heartbeats are not activity
-    out = run(p, evs)
-    sessions = [o.value for o in out if o.kind == "session"]
-    assert [(s["session_start"], s["session_end"]) for s in sessions] == [
-        (0, 50 * S), (200 * S, 200 * S)]
-    first = sessions[0]
-    assert first["events"] == 4 and first["steps"] == 2 and first["successes"] == 1
-    assert first["success"] is True and first["apps"] == ["calc", "mail"]
-    assert len({s["envelope"]["event_id"] for s in sessions}) == 2
-    for s in sessions:
-        Serde().encode("session", s)
-
-
-def test_lost_outcome_is_counted_in_the_session_of_its_action() -> None:
-    m = Maker()
-    p = pipeline(gap=30 * S, timeout=30 * S)
-    out = run(p, [m.ev("action", 0, kind="click", event_id="L1"), m.ev("heartbeat", 100 * S)])
-    sessions = [o.value for o in out if o.kind == "session"]
-    assert len(sessions) == 1
-    assert sessions[0]["failures"] == 1 and sessions[0]["success"] is False
-
-
-# -- fleet ---------------------------------------------------------------------------------------
-def test_fleet_merge_min_watermark_idle_and_idempotent_resend() -> None:
-    st = WindowState()
-    st.add("frame", {"change_ratio": 0.5}, "a1", 1)
-    st2 = WindowState()
-    st2.add("frame", {"change_ratio": 0.5}, "a2", 2)
-    key = "t10000|0|*|*|*"
-    f = FleetMerger(idle_ms=3000, startup_grace_s=1.0, started_at=0.0)
-    p0, wm0, parts0 = decode_report(encode_report(0, 12 * S, {key: st}))
-    f.report(p0, wm0, parts0, now=2.0)
-    f.report(1, 5 * S, {}, now=2.0)
-    assert f.advance(now=2.1) == []  # partition 1 is behind
-    f.report(1, 11 * S, {key: st2.to_bytes()}, now=2.5)
-    f.report(1, 11 * S, {key: st2.to_bytes()}, now=2.6)  # re-sent after a crash: replaces, not adds
-    recs = f.advance(now=2.7)
-    assert len(recs) == 1
-    assert recs[0]["counts"] == {"frame": 2} and recs[0]["active_agents"] == 2
-    assert recs[0]["scope_agent"] == FLEET.agent
-    # partition 1 goes quiet (its owner says it is alive): after idle_ms it no longer holds
-    # the fleet back
-    f.report(0, 40 * S, {"t10000|20000|*|*|*": st.to_bytes()}, now=3.0)
-    assert f.advance(now=3.1) == []
-    f.report(*decode_report(encode_keepalive(1)), now=5.5)
-    assert [r["window_start"] for r in f.advance(now=6.0)] == [20 * S]
-    f.report(1, 12 * S, {key: st2.to_bytes()}, now=6.5)  # a partial for a closed window is late
-    assert f.late_partials == 1
-
-
-def test_fleet_waits_for_a_partition_whose_owner_went_silent() -> None:
-    """A killed or frozen owner sends no keepalive: its partition holds fleet windows until
-    the next owner reports (its partials are not late), or `failover_s` passed."""
-    st = WindowState()
-    st.add("frame", {"change_ratio": 0.5}, "a1", 1)
-    f = FleetMerger(idle_ms=3000, startup_grace_s=0.0, started_at=0.0, failover_s=30.0)
-    f.report(0, 5 * S, {}, now=1.0)
-    f.report(1, 5 * S, {}, now=1.0)
-    for t in (2.0, 4.0, 6.0, 8.0):  # partition 0 keeps going; partition 1's owner is gone
-        f.report(0, 40 * S, {"t10000|0|*|*|*": st.to_bytes()}, now=t)
-    assert f.advance(now=8.5) == []
-    f.report(1, 40 * S, {"t10000|0|*|*|*": st.to_bytes()}, now=12.0)  # the new owner
-    recs = f.advance(now=12.1)
-    assert len(recs) == 1 and recs[0]["counts"] == {"frame": 2} and f.late_partials == 0
-    # nobody takes over: after failover_s the fleet moves on without it
-    f.report(0, 80 * S, {"t10000|40000|*|*|*": st.to_bytes()}, now=13.0)
-    assert f.advance(now=41.0) == []
-    assert [r["window_start"] for r in f.advance(now=43.0)] == [40 * S]
 
 
 @pytest.mark.parametrize("key", ["t10000|0|a|b|c", "lost|x", "plan|é", ""])

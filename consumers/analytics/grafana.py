@@ -8,11 +8,16 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 _MACRO_ARG = r"\(\s*([^()]+?)\s*\)"
+
+
+def _literal(text: str) -> Callable[[re.Match[str]], str]:
+    """A re.sub replacement that inserts `text` as it is (no backslash processing)."""
+    return lambda _m: text
 
 
 def expand(sql: str, *, from_ms: int, to_ms: int, interval_s: int = 60,
@@ -45,7 +50,7 @@ def expand(sql: str, *, from_ms: int, to_ms: int, interval_s: int = 60,
         quoted = "'" + str(value).replace("\\", "\\\\").replace("'", "\\'") + "'"
         out = out.replace(f"${{{name}:singlequote}}", quoted)
         out = out.replace(f"${{{name}}}", str(value))
-        out = re.sub(rf"\${re.escape(name)}\b", lambda _m, v=str(value): v, out)
+        out = re.sub(rf"\${re.escape(name)}\b", _literal(str(value)), out)
     leftover = re.search(r"\$\{?[A-Za-z_]\w*", out)
     if leftover:
         raise ValueError(f"unexpanded macro or variable {leftover.group(0)!r} in: {out[:200]}")

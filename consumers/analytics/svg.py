@@ -8,7 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import html
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 PALETTE = ("#2f6fdf", "#e4572e", "#29a36a", "#f0a202", "#8e44ad", "#16a2b8", "#d63384",
            "#6c757d")
@@ -106,7 +106,7 @@ def line_chart(
 
 def bar_chart(
     labels: Sequence[str],
-    series: dict[str, Sequence[float]],
+    series: Mapping[str, Sequence[float]],
     *,
     title: str,
     width: int = 560,
@@ -146,7 +146,7 @@ def bar_chart(
     return "".join(parts)
 
 
-def _stacked_bars(labels: Sequence[str], series: dict[str, Sequence[float]], *, title: str,
+def _stacked_bars(labels: Sequence[str], series: Mapping[str, Sequence[float]], *, title: str,
                   width: int, bar_h: int, colors: Sequence[str] | None, left: int, right: int,
                   top: int) -> str:
     group_h = bar_h + 8
@@ -184,7 +184,7 @@ def _chart_open(width: int, height: int, title: str, left: int) -> list[str]:
             f'<text x="{left}" y="18" class="ct">{esc(title)}</text>']
 
 
-def _bottom_legend(series: dict[str, Sequence[float]], cols: Sequence[str], left: int,
+def _bottom_legend(series: Mapping[str, Sequence[float]], cols: Sequence[str], left: int,
                    height: int) -> list[str]:
     """A colour swatch and name per series along the bottom of a bar chart."""
     return [f'<rect x="{left + si * 110}" y="{height - 14}" width="10" height="10" '
@@ -235,7 +235,7 @@ def frame_view(
                          f'stroke="{color}" stroke-width="{stroke * 2:.1f}" '
                          'stroke-dasharray="8 4"/>')
         ax, ay = action.get("x"), action.get("y")
-        if ax is None and bx is not None:
+        if ax is None and bx is not None and by is not None:
             ax, ay = bx + (bw or 0) / 2, by + (bh or 0) / 2
         if ax is not None and ay is not None:
             r = max(width / 60, 8.0)

@@ -1,6 +1,8 @@
-"""Writes infra/grafana/dashboards/*.json (run: `python infra/grafana/build_dashboards.py`).
+"""Writes infra/grafana/dashboards/*.json with grafana-foundation-sdk, Grafana's typed builders.
 
-Dashboards are data; this script keeps their layout, datasource references and SQL consistent.
+Run from the repository root: `.venv/bin/python infra/grafana/build_dashboards.py` (the SDK is in
+the `dev` extra that `make install` installs). One small function per dashboard; the module-level
+helpers keep layout, datasource references and per-visualization options consistent.
 The JSON files are what Grafana provisions (docker-compose mounts the folder) and what
 tests/test_grafana_dashboards.py and tests/test_analytics_pipeline.py check: every ClickHouse
 panel's SQL runs against a real pipeline run after macro expansion, every PromQL expression
@@ -10,97 +12,180 @@ SQL rules: fleet-wide panels read the per-minute rollups (events_1m, outcomes_1m
 detections_1m); per-agent panels read raw tables with FINAL filtered by agent_id (the first
 sorting-key column, so they read few granules). Grafana does not set final=1, so raw tables
 always carry an explicit FINAL.
+
+SDK notes:
+- The SDK has no types for Grafana's ClickHouse datasource plugin, so `ClickHouseQuery` adds them
+  the way the SDK documents for third-party plugins (python/docs/How-To/custom-query-type.md):
+  the SDK's common query fields plus the plugin's editorType, format, queryType and rawSql.
+- These are classic (v1) dashboards, what Grafana's file provisioning reads; the SDK's v1
+  dashboard module raises a DeprecationWarning that points to its v2 resources on import.
+- Panels are placed here (left to right, a new row when the next panel does not fit): the SDK's
+  own placement only wraps after a row is full, so a full-width panel after a half row would
+  overflow the 24-column grid.
+
+Over 400 lines on purpose: it is the catalog of the dashboards, one short function per
+dashboard over the shared layout helpers; a dashboard read alone makes sense only with them.
 """
 
 from __future__ import annotations
 
+import enum
+import itertools
 import json
+import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore", DeprecationWarning)
+    from grafana_foundation_sdk.builders import (
+        barchart,
+        dashboard,
+        prometheus,
+        stat,
+        table,
+        timeseries,
+    )
+    from grafana_foundation_sdk.builders import common as viz
+    from grafana_foundation_sdk.cog import builder as cogbuilder
+    from grafana_foundation_sdk.cog import variants as cogvariants
+    from grafana_foundation_sdk.cog.encoder import JSONEncoder
+    from grafana_foundation_sdk.models import common, units
+    from grafana_foundation_sdk.models import dashboard as model
+
 OUT = Path(__file__).resolve().parent / "dashboards"
-CH = {"type": "grafana-clickhouse-datasource", "uid": "clickhouse"}
-PROM = {"type": "prometheus", "uid": "prometheus"}
-FORMAT_TIMESERIES, FORMAT_TABLE = 0, 1
+CH = common.DataSourceRef(type_val="grafana-clickhouse-datasource", uid="clickhouse")
+PROM = common.DataSourceRef(type_val="prometheus", uid="prometheus")
 APP_FILTER = "('${app}' = '__all' OR app = '${app}')"
 
 
-class Board:
-    def __init__(self, uid: str, title: str, description: str, tags: list[str]) -> None:
-        self.uid, self.title, self.description, self.tags = uid, title, description, tags
-        self.panels: list[dict[str, Any]] = []
-        self.variables: list[dict[str, Any]] = []
-        self._x = self._y = 0
-        self._row_h = 0
+class Format(enum.IntEnum):
+    """The ClickHouse plugin's result formats (its `format` field)."""
 
-    def _place(self, w: int, h: int) -> dict[str, int]:
+    TIMESERIES = 0
+    TABLE = 1
+
+
+class ClickHouseQuery(common.DataQuery, cogvariants.Dataquery):
+    """A SQL-editor target of grafana-clickhouse-datasource (v4)."""
+
+    def __init__(self, raw_sql: str, fmt: Format) -> None:
+        query_type = "timeseries" if fmt == Format.TIMESERIES else "table"
+        super().__init__(ref_id="A", query_type=query_type, datasource=CH)
+        self.editor_type = "sql"
+        self.format = fmt
+        self.raw_sql = raw_sql
+
+    def to_json(self) -> dict[str, object]:
+        return {**super().to_json(), "editorType": self.editor_type, "format": int(self.format),
+                "rawSql": self.raw_sql}
+
+
+class ClickHouseQueryBuilder(cogbuilder.Builder[ClickHouseQuery]):
+    def __init__(self, raw_sql: str, fmt: Format) -> None:
+        self._internal = ClickHouseQuery(raw_sql, fmt)
+
+    def build(self) -> ClickHouseQuery:
+        return self._internal
+
+
+def _legend() -> viz.VizLegendOptions:
+    # the SDK's default hides the legend (showLegend false); Grafana's shows it
+    return (viz.VizLegendOptions().display_mode(common.LegendDisplayMode.LIST)
+            .placement(common.LegendPlacement.BOTTOM).show_legend(True))
+
+
+def _tooltip(mode: common.TooltipDisplayMode) -> viz.VizTooltipOptions:
+    # the SDK's default sorts tooltip series ascending; Grafana's keeps their order
+    return viz.VizTooltipOptions().mode(mode).sort(common.SortOrder.NONE)
+
+
+def _stat() -> stat.Panel:
+    return (stat.Panel()
+            .reduce_options(viz.ReduceDataOptions().calcs(["lastNotNull"]).fields("")
+                            .values(False))
+            .color_mode(common.BigValueColorMode.VALUE)
+            .graph_mode(common.BigValueGraphMode.NONE))
+
+
+def _timeseries() -> timeseries.Panel:
+    return (timeseries.Panel().legend(_legend())
+            .tooltip(_tooltip(common.TooltipDisplayMode.MULTI)))
+
+
+def _barchart() -> barchart.Panel:
+    return (barchart.Panel().legend(_legend())
+            .tooltip(_tooltip(common.TooltipDisplayMode.SINGLE)))
+
+
+VIZ: dict[str, Callable[[], Any]] = {
+    "stat": _stat, "timeseries": _timeseries, "table": table.Panel, "barchart": _barchart,
+}
+
+
+class Board:
+    """An SDK dashboard builder with the settings every clawstream dashboard shares, panel ids
+    and the flow layout."""
+
+    def __init__(self, uid: str, title: str, description: str, tags: list[str]) -> None:
+        self.dashboard = (
+            dashboard.Dashboard(title).uid(uid).description(description)
+            .tags(["clawstream", *tags]).timezone("utc").editable().version(1).refresh("30s")
+            .time("now-6h", "now").variables([]).annotations([]))
+        self._ids = itertools.count(1)
+        self._x = self._y = self._row_h = 0
+
+    def _place(self, w: int, h: int) -> model.GridPos:
         if self._x + w > 24:
             self._x, self._y = 0, self._y + self._row_h
             self._row_h = 0
-        pos = {"x": self._x, "y": self._y, "w": w, "h": h}
+        pos = model.GridPos(h=h, w=w, x=self._x, y=self._y)
         self._x += w
         self._row_h = max(self._row_h, h)
         return pos
 
-    def _panel(self, kind: str, title: str, targets: list[dict[str, Any]], ds: dict[str, str],
-               w: int, h: int, description: str = "", unit: str | None = None,
-               **extra: Any) -> None:
-        field_defaults: dict[str, Any] = {}
+    def _panel(self, kind: str, title: str, targets: list[Any], ds: common.DataSourceRef,
+               w: int, h: int, description: str, unit: str | None) -> None:
+        panel = (VIZ[kind]().id(next(self._ids)).title(title).description(description)
+                 .datasource(ds).grid_pos(self._place(w, h)).targets(targets))
         if unit:
-            field_defaults["unit"] = unit
-        panel = {
-            "id": len(self.panels) + 1, "type": kind, "title": title,
-            "description": description, "datasource": ds, "gridPos": self._place(w, h),
-            "targets": targets,
-            "fieldConfig": {"defaults": field_defaults, "overrides": []},
-            "options": {},
-        }
-        if kind == "timeseries":
-            panel["options"] = {"legend": {"displayMode": "list", "placement": "bottom"},
-                                "tooltip": {"mode": "multi"}}
-        if kind == "stat":
-            panel["options"] = {"reduceOptions": {"calcs": ["lastNotNull"], "fields": "",
-                                                  "values": False},
-                                "colorMode": "value", "graphMode": "none"}
-        panel.update(extra)
-        self.panels.append(panel)
+            panel.unit(unit)
+        self.dashboard.with_panel(panel)
 
     def sql(self, kind: str, title: str, sql: str, *, w: int = 12, h: int = 8,
-            description: str = "", unit: str | None = None, **extra: Any) -> None:
-        fmt = FORMAT_TIMESERIES if kind == "timeseries" else FORMAT_TABLE
-        target = {"refId": "A", "datasource": CH, "editorType": "sql", "format": fmt,
-                  "queryType": "timeseries" if fmt == FORMAT_TIMESERIES else "table",
-                  "rawSql": sql.strip()}
-        self._panel(kind, title, [target], CH, w, h, description, unit, **extra)
+            description: str = "", unit: str | None = None) -> None:
+        fmt = Format.TIMESERIES if kind == "timeseries" else Format.TABLE
+        self._panel(kind, title, [ClickHouseQueryBuilder(sql.strip(), fmt)], CH, w, h,
+                    description, unit)
 
     def prom(self, kind: str, title: str, exprs: list[tuple[str, str]], *, w: int = 12,
-             h: int = 8, description: str = "", unit: str | None = None, **extra: Any) -> None:
-        targets = [{"refId": chr(ord("A") + i), "datasource": PROM, "expr": expr,
-                    "legendFormat": legend, "range": True}
+             h: int = 8, description: str = "", unit: str | None = None) -> None:
+        targets = [prometheus.Dataquery().ref_id(chr(ord("A") + i)).datasource(PROM)
+                   .expr(expr).legend_format(legend).range()
                    for i, (expr, legend) in enumerate(exprs)]
-        self._panel(kind, title, targets, PROM, w, h, description, unit, **extra)
+        self._panel(kind, title, targets, PROM, w, h, description, unit)
 
     def variable(self, name: str, label: str, sql: str, *, include_all: bool) -> None:
-        var: dict[str, Any] = {
-            "name": name, "label": label, "type": "query", "datasource": CH,
-            "query": sql.strip(), "definition": sql.strip(), "refresh": 2, "sort": 1,
-            "multi": False, "includeAll": include_all,
-            "current": {"selected": True, "text": "All", "value": "$__all"} if include_all
-            else {},
-        }
+        var = (dashboard.QueryVariable(name).label(label).datasource(CH)
+               .query(sql.strip()).definition(sql.strip())
+               .refresh(model.VariableRefresh.ON_TIME_RANGE_CHANGED)
+               .sort(model.VariableSort.ALPHABETICAL_ASC).multi(False).include_all(include_all))
         if include_all:
-            var["allValue"] = "__all"
-        self.variables.append(var)
+            var.all_value("__all").current(
+                model.VariableOption(selected=True, text="All", value="$__all"))
+        self.dashboard.with_variable(var)
 
     def json(self) -> dict[str, Any]:
-        return {
-            "uid": self.uid, "title": self.title, "description": self.description,
-            "tags": ["clawstream", *self.tags], "timezone": "utc", "editable": True,
-            "schemaVersion": 39, "version": 1, "refresh": "30s",
-            "time": {"from": "now-6h", "to": "now"},
-            "templating": {"list": self.variables}, "annotations": {"list": []},
-            "panels": self.panels,
-        }
+        """The dashboard as Grafana's JSON model, serialized by the SDK's encoder."""
+        data: dict[str, Any] = json.loads(JSONEncoder().encode(self.dashboard.build()))
+        for panel in data["panels"]:
+            # The bar chart schema requires xTickLabelMaxLength without a default, so the SDK
+            # writes 0; Grafana cuts x labels longer than it (every label would read "..."),
+            # while an absent value means no limit, as in dashboards saved from Grafana.
+            if panel["type"] == "barchart" and panel["options"].get("xTickLabelMaxLength") == 0:
+                del panel["options"]["xTickLabelMaxLength"]
+        return data
 
 
 APP_VARIABLE = "SELECT DISTINCT app FROM outcomes_1m WHERE $__timeFilter(minute) ORDER BY app"
@@ -116,24 +201,24 @@ SELECT uniqMerge(agents) AS agents FROM events_1m
 WHERE $__timeFilter(minute) AND {APP_FILTER}""", w=6, h=4)
     b.sql("stat", "Events", f"""
 SELECT countMerge(events) AS events FROM events_1m
-WHERE $__timeFilter(minute) AND {APP_FILTER}""", w=6, h=4, unit="short")
+WHERE $__timeFilter(minute) AND {APP_FILTER}""", w=6, h=4, unit=units.Short)
     b.sql("stat", "Success rate", f"""
 SELECT countMerge(successes) / nullIf(countMerge(outcomes), 0) AS success_rate
 FROM outcomes_1m WHERE $__timeFilter(minute) AND {APP_FILTER}""", w=6, h=4,
-          unit="percentunit")
+          unit=units.PercentUnit)
     b.sql("stat", "Outcome latency p95", f"""
 SELECT quantilesMerge(0.5, 0.9, 0.95, 0.99)(duration_q)[3] AS p95_ms
-FROM outcomes_1m WHERE $__timeFilter(minute) AND {APP_FILTER}""", w=6, h=4, unit="ms")
+FROM outcomes_1m WHERE $__timeFilter(minute) AND {APP_FILTER}""", w=6, h=4, unit=units.Milliseconds)
     b.sql("timeseries", "Throughput by event type (events/s)", f"""
 SELECT $__timeInterval(minute) AS time, event_type,
        countMerge(events) / greatest($__interval_s, 60) AS events_per_s
 FROM events_1m WHERE $__timeFilter(minute) AND {APP_FILTER}
-GROUP BY time, event_type ORDER BY time""", w=12, h=8, unit="reqps")
+GROUP BY time, event_type ORDER BY time""", w=12, h=8, unit=units.RequestsPerSecond)
     b.sql("timeseries", "Success rate by app", f"""
 SELECT $__timeInterval(minute) AS time, app,
        countMerge(successes) / nullIf(countMerge(outcomes), 0) AS success_rate
 FROM outcomes_1m WHERE $__timeFilter(minute) AND {APP_FILTER}
-GROUP BY time, app ORDER BY time""", w=12, h=8, unit="percentunit")
+GROUP BY time, app ORDER BY time""", w=12, h=8, unit=units.PercentUnit)
     b.sql("timeseries", "Outcome latency (ms)", f"""
 SELECT time, q[1] AS p50, q[3] AS p95, q[4] AS p99
 FROM
@@ -143,7 +228,7 @@ FROM
     FROM outcomes_1m WHERE $__timeFilter(minute) AND {APP_FILTER}
     GROUP BY time
 )
-ORDER BY time""", w=12, h=8, unit="ms")
+ORDER BY time""", w=12, h=8, unit=units.Milliseconds)
     b.sql("barchart", "Failures by app", f"""
 SELECT app, countMerge(failures) AS failures, countMerge(timeouts) AS timeouts
 FROM outcomes_1m WHERE $__timeFilter(minute) AND {APP_FILTER}
@@ -184,13 +269,13 @@ SELECT count() AS outcomes FROM outcomes FINAL
 WHERE {AGENT_FILTER} AND $__timeFilter(event_time)""", w=6, h=4)
     b.sql("stat", "Success rate", f"""
 SELECT countIf(status = 'success') / nullIf(count(), 0) AS success_rate FROM outcomes FINAL
-WHERE {AGENT_FILTER} AND $__timeFilter(event_time)""", w=6, h=4, unit="percentunit")
+WHERE {AGENT_FILTER} AND $__timeFilter(event_time)""", w=6, h=4, unit=units.PercentUnit)
     b.sql("stat", "Latency p95", f"""
 SELECT quantile(0.95)(duration_ms) AS p95_ms FROM outcomes FINAL
-WHERE {AGENT_FILTER} AND $__timeFilter(event_time)""", w=6, h=4, unit="ms")
+WHERE {AGENT_FILTER} AND $__timeFilter(event_time)""", w=6, h=4, unit=units.Milliseconds)
     b.sql("stat", "Last heartbeat", f"""
 SELECT max(event_time) AS last_heartbeat FROM heartbeats FINAL
-WHERE {AGENT_FILTER} AND $__timeFilter(event_time)""", w=6, h=4, unit="dateTimeFromNow")
+WHERE {AGENT_FILTER} AND $__timeFilter(event_time)""", w=6, h=4, unit=units.DateTimeFromNow)
     b.sql("timeseries", "Outcomes by status", f"""
 SELECT $__timeInterval(event_time) AS time, toString(status) AS status, count() AS outcomes
 FROM outcomes FINAL WHERE {AGENT_FILTER} AND $__timeFilter(event_time)
@@ -199,7 +284,7 @@ GROUP BY time, status ORDER BY time""", w=12, h=8)
 SELECT $__timeInterval(event_time) AS time, toString(action_kind) AS action_kind,
        quantile(0.95)(duration_ms) AS p95_ms
 FROM outcomes FINAL WHERE {AGENT_FILTER} AND $__timeFilter(event_time)
-GROUP BY time, action_kind ORDER BY time""", w=12, h=8, unit="ms")
+GROUP BY time, action_kind ORDER BY time""", w=12, h=8, unit=units.Milliseconds)
     b.sql("table", "Episodes", f"""
 SELECT session_id, any(app) AS app, min(event_time) AS started, max(event_time) AS ended,
        count() AS steps, countIf(status = 'success') AS successes,
@@ -238,10 +323,10 @@ SELECT countMerge(elements) AS elements FROM detections_1m
 WHERE $__timeFilter(minute) AND {APP_FILTER}""", w=6, h=4)
     b.sql("stat", "Mean detector confidence", f"""
 SELECT avgMerge(confidence_avg) AS confidence FROM detections_1m
-WHERE $__timeFilter(minute) AND {APP_FILTER}""", w=6, h=4, unit="percentunit")
+WHERE $__timeFilter(minute) AND {APP_FILTER}""", w=6, h=4, unit=units.PercentUnit)
     b.sql("stat", "Mean OCR confidence", f"""
 SELECT avgMerge(ocr_confidence_avg) AS ocr_confidence FROM detections_1m
-WHERE $__timeFilter(minute) AND {APP_FILTER}""", w=6, h=4, unit="percentunit")
+WHERE $__timeFilter(minute) AND {APP_FILTER}""", w=6, h=4, unit=units.PercentUnit)
     b.sql("stat", "Elements per frame", f"""
 SELECT e.elements / nullIf(f.frames, 0) AS elements_per_frame
 FROM (SELECT countMerge(elements) AS elements FROM detections_1m
@@ -258,7 +343,7 @@ SELECT $__timeInterval(minute) AS time, avgMerge(confidence_avg) AS detector,
        avgMerge(ocr_confidence_avg) AS ocr,
        quantilesMerge(0.05, 0.5)(confidence_q)[1] AS detector_p5
 FROM detections_1m WHERE $__timeFilter(minute) AND {APP_FILTER}
-GROUP BY time ORDER BY time""", w=12, h=8, unit="percentunit")
+GROUP BY time ORDER BY time""", w=12, h=8, unit=units.PercentUnit)
     b.sql("table", "By app and element kind", f"""
 SELECT app, element_kind, countMerge(elements) AS elements,
        countMerge(interactable) / nullIf(elements, 0) AS interactable_share,
@@ -332,12 +417,12 @@ def pipeline_health() -> Board:
                                               "spooled")], w=6, h=4)
     b.prom("stat", "Seconds since last sink commit",
            [("time() - max(clawstream_sink_last_commit_timestamp_seconds)", "age")], w=6, h=4,
-           unit="s")
+           unit=units.Seconds)
     b.prom("timeseries", "Throughput (events/s)", [
         ("sum(rate(clawstream_sdk_events_produced_total[5m]))", "produced (SDK)"),
         ("sum(rate(clawstream_sink_messages_total[5m]))", "consumed (sink)"),
         ("sum(rate(clawstream_worker_events_total[5m]))", "processed (worker)"),
-    ], w=12, h=8, unit="reqps")
+    ], w=12, h=8, unit=units.RequestsPerSecond)
     b.prom("timeseries", "Sink consumer lag by topic", [
         ("sum by (topic) (clawstream_sink_consumer_lag)", "{{topic}}")], w=12, h=8)
     b.prom("timeseries", "Insert latency (s)", [
@@ -347,7 +432,7 @@ def pipeline_health() -> Board:
          "p95"),
         ("histogram_quantile(0.99, sum by (le) (rate(clawstream_sink_insert_seconds_bucket[5m])))",
          "p99"),
-    ], w=12, h=8, unit="s")
+    ], w=12, h=8, unit=units.Seconds)
     b.prom("timeseries", "Rows inserted by table (rows/s)", [
         ("sum by (table) (rate(clawstream_sink_rows_inserted_total[5m]))", "{{table}}")],
         w=12, h=8)
@@ -373,7 +458,7 @@ def pipeline_health() -> Board:
     b.prom("timeseries", "SDK delivery latency p95 (s)", [
         ("histogram_quantile(0.95, sum by (le) "
          "(rate(clawstream_sdk_delivery_latency_seconds_bucket[5m])))", "p95")],
-        w=12, h=8, unit="s")
+        w=12, h=8, unit=units.Seconds)
     b.sql("timeseries", "Landed in ClickHouse (events per interval)", """
 SELECT $__timeInterval(minute) AS time, event_type, countMerge(events) AS events
 FROM events_1m WHERE $__timeFilter(minute)

@@ -20,9 +20,9 @@ import click
 def agent(task_file: Path, agent_id: str | None, display: str | None, app: str | None,
           json_out: bool) -> None:
     """Perceive -> plan -> act -> verify on the screen, streaming every stage as events."""
-    from clawstream.settings import get_settings
+    from producers.settings import sdk_settings
 
-    settings = get_settings()
+    settings = sdk_settings()
     display = display or settings.agent_display or os.environ.get("DISPLAY")
     if not display:
         raise click.ClickException("no X display: set DISPLAY or --display")

@@ -114,7 +114,7 @@ def text_in(obs: Any, expected: str, box: Box | None) -> tuple[bool, str]:
 
 
 def poll(expect: Expectation, observe: Callable[[], Any | None],
-         on_observation: Callable[[Any], None] = lambda _o: None,
+         on_observation: Callable[[Any], object] = lambda _o: None,
          interval: float = 0.1, current: Any | None = None) -> VerifyResult:
     """Poll until `expect` holds; `current` (the latest observation) counts for text_seen."""
     if expect.method == "none":

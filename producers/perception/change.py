@@ -72,7 +72,7 @@ class ChangeDetector:
 
     def check(self, frame: np.ndarray) -> Change:
         frame = np.ascontiguousarray(frame)
-        crc = zlib.crc32(frame)
+        crc = zlib.crc32(frame.data)  # (contiguous: the same bytes as the array)
         if self._crc is not None and crc == self._crc and frame.shape == self._shape:
             return Change(changed=False)
         gray = to_gray(frame)
@@ -87,8 +87,8 @@ class ChangeDetector:
             return Change(changed=False)
         mask = cv2.dilate(mask, self.kernel)
         contours, _ = cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
-        boxes = [cv2.boundingRect(c) for c in contours]
-        boxes = [b for b in boxes if b[2] * b[3] >= self.min_area]
+        boxes = [(x, y, w, h) for x, y, w, h in map(cv2.boundingRect, contours)
+                 if w * h >= self.min_area]
         if not boxes:
             return Change(changed=False)
         regions = sorted(merge_boxes(boxes, self.merge_pad), key=lambda b: (b[1], b[0]))

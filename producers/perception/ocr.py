@@ -111,7 +111,7 @@ class TesseractOcr:
             if crop.size == 0:
                 results[i] = []
                 continue
-            key = (zlib.crc32(crop), crop.shape[0], crop.shape[1])
+            key = (zlib.crc32(crop.data), crop.shape[0], crop.shape[1])
             cached = self._cache.get(key)
             if cached is not None:
                 self._cache.move_to_end(key)

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import overload
 
 import cv2
 import numpy as np
@@ -76,6 +77,12 @@ def find_secrets(text: str, emails: bool = True) -> list[tuple[int, int, str]]:
     return out
 
 
+@overload
+def mask_text(text: str, emails: bool = True) -> tuple[str, int]: ...
+@overload
+def mask_text(text: None, emails: bool = True) -> tuple[None, int]: ...
+@overload
+def mask_text(text: str | None, emails: bool = True) -> tuple[str | None, int]: ...
 def mask_text(text: str | None, emails: bool = True) -> tuple[str | None, int]:
     """Text with every secret replaced by [REDACTED:<kind>], and how many were replaced."""
     if not text:
@@ -182,11 +189,11 @@ class Redactor:
             e.redacted = True
             # words whose character range overlaps a secret span are blurred
             pos = 0
-            for w in e.words:
-                start, end = pos, pos + len(w.text)
+            for word in e.words:
+                start, end = pos, pos + len(word.text)
                 pos = end + 1
                 if any(start < s_end and s_start < end for s_start, s_end, _ in spans):
-                    boxes.append(w.box)
+                    boxes.append(word.box)
             if not e.words:
                 boxes.append(e.box)
             e.text, _ = mask_text(e.text, self.emails)

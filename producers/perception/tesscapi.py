@@ -64,7 +64,8 @@ class CapiTesseract:
         lib.TessResultIteratorGetUTF8Text.restype = ctypes.POINTER(ctypes.c_char)
         lib.TessResultIteratorConfidence.argtypes = [vp, ci]
         lib.TessResultIteratorConfidence.restype = ctypes.c_float
-        lib.TessPageIteratorBoundingBox.argtypes = [vp, ci] + [ctypes.POINTER(ci)] * 4
+        int_out = ctypes.POINTER(ci)
+        lib.TessPageIteratorBoundingBox.argtypes = [vp, ci, int_out, int_out, int_out, int_out]
         lib.TessPageIteratorBoundingBox.restype = ci
         lib.TessDeleteText.argtypes = [ctypes.POINTER(ctypes.c_char)]
         lib.TessResultIteratorDelete.argtypes = [vp]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import fnmatch
 import re
+from collections.abc import Callable
 from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -24,6 +25,8 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+
+from streams.alerts.silences import Silence
 
 DEFAULT_RULES_FILE = Path(__file__).resolve().parents[2] / "infra" / "alerts" / "default-rules.yaml"
 
@@ -55,6 +58,7 @@ AGGREGATE_METRICS = (
     "latency_p99_ms",
     "lost_outcomes",
     "late_events",
+    "clock_skew_events",
     "ocr_confidence_mean",
     "frame_change_ratio_mean",
     "detections",
@@ -63,7 +67,7 @@ AGGREGATE_METRICS = (
     "outcomes_total",
 )
 FAILED_STATUSES = ("failure", "timeout", "lost")
-_OPS = {
+_OPS: dict[str, Callable[[float, float], bool]] = {
     ">": lambda a, b: a > b,
     ">=": lambda a, b: a >= b,
     "<": lambda a, b: a < b,
@@ -162,12 +166,26 @@ class AnomalyRule(_AggregateRule):
     min_std: float = Field(1e-9, ge=0, description="Floor of the standard deviation.")
 
 
+ActivitySource = Literal["heartbeat", "outcome", "aggregate"]
+OutcomeLabel = Literal["agent", "app", "action_kind", "executor"]
+
+
+def _heartbeats_and_outcomes() -> list[ActivitySource]:
+    return ["heartbeat", "outcome"]
+
+
+def _by_agent() -> list[OutcomeLabel]:
+    return ["agent"]
+
+
+def _by_app_and_executor() -> list[OutcomeLabel]:
+    return ["app", "executor"]
+
+
 class AbsenceRule(RuleBase):
     kind: Literal["absence"]
     after: Duration = Field(description="Silence longer than this fires.")
-    sources: list[Literal["heartbeat", "outcome", "aggregate"]] = Field(
-        default_factory=lambda: ["heartbeat", "outcome"]
-    )
+    sources: list[ActivitySource] = Field(default_factory=_heartbeats_and_outcomes)
     wall_clock: bool = Field(
         True, description="Also fire when no message arrived for `after` of wall time."
     )
@@ -180,18 +198,14 @@ class AbsenceRule(RuleBase):
 
 class StreakRule(RuleBase):
     kind: Literal["streak"]
-    by: list[Literal["agent", "app", "action_kind", "executor"]] = Field(
-        default_factory=lambda: ["agent"]
-    )
+    by: list[OutcomeLabel] = Field(default_factory=_by_agent)
     count: int = Field(ge=1, description="Consecutive failed outcomes that fire.")
     statuses: list[str] = Field(default_factory=lambda: list(FAILED_STATUSES))
 
 
 class CircuitBreakerRule(RuleBase):
     kind: Literal["circuit_breaker"]
-    by: list[Literal["agent", "app", "action_kind", "executor"]] = Field(
-        default_factory=lambda: ["app", "executor"]
-    )
+    by: list[OutcomeLabel] = Field(default_factory=_by_app_and_executor)
     failure_rate: float = Field(0.5, gt=0, le=1, description="Opens at this failure rate ...")
     minimum_calls: int = Field(10, ge=1, description="... over at least this many calls ...")
     window_calls: int = Field(20, ge=1, description="... among the last N calls.")
@@ -212,65 +226,10 @@ class CircuitBreakerRule(RuleBase):
         return self
 
 
-Rule = Annotated[
-    ThresholdRule | AnomalyRule | AbsenceRule | StreakRule | CircuitBreakerRule,
-    Field(discriminator="kind"),
-]
+#: Any validated rule.
+AnyRule = ThresholdRule | AnomalyRule | AbsenceRule | StreakRule | CircuitBreakerRule
+Rule = Annotated[AnyRule, Field(discriminator="kind")]
 RULE_KINDS = ("threshold", "anomaly", "absence", "streak", "circuit_breaker")
-
-
-class Silence(_Base):
-    """Suppresses notifications of incidents whose labels match every matcher."""
-
-    matchers: list[str] = Field(min_length=1)
-    starts_at: int | None = Field(None, description="epoch ms; None = always")
-    ends_at: int | None = Field(None, description="epoch ms; None = forever")
-    comment: str = ""
-
-    @field_validator("matchers")
-    @classmethod
-    def _matchers(cls, v: list[str]) -> list[str]:
-        for m in v:
-            parse_matcher(m)
-        return v
-
-    def active(self, now_ms: int) -> bool:
-        return (self.starts_at is None or now_ms >= self.starts_at) and (
-            self.ends_at is None or now_ms < self.ends_at
-        )
-
-    def matches(self, labels: dict[str, str], now_ms: int) -> bool:
-        return self.active(now_ms) and all(
-            matcher_matches(parse_matcher(m), labels) for m in self.matchers
-        )
-
-
-_MATCHER = re.compile(r'^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(=~|!~|!=|=)\s*"?(.*?)"?\s*$')
-
-
-def parse_matcher(text: str) -> tuple[str, str, str]:
-    """Alertmanager-style matcher: name="v", name!="v", name=~"re", name!~"re"."""
-    m = _MATCHER.match(text)
-    if not m:
-        raise ValueError(f'bad matcher {text!r}; use name="value", !=, =~ or !~')
-    name, op, value = m.groups()
-    if op in ("=~", "!~"):
-        try:
-            re.compile(value)
-        except re.error as exc:
-            raise ValueError(f"bad regular expression in matcher {text!r}: {exc}") from exc
-    return name, op, value
-
-
-def matcher_matches(matcher: tuple[str, str, str], labels: dict[str, str]) -> bool:
-    name, op, value = matcher
-    actual = labels.get(name, "")
-    if op == "=":
-        return actual == value
-    if op == "!=":
-        return actual != value
-    hit = re.fullmatch(value, actual) is not None
-    return hit if op == "=~" else not hit
 
 
 class Defaults(_Base):

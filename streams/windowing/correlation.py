@@ -20,7 +20,8 @@ from typing import Any
 
 import orjson
 
-from streams.windowing.pipeline import Event, Output
+from streams.windowing.outputs import Output, PlanProgress
+from streams.windowing.pipeline import Event
 from streams.windowing.state import derived_id
 
 CORRELATOR = "clawstream-correlator"
@@ -46,7 +47,9 @@ class Pending:
 
 
 @dataclass
-class PlanProgress:
+class PlanState:
+    """Steps done and failed of one plan so far."""
+
     plan_id: str
     agent: str
     session_id: str = ""
@@ -92,13 +95,15 @@ class Pair:
 
 
 class CorrelationOperator:
+    """Actions matched to their outcomes, lost outcomes, plan progress (see the module doc)."""
+
     name = "cor"
 
     def __init__(self, timeout_ms: int) -> None:
         self.timeout_ms = timeout_ms
         self.actions: dict[str, Pending] = {}
         self.orphans: dict[str, Pending] = {}
-        self.plans: dict[str, PlanProgress] = {}
+        self.plans: dict[str, PlanState] = {}
         self.pairs: list[Pair] = []  # recent matches, drained by the caller
         self.unmatched_outcomes = 0
         self._dirty: dict[str, bool] = {}
@@ -111,10 +116,10 @@ class CorrelationOperator:
         self._complete: set[str] = set()  # plans with every step settled
 
     # -- helpers --------------------------------------------------------------------------------
-    def _plan(self, plan_id: str, agent: str, t: int) -> PlanProgress:
+    def _plan(self, plan_id: str, agent: str, t: int) -> PlanState:
         pl = self.plans.get(plan_id)
         if pl is None:
-            pl = self.plans[plan_id] = PlanProgress(plan_id, agent, first_t=t, last_t=t)
+            pl = self.plans[plan_id] = PlanState(plan_id, agent, first_t=t, last_t=t)
             heapq.heappush(self._plan_checks, (t + self.timeout_ms, plan_id))
         pl.last_t = max(pl.last_t, t)
         self._dirty[f"p|{plan_id}"] = True
@@ -175,10 +180,10 @@ class CorrelationOperator:
             if ev.producer == CORRELATOR:
                 return []
             aid = rec.get("action_id") or env.get("parent_id") or ""
-            act = self._pop_action(aid)
+            answered = self._pop_action(aid)
             status = str(rec.get("status"))
-            if act is not None:
-                self._settle(aid, act, status, rec.get("duration_ms"), t)
+            if answered is not None:
+                self._settle(aid, answered, status, rec.get("duration_ms"), t)
             else:
                 self.orphans[aid] = Pending(t, ev.agent, status=status,
                                             duration_ms=rec.get("duration_ms"))
@@ -194,13 +199,12 @@ class CorrelationOperator:
                 self._complete.add(pl.plan_id)
         return []
 
-    def synthesize(self, next_watermark: int) -> list[tuple[Event, int]]:
-        """Lost outcomes for actions whose deadline the next watermark reaches.
-
-        Returns (synthetic outcome event, action time); the caller counts them in the
-        windows and sessions before moving the watermark, then produces them.
+    def synthesize(self, next_watermark: int) -> list[Event]:
+        """Lost outcomes for actions whose deadline the next watermark reaches (placed at
+        their action's time, `attach_time`); the caller counts them in the windows and
+        sessions before moving the watermark, then produces them.
         """
-        out: list[tuple[Event, int]] = []
+        out: list[Event] = []
         heap = self._deadlines
         while heap and heap[0][0] <= next_watermark:
             due, kind, aid = heapq.heappop(heap)
@@ -211,7 +215,7 @@ class CorrelationOperator:
                 self._pop_action(aid)
                 rec = lost_outcome(aid, act, self.timeout_ms)
                 self._settle(aid, act, "lost", None, act.t + self.timeout_ms)
-                out.append((Event("outcome", rec, CORRELATOR, -1, attach_time=act.t), act.t))
+                out.append(Event("outcome", rec, CORRELATOR, -1, attach_time=act.t))
             else:
                 orphan = self.orphans.get(aid)
                 if orphan is None or orphan.t + self.timeout_ms != due:
@@ -221,13 +225,17 @@ class CorrelationOperator:
                 self.unmatched_outcomes += 1
         return out
 
+    def refuse(self, ev: Event, watermark: int) -> list[Output]:
+        """An event refused for its agent's clock takes no part here."""
+        return []
+
     def advance(self, watermark: int, now: int) -> list[Output]:
         out: list[Output] = []
         for pid in sorted(self._complete):
             pl = self.plans.pop(pid, None)
             if pl is not None:
                 self._dirty[f"p|{pid}"] = False
-                out.append(Output("plan", pl.agent, pl.record(watermark, "complete")))
+                out.append(PlanProgress(pl.agent, pl.record(watermark, "complete")))
         self._complete.clear()
         checks = self._plan_checks
         while checks and checks[0][0] <= watermark:
@@ -241,14 +249,15 @@ class CorrelationOperator:
                 continue
             del self.plans[pid]
             self._dirty[f"p|{pid}"] = False
-            out.append(Output("plan", pl.agent, pl.record(watermark, "idle")))
+            out.append(PlanProgress(pl.agent, pl.record(watermark, "idle")))
         return out
 
     # -- state ----------------------------------------------------------------------------------
     def take_dirty(self) -> dict[str, bytes | None]:
         out: dict[str, bytes | None] = {}
         stored = self._stored
-        tables = {"a": self.actions, "o": self.orphans, "p": self.plans}
+        tables: dict[str, dict[str, Pending] | dict[str, PlanState]] = {
+            "a": self.actions, "o": self.orphans, "p": self.plans}
         for key, alive in self._dirty.items():
             obj: Any = None
             if alive:
@@ -274,10 +283,13 @@ class CorrelationOperator:
             o = self.orphans[ident] = Pending(**obj)
             heapq.heappush(self._deadlines, (o.t + self.timeout_ms, "o", ident))
         elif kind == "p":
-            pl = self.plans[ident] = PlanProgress(**obj)
+            pl = self.plans[ident] = PlanState(**obj)
             heapq.heappush(self._plan_checks, (pl.last_t + self.timeout_ms, ident))
             if pl.complete:
                 self._complete.add(ident)
+
+    def on_restored(self, watermark: int) -> None:
+        """Nothing to do: loaded deadlines fire on the next advance past them."""
 
 
 def lost_outcome(action_id: str, act: Pending, timeout_ms: int) -> dict[str, Any]:

@@ -2,16 +2,19 @@
 
 Each input partition closes its own fleet-scope ('*') windows on its own watermark and sends
 the partial state here, together with its watermark. A fleet window closes when the fleet
-watermark — the minimum over the partitions that are active — reaches its end; it is then
-the merge of the partials received. A partition that has not reported for `idle_ms` of wall
-clock is idle and does not hold the fleet back (otherwise one quiet agent would stall every
-fleet-wide figure) - as long as its owner still says it is alive (a keepalive report, sent
-for owned partitions with nothing new). A partition that went silent with its owner (killed,
-frozen, mid-failover) holds the fleet back for up to `failover_s`, so its events, read
-again by the next owner, are not late for fleet windows closed without them. Partials that
-arrive for an already closed fleet window are counted as late. Partials are stored per
-source partition, so a partial re-sent after a crash replaces the earlier copy instead of
-being counted twice.
+watermark — the minimum over the partitions' watermarks (the held-back clock of
+`streams.windowing.clock`) — reaches its end; it is then the merge of the partials received,
+so every partition's share is in it. A quiet partition does not stall the fleet while others
+are busy: its owner moves its watermark on with theirs once it is idle (see
+`streams.event_time`), closing its own windows and sending their partials first; a
+partition that never applied an event holds nothing and is not waited for. A partition whose
+owner still says it is alive (keepalives, sent for owned partitions with
+nothing new) but that does not move (it cannot be read, or has a backlog) holds the fleet, as
+it holds its own windows. A partition that went silent with its owner (killed, frozen,
+mid-failover) holds the fleet back for up to `failover_s`, so its events, read again by the
+next owner, are not late for fleet windows closed without them. Partials that arrive for an
+already closed fleet window are counted as late. Partials are stored per source partition,
+so a partial re-sent after a crash replaces the earlier copy instead of being counted twice.
 """
 
 from __future__ import annotations
@@ -21,9 +24,9 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from streams.windowing.clock import NEVER, held_back
 from streams.windowing.operator import parse_window_key
 from streams.windowing.state import FLEET, WindowState, to_record
-from streams.windowing.watermark import NEVER
 
 #: How long a partition whose owner went silent holds fleet windows back at most.
 FAILOVER_S = 60.0
@@ -32,46 +35,55 @@ FAILOVER_S = 60.0
 @dataclass
 class PartitionReport:
     watermark: int
-    seen_at: float  # wall clock (s) of its last report with progress
-    alive_at: float  # ... of its owner's last report of any kind (keepalives too)
+    alive_at: float  # wall clock (s) of its owner's last report of any kind (keepalives too)
+    #: False once its owner said it never applied an event: nothing of it to wait for
+    has_data: bool = True
 
 
-def encode_report(partition: int, watermark: int, partials: dict[str, WindowState]) -> bytes:
-    return json.dumps({
+def encode_report(partition: int, watermark: int, partials: dict[str, WindowState], *,
+                  has_data: bool = True) -> bytes:
+    """A partition's watermark and the fleet partials it closed; `has_data` False: it has
+    never applied an event (so it holds no window's share)."""
+    obj: dict[str, object] = {
         "p": partition,
         "wm": watermark,
         "partials": {k: base64.b64encode(v.to_bytes()).decode() for k, v in partials.items()},
-    }, separators=(",", ":")).encode()
+    }
+    if not has_data:
+        obj["empty"] = 1
+    return json.dumps(obj, separators=(",", ":")).encode()
 
 
 def encode_keepalive(partition: int) -> bytes:
-    """The owner of `partition` is alive and has nothing new for it."""
+    """The owner of `partition` is alive (its state is not loaded yet: nothing else known)."""
     return json.dumps({"p": partition, "alive": 1}, separators=(",", ":")).encode()
 
 
-def decode_report(data: bytes) -> tuple[int, int | None, dict[str, bytes]]:
-    """(partition, watermark, partials); watermark None for a keepalive."""
+def decode_report(data: bytes) -> tuple[int, int | None, dict[str, bytes], bool]:
+    """(partition, watermark, partials, has_data); watermark None for a keepalive."""
     obj = json.loads(data)
     if obj.get("alive"):
-        return obj["p"], None, {}
-    return obj["p"], obj["wm"], {k: base64.b64decode(v) for k, v in obj["partials"].items()}
+        return obj["p"], None, {}, True
+    return (obj["p"], obj["wm"], {k: base64.b64decode(v) for k, v in obj["partials"].items()},
+            not obj.get("empty"))
 
 
 class FleetMerger:
-    def __init__(self, idle_ms: int, startup_grace_s: float, *, started_at: float,
+    def __init__(self, *, started_at: float, partitions: int = 0,
                  producer: str = "clawstream-windows", failover_s: float = FAILOVER_S) -> None:
-        self.idle_s = idle_ms / 1000
+        """`partitions`: how many input partitions there are; one that has not reported yet
+        holds the fleet like a silent owner (up to `failover_s` after `started_at`)."""
         self.failover_s = failover_s
-        self.grace_until = started_at + startup_grace_s
         self.producer = producer
-        self.partitions: dict[int, PartitionReport] = {}
+        self.partitions: dict[int, PartitionReport] = {
+            p: PartitionReport(NEVER, started_at) for p in range(partitions)}
         self.partials: dict[str, dict[int, bytes]] = {}
         self.watermark = NEVER
         self.late_partials = 0
         self._dirty: set[str] = set()
 
     def report(self, partition: int, watermark: int | None, partials: dict[str, bytes],
-               now: float) -> None:
+               has_data: bool = True, *, now: float) -> None:
         """A partition's report; `watermark` None: a keepalive (owner alive, nothing new)."""
         rep = self.partitions.get(partition)
         if watermark is None:
@@ -79,9 +91,10 @@ class FleetMerger:
                 rep.alive_at = now
             return
         if rep is None:
-            rep = self.partitions[partition] = PartitionReport(watermark, now, now)
+            rep = self.partitions[partition] = PartitionReport(watermark, now)
         rep.watermark = max(rep.watermark, watermark)
-        rep.seen_at = rep.alive_at = now
+        rep.alive_at = now
+        rep.has_data = has_data
         self._dirty.add(f"p|{partition}")
         for key, data in partials.items():
             spec, start, _ = parse_window_key(key)
@@ -92,14 +105,12 @@ class FleetMerger:
             self._dirty.add(f"w|{key}")
 
     def fleet_watermark(self, now: float) -> int:
-        if now < self.grace_until or not self.partitions:
-            return self.watermark
-        active = [r.watermark for r in self.partitions.values()
-                  if now - r.seen_at < self.idle_s
-                  or self.idle_s <= now - r.alive_at < self.failover_s]  # (owner silent)
-        if not active:  # everyone quiet: what they said last is all there is
-            active = [max(r.watermark for r in self.partitions.values())]
-        return max(self.watermark, min(active))
+        """The held-back clock over the partitions (`streams.windowing.clock`): one holds
+        while its owner is alive and it has data (a silent owner: not for ever); when none
+        holds, what they said last is all there is."""
+        return max(self.watermark, held_back(
+            (r.watermark, r.has_data and now - r.alive_at < self.failover_s)
+            for r in self.partitions.values()))
 
     def advance(self, now: float) -> list[dict[str, Any]]:
         """Close fleet windows the fleet watermark has passed; WindowAggregate records."""
@@ -141,7 +152,7 @@ class FleetMerger:
             return
         kind, _, ident = key.partition("|")
         if kind == "p":
-            self.partitions[int(ident)] = PartitionReport(json.loads(data), now, now)
+            self.partitions[int(ident)] = PartitionReport(json.loads(data), now)
         else:
             self.partials[ident] = {int(p): base64.b64decode(d)
                                     for p, d in json.loads(data).items()}

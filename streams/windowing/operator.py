@@ -9,7 +9,10 @@ already closed is late for that window: it goes to the late output, with the win
 missed (it still counts in the windows containing it that are open), and is counted in
 `late_events` of its scope's pane at the partition's frontier (the pane holding watermark +
 lateness, i.e. the highest event time seen), so the windows open now report how many late
-events arrived while they were current (what the `LateEvents` alert rule reads).
+events arrived while they were current (what the `LateEvents` alert rule reads). An event
+refused for its agent's clock (see `streams.windowing.pipeline`) counts in no window; it is
+counted in `clock_skew_events` of its agent's scope (agent, '', '') in the pane of its arrival
+(or the frontier, if that has closed), which the `AgentClockSkew` alert rule reads.
 
 Panes, for speed: every window boundary is a multiple of the pane size g (the gcd of all
 sizes and steps, 10 s by default), so an event updates one pane (instead of one window per
@@ -21,12 +24,20 @@ and still counts for the windows that are open, as the semantics require."""
 from __future__ import annotations
 
 import heapq
-import json
 from functools import reduce
 from math import gcd
 
-from streams.windowing.pipeline import SYNTHETIC, Event, Output
-from streams.windowing.state import FLEET, Scope, WindowState, scope_key, to_record
+from schemas.headers import REASON_LATE, LateInfo
+from streams.windowing.outputs import FleetPartial, LateEvent, Output, WindowClosed
+from streams.windowing.pipeline import SYNTHETIC, Event
+from streams.windowing.state import (
+    FLEET,
+    Scope,
+    WindowState,
+    agent_scope_key,
+    scope_key,
+    to_record,
+)
 from streams.windowing.windows import WindowSpec
 
 CORRELATOR = "clawstream-correlator"
@@ -51,6 +62,8 @@ def parse_window_key(key: str) -> tuple[WindowSpec, int, Scope]:
 
 
 class WindowOperator:
+    """Tumbling and hopping windows per scope, over panes (see the module doc)."""
+
     name = "win"
 
     def __init__(self, specs: list[WindowSpec], *, fleet: bool = True,
@@ -103,7 +116,7 @@ class WindowOperator:
         agent = ev.agent
         sk = scope_key(et, ev.record, agent)
         if t < watermark:  # some window containing t may be closed already
-            missed = [[spec.label, s, e] for spec in self.specs
+            missed = [(spec.label, s, e) for spec in self.specs
                       for s, e in spec.assign(t) if e <= watermark]
             if missed:
                 out.append(self._late(ev, missed, watermark))
@@ -114,6 +127,21 @@ class WindowOperator:
         if st is not None:
             st.add(et, ev.record, agent, t)
         return out
+
+    def refuse(self, ev: Event, watermark: int) -> list[Output]:
+        """Count an event refused for its clock in an open pane of its agent's own scope
+        (agent, '', ''): the clock is the agent's, whatever app or action the event is
+        about, so `AgentClockSkew` fires once per agent. The pane is the one of its arrival,
+        or the frontier if that has closed."""
+        if ev.event_type not in WINDOWED:
+            return []
+        t = ev.arrival if ev.arrival is not None else ev.event_time
+        if t < watermark + self.lateness_ms:
+            t = watermark + self.lateness_ms
+        st = self._uncounted(t - t % self.pane_ms, agent_scope_key(ev.agent), ev, watermark)
+        if st is not None:
+            st.clock_skew_events += 1
+        return []
 
     def _count_late(self, ev: Event, sk: str, watermark: int) -> None:
         """Count a late event in its scope's frontier pane (its windows are all open: they
@@ -137,17 +165,15 @@ class WindowOperator:
         self._dirty.add(key)
         return st
 
-    def _late(self, ev: Event, missed: list[list], watermark: int) -> Output:
+    def _late(self, ev: Event, missed: list[tuple[str, int, int]], watermark: int) -> LateEvent:
         self.late_events += 1
-        headers = {
-            "clawstream.late.windows": json.dumps(missed, separators=(",", ":")),
-            "clawstream.late.watermark": str(watermark),
-            "clawstream.late.event_type": ev.event_type,
-            "clawstream.late.event_time": str(ev.event_time),
-            "clawstream.late.event_id": ev.envelope["event_id"],
-            "clawstream.source.topic": ev.source,
-        }
-        return Output("late", ev.agent, ev, headers)
+        info = LateInfo(REASON_LATE, ev.event_type, ev.envelope["event_id"], ev.event_time,
+                        watermark, ev.source, missed, arrival=ev.arrival)
+        return LateEvent(ev.agent, ev, info.headers())
+
+    def synthesize(self, next_watermark: int) -> list[Event]:
+        """Windows make no events of their own."""
+        return []
 
     def advance(self, watermark: int, now: int) -> list[Output]:
         out: list[Output] = []
@@ -165,20 +191,20 @@ class WindowOperator:
                 merged = WindowState()
                 for st in parts:
                     merged.merge(st)
-            if not merged.counts and not merged.late_events:
+            if not merged.counts and not merged.late_events and not merged.clock_skew_events:
                 continue
             scope = Scope.from_key(sk)
             rec = to_record(merged, size_ms=spec.size_ms, step_ms=spec.step_ms, start=start,
                             scope=scope, watermark=watermark, key=window_key(spec, start, sk),
                             producer=self.producer)
-            out.append(Output("aggregate", scope.agent, rec))
+            out.append(WindowClosed(scope.agent, rec))
             if self.fleet:
                 part = fleet.get((i, start))
                 if part is None:
                     part = fleet[(i, start)] = WindowState()
                 part.merge(merged)
         for (i, start), part in fleet.items():
-            out.append(Output("fleet_partial", window_key(self.specs[i], start, FLEET_KEY), part))
+            out.append(FleetPartial(window_key(self.specs[i], start, FLEET_KEY), part))
         while self._expiry and self._expiry[0][0] <= watermark:
             _, pane, sk = heapq.heappop(self._expiry)
             if self.panes.pop((pane, sk), None) is not None:

@@ -16,7 +16,8 @@ from typing import Any
 
 import orjson
 
-from streams.windowing.pipeline import SYNTHETIC, Event, Output
+from streams.windowing.outputs import Output, SessionClosed
+from streams.windowing.pipeline import SYNTHETIC, Event
 from streams.windowing.state import derived_id
 
 FAILED_STATUSES = ("failure", "timeout", "lost")
@@ -28,6 +29,8 @@ SESSION_TYPES = ("frame", "detection", "plan", "action", "outcome")
 
 @dataclass
 class SessionState:
+    """One open session of an agent."""
+
     start: int
     end: int
     events: int = 0
@@ -106,6 +109,8 @@ def session_record(agent: str, st: SessionState, watermark: int,
 
 
 class SessionOperator:
+    """Gap-based sessions per agent (see the module doc)."""
+
     name = "ses"
 
     def __init__(self, gap_ms: int, producer: str = "clawstream-sessions") -> None:
@@ -161,6 +166,14 @@ class SessionOperator:
         self._next_close = min(self._next_close, target.end + self.gap_ms)
         return []
 
+    def refuse(self, ev: Event, watermark: int) -> list[Output]:
+        """An event refused for its agent's clock takes no part here."""
+        return []
+
+    def synthesize(self, next_watermark: int) -> list[Event]:
+        """Sessions make no events of their own."""
+        return []
+
     def advance(self, watermark: int, now: int) -> list[Output]:
         out: list[Output] = []
         if watermark < self._next_close:
@@ -173,8 +186,8 @@ class SessionOperator:
                 if st.end + self.gap_ms <= watermark:
                     del sessions[start]
                     self._dirty[self._key(agent, start)] = False
-                    out.append(Output("session", agent,
-                                      session_record(agent, st, watermark, self.producer)))
+                    out.append(SessionClosed(
+                        agent, session_record(agent, st, watermark, self.producer)))
                 else:
                     next_close = min(next_close, st.end + self.gap_ms)
             if not sessions:
@@ -195,3 +208,6 @@ class SessionOperator:
         agent, _, start = key.rpartition("|")
         st = self.open.setdefault(agent, {})[int(start)] = SessionState.from_bytes(data)
         self._next_close = min(self._next_close, st.end + self.gap_ms)
+
+    def on_restored(self, watermark: int) -> None:
+        """Nothing to do: loaded sessions close on the next advance past them."""

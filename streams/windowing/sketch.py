@@ -18,6 +18,7 @@ import sys
 from array import array
 from bisect import bisect_right
 from itertools import accumulate
+from typing import Any
 
 from ddsketch import DDSketch
 from ddsketch.ddsketch import BaseDDSketch
@@ -71,7 +72,7 @@ def _unzz(n: int) -> int:
     return (n >> 1) if not n & 1 else -((n + 1) >> 1)
 
 
-def _encode_store(out: bytearray, store) -> None:  # type: ignore[no-untyped-def]
+def _encode_store(out: bytearray, store: Any) -> None:
     pairs = [(store.offset + i, c) for i, c in enumerate(store.bins) if c]
     _put_varint(out, len(pairs))
     if not pairs:
@@ -88,7 +89,7 @@ def _encode_store(out: bytearray, store) -> None:  # type: ignore[no-untyped-def
             out += struct.pack("<d", c)
 
 
-def _decode_store(buf: bytes, pos: int, store) -> int:  # type: ignore[no-untyped-def]
+def _decode_store(buf: bytes, pos: int, store: Any) -> int:
     n, pos = _get_varint(buf, pos)
     if not n:
         return pos
@@ -108,7 +109,7 @@ def _decode_store(buf: bytes, pos: int, store) -> int:  # type: ignore[no-untype
     return pos
 
 
-def _encode_store_dense(out: bytearray, store) -> None:  # type: ignore[no-untyped-def]
+def _encode_store_dense(out: bytearray, store: Any) -> None:
     bins = array("d", store.bins)  # one C-level copy (struct.pack(*bins) took an argument
     if sys.byteorder == "big":  # per bin); the format is little endian
         bins.byteswap()
@@ -116,13 +117,14 @@ def _encode_store_dense(out: bytearray, store) -> None:  # type: ignore[no-untyp
     out += bins.tobytes()
 
 
-def _decode_store_dense(buf: bytes, pos: int, store) -> int:  # type: ignore[no-untyped-def]
+def _decode_store_dense(buf: bytes, pos: int, store: Any) -> int:
     offset, n = struct.unpack_from("<qI", buf, pos)
     pos += 12
     for i, c in enumerate(struct.unpack_from(f"<{n}d", buf, pos)):
         if c:
             store.add(offset + i, c)
-    return pos + 8 * n
+    end: int = pos + 8 * n
+    return end
 
 
 def encode_sketch(sketch: DDSketch, *, dense: bool = False) -> bytes:

@@ -8,6 +8,7 @@ by arrival, so replaying a topic yields the same windows.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
 
 @dataclass(frozen=True, order=True)
@@ -67,5 +68,12 @@ def parse_specs(tumbling_s: str, hopping_spec: str) -> list[WindowSpec]:
     return sorted(set(specs))
 
 
-def specs_from_settings(settings) -> list[WindowSpec]:  # type: ignore[no-untyped-def]
+class WindowSettings(Protocol):
+    """The settings the window families come from (`clawstream.settings.Settings`)."""
+
+    tumbling_windows_s: str
+    hopping_window: str
+
+
+def specs_from_settings(settings: WindowSettings) -> list[WindowSpec]:
     return parse_specs(settings.tumbling_windows_s, settings.hopping_window)

@@ -1,0 +1,141 @@
+"""Who owns the embedded chdb directory, and how the others find it.
+
+chdb lets one process at a time open a data directory, so the long-running owner (the sink)
+claims it in the owner file `<dir>-owner.json` (its pid, then its endpoint's url once it
+serves) and serves the engine to other local processes (`consumers.clickhouse.endpoint`).
+Readers look the owner up with `find_owner`; inside the owner process, queries go straight
+to its engine (`local_engine`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import threading
+from pathlib import Path
+
+import clickhouse_connect
+from clickhouse_connect.driver.client import Client
+
+from clawstream.procs import pid_alive
+from clawstream.settings import Settings
+from consumers.clickhouse import endpoint
+from consumers.clickhouse.client import Parameters, QueryResult, chdb_path, run_query
+
+log = logging.getLogger(__name__)
+
+
+class LocalEngine:
+    """An engine this process owns: its client, one query at a time."""
+
+    def __init__(self, client: Client) -> None:
+        self.client = client
+        self._lock = threading.Lock()
+
+    def query(self, sql: str, parameters: Parameters = None) -> QueryResult:
+        with self._lock:
+            return run_query(self.client, sql, parameters)
+
+
+#: the chdb directories this process owns, and their engines (one process per directory)
+_engines: dict[Path, LocalEngine] = {}
+
+
+def local_engine(settings: Settings) -> LocalEngine | None:
+    """The engine of the configured chdb directory if this process owns it."""
+    path = chdb_path(settings.resolved_clickhouse_dsn)
+    return None if path is None else _engines.get(path)
+
+
+def owner_file(settings: Settings) -> Path | None:
+    """Where the chdb owner advertises its endpoint: `<dir>-owner.json` beside the chdb
+    directory (`<data_dir>/<namespace>chdb-owner.json` by default)."""
+    path = chdb_path(settings.resolved_clickhouse_dsn)
+    return None if path is None else path.parent / f"{path.name}-owner.json"
+
+
+def find_owner(settings: Settings) -> tuple[str | None, str | None]:
+    """(state, url) of the chdb directory's owner: ("serving", url), ("starting", None) while
+    a live owner opens the engine, (None, None) when there is none (or it died)."""
+    path = owner_file(settings)
+    if path is None or not path.exists():
+        return None, None
+    try:
+        info = json.loads(path.read_text())
+        pid, url = int(info["pid"]), info.get("url")
+    except (OSError, ValueError, KeyError, TypeError):
+        return None, None
+    if pid == os.getpid() or not pid_alive(pid):
+        return None, None
+    if not url:
+        return "starting", None
+    if endpoint.ping(str(url)) == pid:
+        return "serving", str(url)
+    return None, None
+
+
+def announce_owner(settings: Settings, url: str | None) -> None:
+    """Write the owner file: our pid, and our endpoint once it serves (None while starting)."""
+    path = owner_file(settings)
+    if path is None:
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    tmp.write_text(json.dumps({"pid": os.getpid(), "url": url,
+                               "dsn": settings.resolved_clickhouse_dsn}))
+    tmp.replace(path)
+
+
+def withdraw_owner(settings: Settings) -> None:
+    """Remove the owner file if it is ours."""
+    path = owner_file(settings)
+    if path is None:
+        return
+    with contextlib.suppress(OSError, ValueError):
+        if json.loads(path.read_text()).get("pid") == os.getpid():
+            path.unlink()
+
+
+class ChdbOwner:
+    """This process as the owner of the configured chdb directory: `claim` it before opening
+    the engine (readers wait for us instead of racing us for the lock), `serve` it to other
+    processes once open, `release` it on the way out."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.url = ""
+        self._engine: LocalEngine | None = None
+        self._endpoint: endpoint.Endpoint | None = None
+
+    def claim(self) -> None:
+        announce_owner(self.settings, None)
+
+    def serve(self) -> str:
+        """Serve the engine (a client of its own) on loopback; readers in this process use
+        it directly."""
+        client = clickhouse_connect.get_client(dsn=self.settings.resolved_clickhouse_dsn,
+                                               database=self.settings.clickhouse_database)
+        engine = self._engine = LocalEngine(client)
+        self._endpoint = endpoint.serve(self.settings.chdb_endpoint_port, engine.query,
+                                        self.settings.resolved_clickhouse_dsn)
+        self.url = self._endpoint.url
+        path = chdb_path(self.settings.resolved_clickhouse_dsn)
+        if path is not None:
+            _engines[path] = engine
+        announce_owner(self.settings, self.url)
+        log.info("chdb owner endpoint on %s", self.url)
+        return self.url
+
+    def release(self) -> None:
+        path = chdb_path(self.settings.resolved_clickhouse_dsn)
+        if path is not None and _engines.get(path) is self._engine:
+            del _engines[path]
+        withdraw_owner(self.settings)
+        if self._endpoint is not None:
+            self._endpoint.stop()
+            self._endpoint = None
+        if self._engine is not None:
+            self._engine.client.close()
+            self._engine = None

@@ -1,0 +1,84 @@
+"""The agent side's settings: what a machine running agents needs, and nothing of the server.
+
+`SdkSettings` reads the same `CLAWSTREAM_*` environment variables (or `.env`) as the server's
+`clawstream.settings.Settings`, which extends it: one variable configures both sides, and
+`clawstream settings` lists these fields with the others. The SDK (`producers.sdk`), the fleet
+simulator and the reference agent take an `SdkSettings`; a server `Settings` is one too.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+#: What a Kafka topic name may hold. The namespace prefixes topic names and every name
+#: derived from it (a folder under data_dir among them), so it may hold nothing else.
+_NAMESPACE_RE = re.compile(r"[A-Za-z0-9._-]*")
+
+
+class SdkSettings(BaseSettings):
+    """The agent side's configuration; field names map to `CLAWSTREAM_<NAME>` variables."""
+
+    model_config = SettingsConfigDict(env_prefix="CLAWSTREAM_", env_file=".env", extra="ignore")
+
+    # --- Kafka -----------------------------------------------------------------------------
+    bootstrap_servers: str = Field(
+        "127.0.0.1:9092", description="Kafka bootstrap servers (host:port, comma separated)."
+    )
+    topic_namespace: str = Field(
+        "", description="Prefix put before every topic name and every group, app id, internal "
+        "topic, database and chdb directory name derived by default: an environment of its "
+        "own on a shared broker, ClickHouse or data folder.",
+    )
+    schema_registry_url: str | None = Field(
+        None,
+        description="Confluent-compatible schema registry; when unset, Avro single-object "
+        "encoding is written instead of the Confluent framing.",
+    )
+
+    # --- local files ---------------------------------------------------------------------------
+    data_dir: Path = Field(
+        PROJECT_ROOT / ".data", description="Where local state lives (chdb, spool, blobs, broker)."
+    )
+
+    # --- SDK -----------------------------------------------------------------------------------
+    producer_name: str = Field("clawstream-sdk", description="Name written in envelope.producer.")
+    spool_max_bytes: int = Field(
+        1 << 30, description="Disk spool cap per agent; beyond it the SDK refuses new events."
+    )
+
+    # --- agent side (perception / execution) --------------------------------------------------
+    agent_display: str | None = Field(
+        None, description="X display the agent sees and acts on (default: $DISPLAY)."
+    )
+    capture_fps: float = Field(4.0, description="Most screen captures per second.")
+    capture_region: str = Field("", description="x,y,w,h of the captured region; empty = screen.")
+    redact_emails: bool = Field(True, description="Mask e-mail addresses seen on screen.")
+    action_rate_limit: float = Field(5.0, description="Most GUI actions per second.")
+
+    # --- observability -------------------------------------------------------------------------
+    metrics_host: str = Field("127.0.0.1", description="Bind address of /metrics endpoints.")
+    sdk_metrics_port: int = Field(9404, description="/metrics port of an SDK host (fleet, agent).")
+
+    @field_validator("topic_namespace")
+    @classmethod
+    def _topic_name_characters(cls, value: str) -> str:
+        if not _NAMESPACE_RE.fullmatch(value):
+            raise ValueError("a topic namespace prefixes Kafka topic names, so it holds only "
+                             f"letters, digits, '.', '_' and '-': {value!r}")
+        return value
+
+    def topic(self, name: str) -> str:
+        """The physical topic name for a logical one (adds the namespace)."""
+        return f"{self.topic_namespace}{name}"
+
+
+def sdk_settings() -> SdkSettings:
+    """The agent side's settings as the environment says now. Not cached: a command reads
+    them once, and a test or tool that changes the environment has no cache to clear."""
+    return SdkSettings()
