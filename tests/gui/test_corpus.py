@@ -13,13 +13,16 @@ import pytest
 from PIL import Image
 
 from corpus import split
-from corpus.evaluate import SCORED, Counts, match, score_screen, summarize, table
+from corpus.evaluate import PRIMARY, SCORED, Counts, match, score_screen, summarize, table
 from corpus.run import evaluate, render
+from producers.perception.forest import MODEL, Forest
 from producers.perception.types import Element
 
 pytestmark = [pytest.mark.gui]
 
-SEEDS = split.tuning(3, start=200)
+#: the last tuning seeds: no training run reaches them (the committed model is trained on the
+#: first 1200), so the sample also shows the detector on screens it never saw
+SEEDS = split.tuning(3, start=len(split.TUNING) - 3)
 
 
 @pytest.fixture(scope="module")
@@ -90,12 +93,22 @@ def test_scoring_rules() -> None:
 
 
 def test_the_evaluation_runs_on_real_renders(sample) -> None:
+    """End to end with the committed detector and tesseract; on these unseen screens the
+    widgets an agent uses most (buttons, text fields, check boxes, radios) are found and
+    labelled at the issue's target, per toolkit."""
+    trained_on = json.loads(Forest.load(MODEL).meta)["seeds"]
+    assert trained_on[1] < SEEDS[0]
     by_toolkit = {}
     for toolkit in ("tk", "html"):
         summary, scores = evaluate(sample, toolkit, SEEDS)
         assert summary.screens == len(SEEDS) == len(scores)
         assert summary.ocr_words > 10 and 0.0 <= summary.ocr <= 1.0
         assert sum(c.truth for c in summary.kinds.values()) > 10
+        primary = Counts()
+        for kind in PRIMARY:
+            primary.add(summary.kinds.get(kind, Counts()))
+        assert primary.truth >= 10
+        assert primary.precision >= 0.9 and primary.recall >= 0.9, (toolkit, primary)
         by_toolkit[toolkit] = summary
     text = table(by_toolkit)
     assert all(f"| {k} |" in text for k in SCORED) and "OCR words" in text
