@@ -38,4 +38,5 @@ lint: install
 bench: install
 	@scripts/with_broker.sh bash -c 'set -e; shopt -s nullglob; for f in bench/*.py; do \
 	  case "$$(basename $$f)" in _*|ab.py) continue;; esac; \
-	  echo "== $$f"; $(PY) "$$f"; done'
+	  args=""; [ "$$(basename $$f)" = bench_perception.py ] && args=--corpus; \
+	  echo "== $$f $$args"; $(PY) "$$f" $$args; done'

@@ -7,7 +7,11 @@ Prints p50/p95 (ms) of capture, change check, detection, OCR, redaction and tota
   cold       - a fresh agent's first frame (every element OCR'd, nothing cached)
 Targets: unchanged change-check <= 5 ms; changed frame <= 150 ms p50.
 
-    .venv/bin/python bench/bench_perception.py [--frames 40]
+With --corpus it first scores detection and OCR on the HELD-OUT corpus seeds (corpus.split;
+never tuned on): per kind precision / recall and OCR word accuracy, per toolkit, as a
+markdown table; then the frame-time figures above in the same run.
+
+    .venv/bin/python bench/bench_perception.py [--frames 40] [--corpus [--screens 100]]
 """
 
 from __future__ import annotations
@@ -53,14 +57,45 @@ def report(name: str, rows: list[dict[str, float]]) -> None:
     print(f"{name:<10} n={len(rows):<3} " + "  ".join(cells))
 
 
+def corpus_figures(display: str, screens: int, tmp: Path) -> None:
+    """Held-out precision / recall per kind and toolkit, and OCR word accuracy."""
+    from corpus.evaluate import table
+    from corpus.run import evaluate, render
+    from corpus.split import HELD_OUT_DRAW, held_out
+
+    seeds = held_out(screens)
+    out = ROOT / ".cache" / "corpus" / f"held-out-{HELD_OUT_DRAW}"
+    t0 = time.perf_counter()
+    by_toolkit = {}
+    for toolkit in ("tk", "html"):
+        render(toolkit, seeds, out, display, tmp / "render.log")
+        by_toolkit[toolkit], _ = evaluate(out, toolkit, seeds)
+    print(f"held-out corpus (draw {HELD_OUT_DRAW}, seeds {seeds[0]}..{seeds[-1]}, "
+          f"{screens} screens per toolkit, {time.perf_counter() - t0:.0f} s): "
+          "precision / recall at IoU >= 0.5 (check boxes and radios: indicator inside the "
+          "widget and carrying its label)")
+    print(table(by_toolkit))
+
+
 def main() -> None:
-    ap = argparse.ArgumentParser()
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--frames", type=int, default=40)
+    ap.add_argument("--corpus", action="store_true",
+                    help="also score detection and OCR on the held-out corpus")
+    ap.add_argument("--screens", type=int, default=100,
+                    help="held-out screens per toolkit with --corpus (default 100)")
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="bench-perception-"))
     xvfb, display = start_xvfb(tmp / "xvfb.log")
     (Path.home() / ".Xauthority").touch(exist_ok=True)
     os.environ.update(DISPLAY=display, XDG_SESSION_TYPE="x11")
+    if args.corpus:
+        try:
+            corpus_figures(display, args.screens, tmp)
+        except BaseException:
+            xvfb.terminate()
+            raise
     state = tmp / "state.json"
     app = subprocess.Popen([sys.executable, str(APP), "--state", str(state)],
                            stdout=(tmp / "app.log").open("wb"), stderr=subprocess.STDOUT)

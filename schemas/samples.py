@@ -21,7 +21,8 @@ BASE_TIME_MS = 1_767_225_600_000
 
 APPS = ("firefox", "libreoffice-calc", "gedit", "thunderbird", "settings", "terminal")
 ACTION_KINDS = ("click", "double_click", "type", "hotkey", "scroll", "drag", "wait", "move")
-ELEMENT_KINDS = ("button", "text_field", "checkbox", "text", "icon", "window", "other")
+ELEMENT_KINDS = ("button", "text_field", "checkbox", "text", "icon", "window", "other",
+                 "radio", "combobox", "slider", "tab", "menu_item", "link")
 LABELS = ("Submit", "Save", "Cancel", "OK", "Search", "File", "Edit", "Open", "Next", "Close")
 GOALS = (
     "Submit the order form",
@@ -108,7 +109,7 @@ def _element(rng: random.Random, i: int) -> dict[str, Any]:
         "confidence": round(rng.uniform(0.5, 0.99), 3),
         "ocr_confidence": ocr,
         "source": "opencv+ocr" if has_text else "opencv",
-        "interactable": kind in ("button", "text_field", "checkbox", "icon"),
+        "interactable": kind not in ("text", "window", "other"),
     }
 
 

@@ -46,7 +46,12 @@ have xauth || missing+=(xauth)
 have prometheus || missing+=(prometheus)
 have prometheus-alertmanager || missing+=(prometheus-alertmanager)
 have kcat || missing+=(kcat)
-have chromium || missing+=(chromium)  # the report test looks at the HTML report headless
+have chromium || missing+=(chromium)  # the report test, the browser corpus and agent test
+# font families of the perception corpus (corpus/tk_screens.py, corpus/html_screens.py)
+for pkg in fonts-dejavu-core fonts-dejavu-extra fonts-liberation fonts-urw-base35 \
+           fonts-freefont-ttf fonts-crosextra-carlito fonts-open-sans fonts-cantarell; do
+  dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
+done
 # Tk for the GUI tests: the venv's interpreter, or Debian's python3 as a fallback runner
 if ! "$PYTHON" -c 'import tkinter' >/dev/null 2>&1 \
    && ! /usr/bin/python3 -c 'import tkinter' >/dev/null 2>&1; then

@@ -152,6 +152,43 @@ def test_old_action_gets_null_element_kind() -> None:
     assert got["target"]["label"] == old["target"]["label"]
 
 
+NEW_KINDS = ("radio", "combobox", "slider", "tab", "menu_item", "link")
+
+
+def _kind_enum(schema: dict[str, Any]) -> dict[str, Any]:
+    elements = next(f for f in schema["fields"] if f["name"] == "elements")["type"]["items"]
+    return next(f for f in elements["fields"] if f["name"] == "kind")["type"]
+
+
+def test_element_kinds_grew_backward_compatibly() -> None:
+    """Detection v2 -> current added element kinds at the end of the enum: today's reader
+    reads every v2 record (the checker says so, and a real reader does), and a v2 reader that
+    meets a new kind reads the enum default 'other' instead of failing."""
+    c = contract()
+    h = next(h for h in c.history_by_name["Detection"] if h.version == 2)
+    old_symbols = _kind_enum(h.expanded)["symbols"]
+    now = _kind_enum(h.current.expanded)
+    assert now["symbols"][: len(old_symbols)] == old_symbols  # old symbols keep their index
+    assert set(NEW_KINDS) <= set(now["symbols"]) and not set(NEW_KINDS) & set(old_symbols)
+    assert _kind_enum(h.expanded)["default"] == now["default"] == "other"
+    assert problems(h.current.expanded, h.expanded) == []
+    # the same change without the enum default would break old readers (FORWARD): the
+    # checker sees it when asked the other way round
+    no_default = copy.deepcopy(h.expanded)
+    del _kind_enum(no_default)["default"]
+    assert any("lacks symbol" in p for p in problems(no_default, h.current.expanded))
+
+    record = sample("detection", random.Random(7))
+    record["elements"] = [dict(record["elements"][0], kind=k) for k in (*NEW_KINDS, "button")]
+    buf = io.BytesIO()
+    schemaless_writer(buf, h.current.writer, record)
+    buf.seek(0)
+    old_view = schemaless_reader(buf, h.current.reader, h.writer)
+    assert [e["kind"] for e in old_view["elements"]] == ["other"] * len(NEW_KINDS) + ["button"]
+    got = Serde().decode(Serde().encode("detection", record)).record
+    assert [e["kind"] for e in got["elements"]] == [*NEW_KINDS, "button"]
+
+
 def test_current_data_still_has_current_fingerprint_not_historic() -> None:
     serde = Serde()
     data = serde.encode("outcome", sample("outcome", random.Random(3)))

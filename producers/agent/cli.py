@@ -54,7 +54,8 @@ def agent(task_file: Path, agent_id: str | None, display: str | None, app: str |
         click.echo(json.dumps({
             "ok": result.ok, "plan_id": result.plan_id, "frames": result.frames,
             "steps": [{"index": s.index, "description": s.description, "status": s.status,
-                       "action_id": s.action_id, "error": s.error} for s in result.steps],
+                       "action_id": s.action_id, "error": s.error,
+                       "verification": s.checked} for s in result.steps],
         }))
     else:
         for s in result.steps:

@@ -46,6 +46,8 @@ class StepResult:
     status: str
     error: str | None = None
     verification: VerifyResult | None = None
+    #: the verification as emitted in the Outcome (secrets masked): safe to print
+    checked: dict[str, Any] | None = None
 
 
 @dataclass
@@ -182,12 +184,12 @@ class Agent:
                 return None if s is None else BULLET * len(s)
             return mask_text(s, self.emails)[0]
 
+        checked = verification.to_record(mask) if verification else None
         self.client.outcome(
             aid, status, duration, app=self.app, action_kind=g.spec.kind, error=mask(error),
-            error_kind=error_kind,
-            verification=verification.to_record(mask) if verification else None)
+            error_kind=error_kind, verification=checked)
         log.info("step %d %s: %s", planned.index, desc, status)
-        return StepResult(planned.index, desc, aid, status, error, verification)
+        return StepResult(planned.index, desc, aid, status, error, verification, checked)
 
 
 def _safe(expect: Expectation, secret: bool) -> str:

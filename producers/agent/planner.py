@@ -14,7 +14,7 @@ from typing import Protocol
 
 from producers.agent.task import Step, Task
 from producers.execution.executor import ActionSpec
-from producers.execution.verify import Expectation
+from producers.execution.verify import Expectation, crop
 from producers.perception.pipeline import Observation
 from producers.perception.redact import BULLET, SECRET_LABEL, mask_text
 from producers.perception.types import Element, iou
@@ -106,7 +106,8 @@ class RulePlanner:
         if step.target_kind:
             kinds = (step.target_kind,)
         else:
-            kinds = ("button", "checkbox", "text_field", "icon", "text")
+            kinds = ("button", "checkbox", "radio", "text_field", "combobox", "tab",
+                     "menu_item", "link", "icon", "text")
         el = obs.find(step.label or "", kinds)
         if el is None and step.target_kind in ("button", "checkbox"):
             # a button whose text OCR missed: take a text element and click it
@@ -124,15 +125,23 @@ class RulePlanner:
             if secret:
                 expect = Expectation("change_seen", None, field_el.box, 3.0)
             else:
-                # compare as the screen is reported: secrets (e-mails...) masked on both sides
-                expected = mask_text(step.text, self.emails)[0]
-                expect = Expectation("text_seen", expected, field_el.box, 3.0)
-            return Grounded(ActionSpec("type", x, y, text=step.text), field_el, expect, secret)
+                # the field's own text afterwards: what it held plus the text when appending,
+                # else exactly the text; compared as the screen is reported (secrets such as
+                # e-mail addresses masked on both sides)
+                text = (field_el.text or "") + (step.text or "") if step.append else step.text
+                expected = mask_text(text, self.emails)[0]
+                expect = Expectation("field_text", expected, field_el.box, 3.0)
+            spec = ActionSpec("type", x, y, text=step.text, append=step.append)
+            return Grounded(spec, field_el, expect, secret)
         if step.kind in ("click", "double_click"):
             el = self._find(step, obs)
             x, y = _center(el)
-            if el.kind == "checkbox":
-                x = el.box[0] + el.box[2] // 2  # the box itself, not the label
+            if el.kind in ("checkbox", "radio"):
+                # the indicator itself, verified by its own mark
+                x = el.box[0] + el.box[2] // 2
+                return Grounded(ActionSpec(step.kind, x, y), el,
+                                Expectation("state", "toggled", el.box, 2.0,
+                                            before=crop(obs, el.box).copy()))
             return Grounded(ActionSpec(step.kind, x, y), el,
                             Expectation("change_seen", None, None, 2.0))
         if step.kind == "expect":

@@ -4,8 +4,10 @@
 app: order-form
 goal: Place an order for Alice
 steps:
-  - type "Alice" into the field labelled "Name"
+  - type "Alice" into the field labelled "Name"      # replaces what the field held
+  - append " Smith" to the field labelled "Name"     # adds to it
   - {type: "s3cret!", into: Password}
+  - {type: "-2", into: Reference, append: true}
   - click the button labelled "Submit Order"
   - expect text "Thank you Alice"
   - press ctrl+s
@@ -39,6 +41,7 @@ class Step:
     amount: int = 0
     seconds: float = 0.0
     timeout_s: float | None = None
+    append: bool = False  # type: add to the field's text instead of replacing it
 
 
 @dataclass
@@ -51,18 +54,25 @@ class Task:
 
 _Q = r"""["“']?(?P<{name}>.+?)["”']?"""
 _KIND = {"button": "button", "field": "text_field", "entry": "text_field",
-         "checkbox": "checkbox", "check box": "checkbox", "text": "text", "link": "text"}
+         "checkbox": "checkbox", "check box": "checkbox", "radio": "radio",
+         "radio button": "radio", "text": "text", "link": "link", "tab": "tab",
+         "menu": "menu_item", "combobox": "combobox"}
+_KINDS_RE = "|".join(sorted(_KIND, key=len, reverse=True))
 _SENTENCES: list[tuple[str, re.Pattern[str]]] = [
     ("type", re.compile(r"^(?:type|enter|fill in)\s+" + _Q.format(name="text")
                         + r"\s+(?:into|in)\s+(?:the\s+)?(?:(?:text\s+)?(?:field|entry|box)\s+)?"
                         + r"(?:labell?ed\s+|called\s+|named\s+)?" + _Q.format(name="label") + "$",
                         re.I)),
+    ("append", re.compile(r"^append\s+" + _Q.format(name="text")
+                          + r"\s+to\s+(?:the\s+)?(?:(?:text\s+)?(?:field|entry|box)\s+)?"
+                          + r"(?:labell?ed\s+|called\s+|named\s+)?" + _Q.format(name="label")
+                          + "$", re.I)),
     ("double_click", re.compile(r"^double[- ]?click\s+(?:on\s+)?(?:the\s+)?"
-                                r"(?:(?P<kind>button|field|entry|checkbox|check box|text|link)\s+)?"
+                                r"(?:(?P<kind>" + _KINDS_RE + r")\s+)?"
                                 r"(?:labell?ed\s+|called\s+|named\s+)?" + _Q.format(name="label")
                                 + "$", re.I)),
     ("click", re.compile(r"^(?:click|press|check|tick)\s+(?:on\s+)?(?:the\s+)?"
-                         r"(?:(?P<kind>button|field|entry|checkbox|check box|text|link)\s+)?"
+                         r"(?:(?P<kind>" + _KINDS_RE + r")\s+)?"
                          r"(?:labell?ed\s+|called\s+|named\s+)" + _Q.format(name="label") + "$",
                          re.I)),
     ("click", re.compile(r"^click\s+(?:on\s+)?(?:the\s+)?" + _Q.format(name="label")
@@ -83,8 +93,9 @@ def parse_sentence(text: str) -> Step:
         if not m:
             continue
         g = m.groupdict()
-        if kind == "type":
-            return Step("type", s, text=g["text"], label=g["label"], target_kind="text_field")
+        if kind in ("type", "append"):
+            return Step("type", s, text=g["text"], label=g["label"], target_kind="text_field",
+                        append=kind == "append")
         if kind in ("click", "double_click"):
             k = _KIND.get((g.get("kind") or "").lower())
             return Step(kind, s, label=g["label"], target_kind=k)
@@ -106,8 +117,10 @@ def parse_mapping(m: dict[str, Any]) -> Step:
         label = m.get("into") or m.get("field")
         if not label:
             raise TaskError(f"type step needs 'into': {m}")
-        step = Step("type", f"type {m['type']!r} into {label!r}", text=str(m["type"]),
-                    label=str(label), target_kind="text_field")
+        append = bool(m.get("append", False))
+        step = Step("type", f"{'append' if append else 'type'} {m['type']!r} into {label!r}",
+                    text=str(m["type"]), label=str(label), target_kind="text_field",
+                    append=append)
     elif "click" in m or "double_click" in m:
         kind = "click" if "click" in m else "double_click"
         step = Step(kind, f"{kind} {m[kind]!r}", label=str(m[kind]),

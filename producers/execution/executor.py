@@ -37,12 +37,16 @@ class ActionSpec:
     to_y: int | None = None
     seconds: float = 0.0
     button: str = "left"
+    #: type: add to what the field holds instead of replacing it
+    append: bool = False
 
     def params(self) -> dict[str, str]:
         """String params for the Action event (the caller masks secrets)."""
         out: dict[str, str] = {}
         if self.text is not None:
             out["text"] = self.text
+        if self.kind == "type":
+            out["mode"] = "append" if self.append else "replace"
         if self.keys:
             out["keys"] = "+".join(self.keys)
         if self.kind == "scroll":
@@ -127,6 +131,17 @@ class Executor:
             return ExecResult(False, (time.perf_counter() - t0) * 1e3,
                               f"{type(exc).__name__}: {exc}", "executor_error")
 
+    def _clear_field(self) -> None:
+        """Select the focused field's line and delete it. End, Shift+Home, BackSpace mean the
+        same in Tk entries (classic and ttk), spin boxes and browser inputs; Ctrl+A does not
+        (in Tk on X11 it moves to the line start). The last End clears the selection anchor
+        Tk keeps after selecting in an empty entry (a later BackSpace would do nothing)."""
+        g = self.gui
+        g.press("end")
+        g.hotkey("shift", "home")
+        g.press("backspace")
+        g.press("end")
+
     def _do(self, s: ActionSpec) -> None:
         g = self.gui
         if s.kind == "click":
@@ -140,6 +155,8 @@ class Executor:
                 raise ActionRefused("bad_params", "type needs text")
             if s.x is not None:
                 g.click(*self.check_point(s.x, s.y))
+            if not s.append:
+                self._clear_field()
             g.write(s.text, interval=self.type_interval)
         elif s.kind == "hotkey":
             if not s.keys or any(k not in g.KEYBOARD_KEYS for k in s.keys):

@@ -1,207 +1,181 @@
-"""UI element detection with OpenCV: edges, contours, thresholds, morphology.
+"""UI element detection: classical proposals, classified by a small learned forest.
 
-How it works, and why:
-1. A morphological gradient (dilate - erode, 3x3) thresholded low turns every boundary on the
-   screen into a thin ring: entries, buttons, check boxes and panels become closed rectangular
-   rings, glyphs become small blobs. This works on any background colour (no global
-   "background" assumption) and closes one-pixel gaps in 3D relief borders.
-2. Outer contours of the connected components (RETR_CCOMP, parents only) whose polygon
-   approximation is a rectangle filling >= 90% of its bounding box are *box candidates*.
-3. Candidates are de-duplicated with IoU-based non-maximum suppression (relief borders give
-   nested near-identical rectangles) and classified from their geometry and interior:
-   - checkbox: a small square (8..24 px);
-   - text_field: a wide box whose interior is mostly one flat colour *different* from the
-     colour just outside it (an inset, usually white, well) -- or empty;
-   - button: a box whose interior matches its surroundings or holds centred text;
-   - window: a box covering a large share of the frame; icon: a small square with colour
-     variance; anything else: other.
-4. The remaining small blobs are glyphs; a horizontal closing joins them into words and lines,
-   which become `text` elements unless they sit inside a box (then they are that box's text).
-   A checkbox borrows the text line right next to it as its label.
+Why: hand-tuned rules (producers.perception.classical) plateaued well below the accuracy the
+agent needs across toolkits, themes, fonts and scalings. Here every place a widget could be
+(proposals: edge rings at two thresholds, their holes, flat colour regions, text lines, words
+and the free cells around words, and the classical detector's own boxes) gets one feature row
+(features.py), a random forest trained on the tuning screens of the corpus (corpus.train)
+scores each row per kind, and the boxes are kept greedily by score. The classical detector
+is one voter among the features, and its text lines carry the captions.
+
+Then, as before: text lines that no element holds become `text` elements, and a check box or
+radio indicator borrows the text line just right of it as its label.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from functools import lru_cache
 
-import cv2
 import numpy as np
-from cv2.typing import MatLike
 
-from producers.perception.change import to_gray
+from producers.perception.classical import DetectConfig, classical_pass
+from producers.perception.features import features, text_height
+from producers.perception.forest import MODEL, Forest
+from producers.perception.proposals import Maps, make_maps, propose
 from producers.perception.types import INTERACTABLE, Box, Element, contains, iou
 
+__all__ = ["Candidates", "DetectConfig", "candidates", "detect_elements"]
 
-@dataclass
-class DetectConfig:
-    edge_threshold: int = 18
-    min_box_w: int = 14
-    min_box_h: int = 10
-    rectangularity: float = 0.9
-    nms_iou: float = 0.6
-    text_join_px: int = 9  # horizontal gap joined into one text line
-    max_text_h: int = 48
-    window_share: float = 0.12  # box area / frame area above which it is a window
+INDICATORS = ("checkbox", "radio")
 
 
-def _edge_map(gray: np.ndarray, cfg: DetectConfig) -> np.ndarray:
-    grad = cv2.morphologyEx(gray, cv2.MORPH_GRADIENT, np.ones((3, 3), np.uint8))
-    _, edges = cv2.threshold(grad, cfg.edge_threshold, 255, cv2.THRESH_BINARY)
-    return edges
+@lru_cache(maxsize=4)
+def load_model(path: str = str(MODEL)) -> Forest:
+    from pathlib import Path
+
+    return Forest.load(Path(path))
 
 
-def _largest_hole(contours: Sequence[MatLike], hierarchy: MatLike, i: int) -> float:
-    """Area share of the outer box covered by the component's largest hole."""
-    child = hierarchy[0][i][2]
-    best = 0
-    while child != -1:
-        _, _, cw, ch = cv2.boundingRect(contours[child])
-        best = max(best, cw * ch)
-        child = hierarchy[0][child][0]
-    _, _, w, h = cv2.boundingRect(contours[i])
-    return best / float(w * h)
+class Candidates:
+    """What the learned stage sees of one frame: proposals, their features, classical pass."""
+
+    def __init__(self, boxes: list[Box], X: np.ndarray, classic: list[Element],
+                 lines: list[Box], maps: Maps) -> None:
+        self.boxes, self.X, self.classic, self.lines, self.maps = boxes, X, classic, lines, maps
 
 
-def _is_rect(contour: np.ndarray, box: Box, cfg: DetectConfig, hole: float) -> bool:
-    """A closed rectangular ring: rectangular outline and a large hole (glyphs have none)."""
-    _, _, w, h = box
-    if hole < (0.3 if max(w, h) <= 24 else 0.45):
-        return False
-    small = w < cfg.min_box_w or h < cfg.min_box_h
-    if small and not (8 <= w <= 24 and 8 <= h <= 24):  # small squares may be check boxes
-        return False
-    area = cv2.contourArea(contour)
-    if area < cfg.rectangularity * (w - 1) * (h - 1):
-        return False
-    approx = cv2.approxPolyDP(contour, 0.02 * cv2.arcLength(contour, True), True)
-    return 4 <= len(approx) <= 6
+def candidates(frame: np.ndarray, cfg: DetectConfig) -> Candidates:
+    classic, gray, glyphs = classical_pass(frame, cfg)
+    maps = make_maps(frame, gray, glyphs, cfg.edge_threshold)
+    boxes, bits, lines = propose(maps, [e.box for e in classic if e.kind != "window"])
+    X = features(maps, boxes, bits, lines, classic)
+    return Candidates(boxes, X, classic, lines, maps)
 
 
-def nms(elements: list[Element], threshold: float) -> list[Element]:
-    """Keep the most confident of boxes that overlap by IoU >= threshold (outer wins ties)."""
-    order = sorted(elements, key=lambda e: (-e.confidence, -(e.box[2] * e.box[3])))
+def _inside_share(a: Box, b: Box) -> float:
+    """The share of the smaller box that lies inside the other."""
+    ix = max(0, min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0]))
+    iy = max(0, min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1]))
+    return ix * iy / max(1, min(a[2] * a[3], b[2] * b[3]))
+
+
+def _overlaps(a: Element, b: Element) -> bool:
+    if a.kind in INDICATORS or b.kind in INDICATORS:
+        small, big = (a, b) if a.box[2] * a.box[3] <= b.box[2] * b.box[3] else (b, a)
+        if small.kind in INDICATORS and big.kind in INDICATORS:
+            return iou(a.box, b.box) > 0.1 or contains(big.box, small.box, slack=1)
+        return iou(a.box, b.box) >= 0.5
+    if (a.kind == "text") != (b.kind == "text"):
+        text, other = (a, b) if a.kind == "text" else (b, a)
+        if contains(other.box, text.box, slack=2):
+            return False  # a caption inside its widget (a tab's fills most of it)
+    # a part of a widget taken for the same kind (a scale's trough inside the scale with
+    # its value) is that widget again
+    return iou(a.box, b.box) >= 0.5 or (a.kind == b.kind and _inside_share(a.box, b.box) >= 0.9)
+
+
+def select(c: Candidates, proba: np.ndarray, model: Forest) -> list[Element]:
+    """Greedy by score: a proposal's best kind, if it scores enough, unless it overlaps a
+    better one."""
+    kinds = model.classes
+    best = proba.argmax(axis=1)
+    score = proba[np.arange(len(best)), best]
+    order = np.argsort(-score, kind="stable")
     kept: list[Element] = []
-    for e in order:
-        if all(iou(e.box, k.box) < threshold for k in kept):
+    rivals: list[list[Element]] = []
+    for i in order:
+        k = kinds[best[i]]
+        if k == "none" or score[i] < model.min_score[best[i]]:
+            continue
+        e = Element("", k, c.boxes[i], float(score[i]), k in INTERACTABLE)
+        hit = next((j for j, o in enumerate(kept) if _overlaps(e, o)), None)
+        if hit is None:
             kept.append(e)
-    return kept
+            rivals.append([e])
+        elif kept[hit].kind == k:
+            rivals[hit].append(e)
+    # of near-equal scores, the widest box: a part of a widget (the blank of a field right
+    # of its text, a button's fill inside its focus ring) looks much like the whole, and a
+    # box holding the part is the whole unless it scores far lower
+    out = []
+    for e, group in zip(kept, rivals, strict=True):
+        close = [r for r in group if (r.confidence >= 0.85 * e.confidence and (
+            e.kind in INDICATORS or iou(r.box, e.box) >= 0.5))
+            or (e.kind not in INDICATORS and r.confidence >= 0.7 * e.confidence
+                and contains(r.box, e.box, slack=2))]
+        out.append(max(close, key=lambda r: r.box[2] * r.box[3]))
+    return out
 
 
-def _ring_stats(gray: np.ndarray, box: Box) -> tuple[float, float, float, float]:
-    """(interior flat share, interior mode, outside mode, interior edge density)."""
-    x, y, w, h = box
-    H, W = gray.shape
-    inset = 3 if min(w, h) > 10 else 2
-    inner = gray[y + inset:y + h - inset, x + inset:x + w - inset]
-    if inner.size == 0:
-        return 0.0, 0.0, 0.0, 0.0
-    hist = np.bincount(inner.ravel(), minlength=256)
-    mode = int(hist.argmax())
-    flat = float(hist[max(0, mode - 3):mode + 4].sum()) / inner.size
-    ring = []
-    if y - 2 >= 0:
-        ring.append(gray[y - 2, x:x + w])
-    if y + h + 1 < H:
-        ring.append(gray[y + h + 1, x:x + w])
-    if x - 2 >= 0:
-        ring.append(gray[y:y + h, x - 2])
-    if x + w + 1 < W:
-        ring.append(gray[y:y + h, x + w + 1])
-    outside = int(np.bincount(np.concatenate(ring)).argmax()) if ring else mode
-    return flat, float(mode), float(outside), 1.0 - flat
+def _texts(c: Candidates, kept: list[Element]) -> list[Element]:
+    """Text lines that no detected element holds or overlaps. All glyph lines count, also
+    those inside a box the classical pass took for a container (a check button's highlight
+    frame holds its label)."""
+    holders = [e for e in kept if e.kind != "text"]
+    taken = [e for e in kept if e.kind == "text"]
+    out = []
+    for box in c.lines:
+        if any(contains(h.box, box, slack=2) or iou(h.box, box) >= 0.3 for h in holders):
+            continue
+        if any(iou(o.box, box) >= 0.3 for o in taken):
+            continue
+        out.append(Element("", "text", box, 0.6, False))
+    return out
 
 
-def _relief(gray: np.ndarray, box: Box) -> float:
-    """Top/left border brightness minus bottom/right: > 0 raised (button), < 0 sunken
-    (entry). The box comes from a 3x3 gradient, so the drawn border sits one pixel inside."""
-    x, y, w, h = box
-    if w < 8 or h < 8:
-        return 0.0
-    g = gray.astype(np.float32)
-    top = min(g[y + 1, x + 3:x + w - 3].mean(), g[y + 2, x + 3:x + w - 3].mean())
-    left = min(g[y + 3:y + h - 3, x + 1].mean(), g[y + 3:y + h - 3, x + 2].mean())
-    bottom = min(g[y + h - 2, x + 3:x + w - 3].mean(), g[y + h - 3, x + 3:x + w - 3].mean())
-    right = min(g[y + 3:y + h - 3, x + w - 2].mean(), g[y + 3:y + h - 3, x + w - 3].mean())
-    tl = max(g[y + 1, x + 3:x + w - 3].mean(), g[y + 3:y + h - 3, x + 1].mean())
-    br = max(g[y + h - 2, x + 3:x + w - 3].mean(), g[y + 3:y + h - 3, x + w - 2].mean())
-    # darkest lines decide a sunken well, brightest lines a raised bevel
-    if (top + left) / 2 < (bottom + right) / 2 - 20:
-        return -float((bottom + right) / 2 - (top + left) / 2)
-    return float(tl - br) if tl - br > 20 else 0.0
+def label_box(cb: Box, edges: np.ndarray, stops: list[Box], th: float) -> Box | None:
+    """The label right of an indicator, read off the edge map along the indicator's rows:
+    ink from just right of the indicator up to a blank gap wider than 1.3 text heights `th`
+    (words are closer), a frame's side (a column inked over the whole band), or the next
+    element on the row; its height is the run of inked rows through the indicator's centre."""
+    x, y, w, h = cb
+    H, W = edges.shape
+    x0 = x + w + 3  # past the indicator's ring (the detected box may be its inner square)
+    limit = min(W, x0 + 40 * max(h, int(th)))
+    for s in stops:
+        if s[0] >= x0 - 2 and s[1] < y + h and s[1] + s[3] > y:
+            limit = min(limit, s[0] - 3)
+    if limit - x0 < 3:
+        return None
+    core = edges[y + 1:y + h - 1, x0:limit]
+    reach = int(0.5 * max(h, th)) + 3  # a frame's side is taller than any glyph
+    cy = y + h // 2
+    y0, y1 = max(0, cy - reach), min(H, cy + reach)
+    walls = np.flatnonzero(edges[y0:y1, x0:limit].sum(axis=0) >= 0.95 * (y1 - y0))
+    end = int(walls[0]) if walls.size else limit - x0
+    ink = np.flatnonzero(core[:, :end].any(axis=0))
+    if ink.size == 0 or ink[0] > 1.5 * max(h, th) + 4:
+        return None
+    gaps = np.flatnonzero(np.diff(ink) > max(8, 1.3 * th))
+    first, last = int(ink[0]), int(ink[gaps[0]]) if gaps.size else int(ink[-1])
+    rows = np.asarray(edges[y0:y1, x0 + first:x0 + last + 1].any(axis=1), bool)
+    mid = cy - y0
+    top, bottom = mid, mid
+    while top > 0 and rows[top - 1]:
+        top -= 1
+    while bottom < len(rows) - 1 and rows[bottom + 1]:
+        bottom += 1
+    return (x0 + first, y0 + top, last - first + 1, bottom - top + 1)
 
 
-def _classify(gray: np.ndarray, rgb: np.ndarray | None, box: Box,
-              frame_area: int, cfg: DetectConfig) -> tuple[str, float]:
-    x, y, w, h = box
-    aspect = w / max(h, 1)
-    if 8 <= w <= 24 and 8 <= h <= 24 and abs(w - h) <= 3:
-        return "checkbox", 0.8
-    if w * h >= cfg.window_share * frame_area:
-        return "window", 0.7
-    flat, inner_mode, outside, _busy = _ring_stats(gray, box)
-    contrast = abs(inner_mode - outside)
-    relief = _relief(gray, box)
-    if h <= 80 and aspect >= 1.0 and w <= 480 and relief > 0:
-        return "button", 0.9  # a raised bevel
-    if h <= 64 and aspect >= 2.5 and flat >= 0.55 and (relief < 0 or contrast >= 12):
-        return "text_field", min(0.95, 0.6 + flat * 0.4) if relief < 0 else 0.7
-    if h <= 80 and aspect >= 1.0 and w <= 480:
-        return "button", 0.85 if contrast < 12 else 0.65
-    if w <= 64 and h <= 64 and rgb is not None:
-        crop = rgb[y:y + h, x:x + w].reshape(-1, 3)
-        if float(crop.std(axis=0).mean()) > 30:
-            return "icon", 0.5
-    return "other", 0.4
+def _label(cb: Element, edges: np.ndarray, others: list[Element], th: float) -> None:
+    stops = [o.box for o in others if o is not cb and o.kind != "text"]
+    cb.label_box = label_box(cb.box, edges, stops, th)
 
 
-def detect_elements(frame: np.ndarray, cfg: DetectConfig | None = None) -> list[Element]:
-    """Candidate UI elements of one frame (RGB or gray), boxes in frame coordinates."""
+def detect_elements(frame: np.ndarray, cfg: DetectConfig | None = None,
+                    model: Forest | None = None) -> list[Element]:
+    """UI elements of one frame (RGB or gray), boxes in frame coordinates."""
     cfg = cfg or DetectConfig()
-    gray = to_gray(frame)
-    rgb = frame if frame.ndim == 3 else None
-    H, W = gray.shape
-    edges = _edge_map(gray, cfg)
-    contours, hierarchy = cv2.findContours(edges, cv2.RETR_CCOMP, cv2.CHAIN_APPROX_SIMPLE)
-    boxes: list[Element] = []
-    glyph_mask = np.zeros_like(edges)
-    if hierarchy is not None:
-        for i, c in enumerate(contours):
-            if hierarchy[0][i][3] != -1:
-                continue  # a hole, not an outer boundary
-            x, y, w, h = cv2.boundingRect(c)
-            box = (x, y, w, h)
-            if _is_rect(c, box, cfg, _largest_hole(contours, hierarchy, i)):
-                kind, conf = _classify(gray, rgb, box, H * W, cfg)
-                boxes.append(Element("", kind, box, conf, kind in INTERACTABLE))
-            elif box[3] <= cfg.max_text_h and box[2] <= W // 2:
-                cv2.drawContours(glyph_mask, [c], -1, 255, thickness=cv2.FILLED)
-    boxes = nms(boxes, cfg.nms_iou)
-    # a glyph with a hole inside a button or field is not an element of its own
-    holders = [b for b in boxes if b.kind in ("button", "text_field")]
-    boxes = [b for b in boxes if b.kind in ("button", "text_field", "window")
-             or not any(h is not b and contains(h.box, b.box) for h in holders)]
-    # glyph blobs -> words/lines
-    closed = cv2.morphologyEx(glyph_mask, cv2.MORPH_CLOSE,
-                              cv2.getStructuringElement(cv2.MORPH_RECT, (cfg.text_join_px, 1)))
-    n, _labels, stats, _ = cv2.connectedComponentsWithStats(closed, connectivity=8)
-    texts: list[Element] = []
-    containers = [b for b in boxes if b.kind != "window"]
-    for i in range(1, n):
-        x, y, w, h, area = stats[i]
-        if h < 5 or w < 3 or h > cfg.max_text_h or area < 12:
-            continue
-        tb = (int(x), int(y), int(w), int(h))
-        if any(contains(b.box, tb, slack=1) for b in containers):
-            continue
-        texts.append(Element("", "text", tb, 0.6, False))
-    for cb in (b for b in boxes if b.kind == "checkbox"):
-        for t in texts:
-            same_row = abs((t.box[1] + t.box[3] / 2) - (cb.box[1] + cb.box[3] / 2)) <= cb.box[3]
-            if same_row and 0 <= t.box[0] - (cb.box[0] + cb.box[2]) <= 16:
-                cb.label_box = t.box
-                break
-    out = sorted(boxes + texts, key=lambda e: (e.box[1], e.box[0]))
+    model = model or load_model()
+    c = candidates(frame, cfg)
+    kept = select(c, model.predict_proba(c.X), model)
+    texts = [e for e in kept if e.kind == "text"] + _texts(c, kept)
+    others = [e for e in kept if e.kind != "text"]
+    th = text_height(c.lines)
+    for cb in (e for e in others if e.kind in INDICATORS):
+        _label(cb, c.maps.edges_hi, others, th)
+    out = sorted(others + texts, key=lambda e: (e.box[1], e.box[0]))
     for i, e in enumerate(out):
         e.element_id = f"e{i}"
     return out

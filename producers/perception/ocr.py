@@ -30,6 +30,12 @@ from producers.perception.types import Box, Element, Word
 os.environ.setdefault("OMP_THREAD_LIMIT", "1")
 
 
+#: kinds whose text is read: captions, field contents, labels
+READ = ("button", "text_field", "text", "other", "combobox", "tab", "menu_item", "link")
+#: kinds read inside their border (relief lines read as '|' and '_')
+INSET = ("button", "text_field", "combobox", "tab")
+
+
 @dataclass
 class OcrConfig:
     scale: float = 1.5
@@ -40,6 +46,29 @@ class OcrConfig:
     min_confidence: float = 30.0
     cache_size: int = 2048
     backend: str = "auto"  # auto | capi | pytesseract
+
+
+def _inside_border(gray: np.ndarray, x0: int, y0: int, x1: int, y1: int) -> tuple[
+        int, int, int, int]:
+    """Shrink an inset crop past border lines still inside it (a focus ring, a thick or
+    doubled border): an edge row or column that is mostly ink reads as '|' or '_' and can
+    throw tesseract off the whole line."""
+    c = gray[y0:y1, x0:x1].astype(np.int16)
+    if c.shape[0] < 6 or c.shape[1] < 6:
+        return x0, y0, x1, y1
+    bg = int(np.median(c))
+    ink = np.abs(c - bg) > 40
+    top, bottom, left, right = 0, ink.shape[0], 0, ink.shape[1]
+    for _ in range(4):
+        if bottom - top > 6 and ink[top, left:right].mean() > 0.6:
+            top += 1
+        if bottom - top > 6 and ink[bottom - 1, left:right].mean() > 0.6:
+            bottom -= 1
+        if right - left > 6 and ink[top:bottom, left].mean() > 0.6:
+            left += 1
+        if right - left > 6 and ink[top:bottom, right - 1].mean() > 0.6:
+            right -= 1
+    return x0 + left, y0 + top, x0 + right, y0 + bottom
 
 
 class TesseractOcr:
@@ -76,6 +105,8 @@ class TesseractOcr:
             p = self.cfg.pad if pads is None else pads[i]
             x0, y0 = max(0, x - p), max(0, y - p)
             x1, y1 = min(W, x + w + p), min(H, y + h + p)
+            if p < 0:
+                x0, y0, x1, y1 = _inside_border(gray, x0, y0, x1, y1)
             crop = np.ascontiguousarray(gray[y0:y1, x0:x1])
             if crop.size == 0:
                 results[i] = []
@@ -101,10 +132,20 @@ class TesseractOcr:
 
     def read_elements(self, frame: np.ndarray, elements: list[Element]) -> None:
         """Attach OCR words/text to elements that can carry text (not windows/checkboxes)."""
-        targets = [e for e in elements if e.kind in ("button", "text_field", "text", "other")]
+        targets = [e for e in elements if e.kind in READ]
         # boxes are read inside their border (relief lines read as '|' and '_'), text with a margin
-        pads = [-3 if e.kind in ("button", "text_field") else self.cfg.pad for e in targets]
-        words = self.read_boxes(frame, [e.box for e in targets], pads)
+        pads = [-3 if e.kind in INSET else self.cfg.pad for e in targets]
+        # a check box's or radio's label is read from its own box: the line detection found
+        # may have been cut or merged differently in the element list
+        labelled = [e for e in elements if e.kind in ("checkbox", "radio") and e.label_box]
+        label_boxes: list[Box] = [e.label_box for e in labelled if e.label_box]
+        found = self.read_boxes(frame, [e.box for e in targets] + label_boxes,
+                                pads + [1] * len(labelled))  # the indicator is just left
+        words = found[:len(targets)]
+        for cb, ws in zip(labelled, found[len(targets):], strict=True):
+            if ws:
+                cb.label = cb.text = " ".join(w.text for w in ws)
+                cb.ocr_confidence = float(sum(w.confidence for w in ws) / len(ws))
         for e, ws in zip(targets, words, strict=True):
             e.words = ws
             if ws:
@@ -113,13 +154,6 @@ class TesseractOcr:
                 e.source = "opencv+ocr"
             else:
                 e.text, e.ocr_confidence = None, None
-        by_box = {e.box: e for e in targets}
-        for cb in elements:
-            if cb.kind != "checkbox" or not cb.label_box:
-                continue
-            lab = by_box.get(cb.label_box)
-            if lab is not None and lab.text:
-                cb.label = cb.text = lab.text
 
     # -- internals -------------------------------------------------------------------------
     def _read_mosaic(self, crops: list[np.ndarray]) -> list[list[Word]]:
@@ -128,8 +162,14 @@ class TesseractOcr:
         s, gap = self.cfg.scale, self.cfg.gap
         prepared = []
         for c in crops:
-            if float(c.mean()) < 110:  # light text on a dark background
-                c = 255 - c
+            if float(c.std()) < 4:  # one flat colour: nothing to read (an empty field)
+                c = np.full((min(c.shape[0], 8), min(c.shape[1], 8)), 255, np.uint8)
+            else:
+                if float(c.mean()) < 110:  # light text on a dark background
+                    c = 255 - c
+                # full contrast per crop: the mosaic is binarised as one page, and grey crops
+                # (inverted dark fields, tinted buttons) would fall on the wrong side of it
+                c = cv2.normalize(c, None, 0, 255, cv2.NORM_MINMAX)
             if s != 1.0:
                 c = cv2.resize(c, None, fx=s, fy=s, interpolation=cv2.INTER_CUBIC)
             prepared.append(c)

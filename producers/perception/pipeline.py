@@ -36,6 +36,8 @@ class Observation:
     redaction: Redaction
     timings: dict[str, float] = field(default_factory=dict)
     captured_ms: int = 0
+    #: screen position of the frame's top-left pixel (a region capture's corner)
+    offset: tuple[int, int] = (0, 0)
 
     @property
     def size(self) -> tuple[int, int]:
@@ -131,7 +133,7 @@ class Perception:
                        redact_ms=(t5 - t4) * 1e3, total_ms=(t5 - t0) * 1e3)
         self.last_timings = timings
         self.last = Observation(frame, redaction.image, change, elements, redaction, timings,
-                                captured_ms)
+                                captured_ms, self.capture.offset)
         return self.last
 
     def refresh(self) -> Observation | None:

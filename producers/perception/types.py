@@ -7,8 +7,11 @@ from typing import Any
 
 Box = tuple[int, int, int, int]  # x, y, w, h in screen pixels
 
-ELEMENT_KINDS = ("button", "text_field", "checkbox", "text", "icon", "window", "other")
-INTERACTABLE = {"button", "text_field", "checkbox", "icon"}
+#: the Detection contract's ElementKind symbols (new kinds are appended there, never inserted)
+ELEMENT_KINDS = ("button", "text_field", "checkbox", "text", "icon", "window", "other",
+                 "radio", "combobox", "slider", "tab", "menu_item", "link")
+INTERACTABLE = {"button", "text_field", "checkbox", "icon", "radio", "combobox", "slider",
+                "tab", "menu_item", "link"}
 
 
 @dataclass

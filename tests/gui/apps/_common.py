@@ -10,6 +10,7 @@ import argparse
 import json
 import os
 import tkinter as tk
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -46,3 +47,20 @@ def write_state(path: Path, state: dict[str, Any]) -> None:
 def entry(parent: tk.Misc, **kw: Any) -> tk.Entry:
     """An entry with a steady cursor (no blink), so an idle screen is really idle."""
     return tk.Entry(parent, font=FONT, insertofftime=0, **kw)
+
+
+def run(root: tk.Tk, state: dict[str, Any], snapshot: Callable[[], None],
+        entries: Iterable[tk.Entry], variables: Iterable[tk.Variable]) -> None:
+    """Snapshot after every key release in an entry and every variable write; ready (and a
+    first snapshot) once the window has painted; then the main loop."""
+    for e in entries:
+        e.bind("<KeyRelease>", lambda _e: root.after(20, snapshot))
+    for v in variables:
+        v.trace_add("write", lambda *_: root.after(20, snapshot))
+
+    def ready() -> None:
+        state["ready"] = True
+        snapshot()
+
+    root.after(300, ready)
+    root.mainloop()

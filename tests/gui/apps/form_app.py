@@ -5,7 +5,7 @@ from __future__ import annotations
 import tkinter as tk
 from typing import Any
 
-from _common import FONT, entry, geometry, parse_args, write_state
+from _common import FONT, entry, geometry, parse_args, run, write_state
 
 
 def main() -> None:
@@ -70,16 +70,7 @@ def main() -> None:
 
     submit.configure(command=on_submit)
     cancel.configure(command=on_cancel)
-    for e in entries.values():
-        e.bind("<KeyRelease>", lambda _e: root.after(20, snapshot))
-    subscribe.trace_add("write", lambda *_: root.after(20, snapshot))
-
-    def ready() -> None:
-        state["ready"] = True
-        snapshot()
-
-    root.after(300, ready)
-    root.mainloop()
+    run(root, state, snapshot, entries.values(), [subscribe])
 
 
 if __name__ == "__main__":
