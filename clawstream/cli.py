@@ -32,6 +32,8 @@ COMMANDS: dict[str, str] = {
     "demo": "clawstream.demo:demo",
     "settings": "clawstream.settings_cli:settings_cmd",
     "schemas": "schemas.cli:schemas",
+    "pki": "clawstream.security_cli:pki",
+    "credentials": "clawstream.security_cli:credentials",
 }
 
 

@@ -13,7 +13,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from clawstream.kafka.config import faust_config
+from clawstream.kafka.faust import faust_config
 from clawstream.settings import Settings
 
 log = logging.getLogger("clawstream.streams")
