@@ -89,6 +89,9 @@ class Settings(SdkSettings):
         description="clickhouse-connect DSN: chdb:///path (embedded) or http://host:8123 "
         "(server). Default: chdb in <data_dir>/<namespace>chdb.",
     )
+    clickhouse_password: SecretStr | None = Field(
+        None, description="Password of the DSN's user (a secret; keeps it out of the DSN, "
+        "which is shown and logged).")
     clickhouse_database: str = Field(
         "", description="ClickHouse database name. Default: <namespace>clawstream, with '_' "
         "for characters other than letters, digits and '_'.",
