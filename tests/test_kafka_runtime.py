@@ -15,10 +15,10 @@ from clawstream.kafka.config import (
     SESSION_TIMEOUT_S,
     Bootstrap,
     client_config,
+    faust_config,
 )
 from clawstream.kafka.consumer import GroupConsumer, next_offsets
 from clawstream.kafka.deadletter import DeadLetterQueue, DlqLimit, InvalidMessage, TooManyInvalid
-from clawstream.kafka.faust import faust_config
 from clawstream.kafka.producer import ReliableProducer
 from clawstream.kafka.reader import PartitionReader
 from clawstream.settings import Settings

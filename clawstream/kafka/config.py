@@ -2,14 +2,17 @@
 
 `client_config(settings, role, kind, overrides)` returns the librdkafka dict for a producer,
 consumer or admin client acting for `role` (which principal it is: `clawstream.kafka.security`
-picks that role's credential); `clawstream.kafka.faust.faust_config(settings, role)` the same
-for a faust app (aiokafka). Overrides are for what is specific to one client (its group,
-client id, batching), never for connection or security settings.
+picks that role's credential); `faust_config(settings, role)` the same for a faust app
+(aiokafka), whose credential is a `FaustAuth` that the app's module turns into faust's own
+credentials object (the runtime never imports faust: the agent side imports it). Overrides
+are for what is specific to one client (its group, client id, batching), never for
+connection or security settings.
 """
 
 from __future__ import annotations
 
 import logging
+import ssl
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -114,4 +117,45 @@ def client_config(settings: KafkaSettings, role: Role, kind: Kind = "producer",
         if name in _FIXED:
             raise ValueError(f"{name} comes from the settings, not from an override")
         conf[name] = value
+    return conf
+
+
+@dataclass(frozen=True)
+class FaustAuth:
+    """How a faust app authenticates (SASL over TLS, or TLS alone when `username` is None);
+    `streams.app` turns it into `faust.SASLCredentials` / `faust.SSLCredentials`. The password
+    stays a secret (a pydantic `SecretStr`) until that moment."""
+
+    ssl_context: ssl.SSLContext | None
+    username: str | None = None
+    password: Any = None
+    mechanism: str = "SCRAM-SHA-512"
+
+    def __repr__(self) -> str:
+        return f"FaustAuth(username={self.username!r}, mechanism={self.mechanism!r})"
+
+
+def faust_config(settings: KafkaSettings, role: Role) -> dict[str, Any]:
+    """The broker part of a faust App's configuration (aiokafka underneath): brokers, group
+    liveness timings, acks, and under `broker_credentials` a `FaustAuth` when the broker
+    needs a credential."""
+    from clawstream.kafka.security import credential_for
+
+    conf: dict[str, Any] = {
+        "broker": [f"kafka://{h.strip()}" for h in settings.bootstrap_servers.split(",")
+                   if h.strip()],
+        "broker_session_timeout": SESSION_TIMEOUT_S,
+        "broker_heartbeat_interval": HEARTBEAT_INTERVAL_S,
+        "producer_acks": -1,
+    }
+    cred = credential_for(settings, role)
+    if cred is not None and cred.security_protocol != "PLAINTEXT":
+        context = None
+        if cred.security_protocol.endswith("SSL"):
+            context = ssl.create_default_context(cadata=cred.ca_pem or None)
+        if cred.security_protocol.startswith("SASL"):
+            conf["broker_credentials"] = FaustAuth(context, cred.username, cred.password,
+                                                   cred.sasl_mechanism)
+        else:
+            conf["broker_credentials"] = FaustAuth(context)
     return conf
