@@ -376,6 +376,12 @@ class LocalBroker(DetachedProcess):
         """Settings of a client of this broker (its address; its credentials when secured)."""
         return self.settings.model_copy(update={"bootstrap_servers": self.bootstrap})
 
+    @property
+    def admin_config(self) -> Path | None:
+        """The admin's client config file when secured (for a client whose settings have
+        another data folder, e.g. a test's agent with its own spool), else None."""
+        return self.security.store.path("admin") if self.secure else None
+
     def answers(self, timeout: float = 3.0) -> bool:
         return broker_answers(self.client_settings(), timeout)
 

@@ -30,6 +30,8 @@ def kafka_bootstrap() -> str:
     if local_broker_secured(settings) and "CLAWSTREAM_KAFKA_CLIENT_CONFIG" not in os.environ:
         admin = LocalSecurity.of(settings).store.path("admin")
         os.environ["CLAWSTREAM_KAFKA_CLIENT_CONFIG"] = str(admin)
+        # (the address stays this broker's, whatever address the file names)
+        os.environ["CLAWSTREAM_BOOTSTRAP_SERVERS"] = bootstrap
         get_settings.cache_clear()
     return bootstrap
 

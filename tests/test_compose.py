@@ -13,7 +13,9 @@ from clawstream.cli import COMMANDS
 from clawstream.settings import PROJECT_ROOT, Settings
 
 COMPOSE = PROJECT_ROOT / "docker-compose.yml"
-DEFAULTS = Settings(_env_file=None)
+#: the defaults themselves, not this environment's values (a test run may use another port)
+DEFAULTS = Settings(_env_file=None,
+                    bootstrap_servers=Settings.model_fields["bootstrap_servers"].default)
 
 
 @pytest.fixture(scope="module")

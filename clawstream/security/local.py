@@ -42,9 +42,8 @@ class LocalSecurity:
         self.dir.chmod(0o700)
         pki, _ = ensure_pki(self.pki.dir, hosts)
         admin = self.store.get(ADMIN)
-        if admin is None or admin.bootstrap_servers != bootstrap:
-            password = admin.password if admin is not None else new_password()
-            admin = Credential(ADMIN, "admin", "", bootstrap, password, pki.ca_pem())
+        if admin is None:  # (one admin per data folder: every broker formatted from it has it)
+            admin = Credential(ADMIN, "admin", "", bootstrap, new_password(), pki.ca_pem())
             admin.write(self.store.path(ADMIN))
         return admin
 
