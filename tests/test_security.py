@@ -171,3 +171,76 @@ def test_a_client_config_file_is_all_an_agent_machine_needs(
     alone = Settings(_env_file=None)
     assert alone.bootstrap_servers == secured.bootstrap_servers
     assert produce(alone, "claw.heartbeats.v1") == [None]
+
+
+def read_event_ids(settings: Settings, topics: list[str], want: set[str],
+                   timeout: float = 60) -> set[str]:
+    """Event ids on `topics` (read as admin from the beginning) until `want` are all seen."""
+    from confluent_kafka import OFFSET_BEGINNING, TopicPartition
+
+    from schemas.serde import Serde
+
+    serde = Serde()
+    c = Consumer(client_config(settings, "admin", "consumer", {"group.id": f"r-{uuid.uuid4()}"}))
+    got: set[str] = set()
+    try:
+        c.assign([TopicPartition(t, p, OFFSET_BEGINNING) for t in topics
+                  for p in c.list_topics(t, timeout=10).topics[t].partitions])
+        deadline = time.monotonic() + timeout
+        while not want <= got and time.monotonic() < deadline:
+            for m in c.consume(1000, 0.5):
+                if m.error() is None:
+                    got.add(serde.decode(m.value()).record["envelope"]["event_id"])
+    finally:
+        c.close()
+    return got
+
+
+def test_a_revoked_agent_spools_says_why_and_delivers_with_a_new_credential(
+        secured: Settings, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    from producers.sdk import AgentClient
+    from producers.sdk.transport import CREDENTIAL_REFUSED
+    from producers.settings import SdkSettings
+
+    conf_file = tmp_path / "agent.json"  # the agent machine's one file
+    first = f"rv-{uuid.uuid4().hex[:6]}"
+    add_credential(secured, "agent", first, conf_file)
+    agent = SdkSettings(_env_file=None, bootstrap_servers=secured.bootstrap_servers,
+                        kafka_client_config=conf_file, data_dir=tmp_path / "sdk")
+    refusals_before = CREDENTIAL_REFUSED._value.get()
+    client = AgentClient(agent, "agent-revoked")
+    sent: list[str] = []
+    try:
+        def send(n: int) -> None:
+            for i in range(n):
+                sent.append(client.action("click", app="a", plan_id="p", step_index=i % 5,
+                                          target="ok"))
+                time.sleep(0.005)
+
+        send(100)
+        assert client.flush(15) == 0 and client.stats()["credential_refused"] is None
+        revoke_credential(secured, first)
+        t0 = time.monotonic()
+        while client.stats()["credential_refused"] is None and time.monotonic() - t0 < 15:
+            send(20)
+        refused_after = time.monotonic() - t0
+        send(200)  # the agent keeps going: to the spool
+        stats = client.stats()
+        assert stats["credential_refused"], stats
+        assert refused_after < 10, "the refusal is said within seconds"
+        assert stats["spool_messages"] > 0 and stats["failed"] == {}, stats
+        assert CREDENTIAL_REFUSED._value.get() > refusals_before
+        said = " ".join(r.getMessage() for r in caplog.records if r.levelname == "ERROR")
+        assert "refuses this agent's credential" in said and "spool" in said, said
+
+        add_credential(secured, "agent", f"rv-{uuid.uuid4().hex[:6]}", conf_file)  # new one
+        send(100)
+        assert client.flush(60) == 0, client.stats()
+        stats = client.stats()
+        assert stats["credential_refused"] is None and stats["spool_messages"] == 0, stats
+        assert stats["failed"] == {}, stats
+    finally:
+        client.close()
+    topic = secured.topic("claw.actions.v1")
+    got = read_event_ids(secured, [topic], set(sent))
+    assert set(sent) <= got, f"{len(set(sent) - got)} of {len(sent)} events lost"
