@@ -89,9 +89,12 @@ class Settings(SdkSettings):
         description="clickhouse-connect DSN: chdb:///path (embedded) or http://host:8123 "
         "(server). Default: chdb in <data_dir>/<namespace>chdb.",
     )
+    clickhouse_user: str | None = Field(
+        None, description="User of ClickHouse: for the embedded engine's endpoint reader "
+        "(default: read-only), writer or admin; for a server, the DSN's user unless set.")
     clickhouse_password: SecretStr | None = Field(
-        None, description="Password of the DSN's user (a secret; keeps it out of the DSN, "
-        "which is shown and logged).")
+        None, description="Password of that user (a secret; keeps it out of the DSN, which is "
+        "shown and logged). Unset for the embedded engine: the local users file's.")
     clickhouse_database: str = Field(
         "", description="ClickHouse database name. Default: <namespace>clawstream, with '_' "
         "for characters other than letters, digits and '_'.",

@@ -25,6 +25,7 @@ from consumers.clickhouse.client import (
 )
 from consumers.clickhouse.migrations import migrate
 from consumers.clickhouse.owner import find_owner, local_engine
+from consumers.clickhouse.users import basic_auth, credential_for
 
 
 def query(
@@ -53,7 +54,8 @@ def query(
     while True:
         state, url = find_owner(settings)
         if url is not None:
-            return endpoint.remote_query(url, sql, parameters, timeout)
+            return endpoint.remote_query(url, sql, parameters, timeout,
+                                         basic_auth(*credential_for(settings)))
         holder = lock_holder(path) if path is not None else None
         if state is None and holder is None:
             try:

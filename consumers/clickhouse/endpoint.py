@@ -1,7 +1,10 @@
 """The chdb owner's loopback endpoint: how other local processes query the engine it holds.
 
-Its whole interface is `serve(port, run)` -> `Endpoint` (url, stop), `remote_query(url, sql,
-parameters)` and `ping(url)`; nothing else knows the protocol. The protocol is a stopgap to
+Its whole interface is `serve(port, run, dsn, users)` -> `Endpoint` (url, stop),
+`remote_query(url, sql, parameters, timeout, auth)` and `ping(url)`; nothing else knows the
+protocol. Every query needs a user's credential (`consumers.clickhouse.users`: basic auth or
+`X-ClickHouse-User/Key`; none or a wrong one: 401) and runs with that user's settings
+(the reader's `readonly=1`). The protocol is a stopgap to
 be replaced by ClickHouse's own HTTP interface (then clients use clickhouse-connect's http
 DSN and this module goes): POST /query {"sql", "parameters"} -> {"column_names",
 "column_types", "rows"} or {"error"}; GET /ping -> {"pid", "dsn"}. Values that JSON does not
@@ -24,16 +27,19 @@ import threading
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from pydantic import SecretStr
+
 from consumers.clickhouse.client import ClickHouseUnavailable, QueryError, QueryResult
+from consumers.clickhouse.users import authenticate
 
 log = logging.getLogger(__name__)
 
-#: runs one query for the endpoint: (sql, parameters) -> result
-RunQuery = Callable[[str, Any], QueryResult]
+#: runs one query for the endpoint as a user: (sql, parameters, user) -> result
+RunQuery = Callable[[str, Any, str], QueryResult]
 
 
 class Endpoint:
@@ -52,7 +58,7 @@ class Endpoint:
         self._server.server_close()
 
 
-def serve(port: int, run: RunQuery, dsn: str) -> Endpoint:
+def serve(port: int, run: RunQuery, dsn: str, users: Mapping[str, SecretStr]) -> Endpoint:
     """Serve `run` on loopback `port` (or a free port if `port` is taken: readers find the
     endpoint through the owner file, never by the port, and a sink of another namespace on
     this machine may hold the configured one for its own chdb)."""
@@ -64,6 +70,8 @@ def serve(port: int, run: RunQuery, dsn: str) -> Endpoint:
         def _send(self, code: int, payload: dict[str, Any]) -> None:
             data = json.dumps(payload, default=_json_default).encode()
             self.send_response(code)
+            if code == 401:
+                self.send_header("WWW-Authenticate", 'Basic realm="clawstream ClickHouse"')
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
@@ -79,9 +87,15 @@ def serve(port: int, run: RunQuery, dsn: str) -> Endpoint:
             if self.path != "/query":
                 self._send(404, {"error": "not found"})
                 return
+            user = authenticate(self.headers, users)
+            if user is None:
+                log.warning("owner endpoint: a query without a valid credential refused")
+                self._send(401, {"error": "authentication required: a user and password of "
+                                 "the embedded ClickHouse (reader, writer or admin)"})
+                return
             try:
                 req = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))
-                res = run(req["sql"], req.get("parameters"))
+                res = run(req["sql"], req.get("parameters"), user)
             except QueryError as exc:
                 self._send(400, {"error": str(exc)})
                 return
@@ -114,16 +128,25 @@ def ping(url: str, timeout: float = 2.0) -> int | None:
     return None
 
 
-def remote_query(url: str, sql: str, parameters: Any, timeout: float) -> QueryResult:
-    """Run `sql` through the endpoint at `url`; raise QueryError as a local query would."""
+def remote_query(url: str, sql: str, parameters: Any, timeout: float,
+                 auth: str | None = None) -> QueryResult:
+    """Run `sql` through the endpoint at `url` with the `Authorization` header `auth`; raise
+    QueryError as a local query would."""
     body = json.dumps({"sql": sql, "parameters": parameters}, default=_json_default).encode()
-    req = urllib.request.Request(
-        f"{url}/query", data=body, headers={"Content-Type": "application/json"}, method="POST"
-    )
+    headers = {"Content-Type": "application/json"}
+    if auth is not None:
+        headers["Authorization"] = auth
+    req = urllib.request.Request(f"{url}/query", data=body, headers=headers, method="POST")
     try:
         with urllib.request.urlopen(req, timeout=timeout) as resp:
             payload = json.loads(resp.read())
     except urllib.error.HTTPError as exc:
+        if exc.code == 401:
+            raise ClickHouseUnavailable(
+                f"the ClickHouse owner endpoint {url} refused the credential: set "
+                "CLAWSTREAM_CLICKHOUSE_USER (reader, writer, admin) and "
+                "CLAWSTREAM_CLICKHOUSE_PASSWORD, or run on the machine whose data folder "
+                "holds security/clickhouse.json") from None
         try:
             payload = json.loads(exc.read())
         except ValueError:

@@ -14,7 +14,9 @@ import json
 import logging
 import os
 import threading
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import clickhouse_connect
 from clickhouse_connect.driver.client import Client
@@ -23,6 +25,7 @@ from clawstream.procs import pid_alive
 from clawstream.settings import Settings
 from consumers.clickhouse import endpoint
 from consumers.clickhouse.client import QueryResult, chdb_path, run_query
+from consumers.clickhouse.users import USER_SETTINGS, ensure_users
 
 log = logging.getLogger(__name__)
 
@@ -34,9 +37,10 @@ class LocalEngine:
         self.client = client
         self._lock = threading.Lock()
 
-    def query(self, sql: str, parameters: object = None) -> QueryResult:
+    def query(self, sql: str, parameters: object = None,
+              settings: Mapping[str, Any] | None = None) -> QueryResult:
         with self._lock:
-            return run_query(self.client, sql, parameters)  # type: ignore[arg-type]
+            return run_query(self.client, sql, parameters, settings)  # type: ignore[arg-type]
 
 
 #: the chdb directories this process owns, and their engines (one process per directory)
@@ -107,6 +111,10 @@ class ChdbOwner:
         self.settings = settings
         self.url = ""
         self._engine: LocalEngine | None = None
+        #: one engine connection per endpoint user: a connection keeps the settings a query
+        #: set (a reader's readonly=1 sticks), so users never share one
+        self._as_user: dict[str, LocalEngine] = {}
+        self._users_lock = threading.Lock()
         self._endpoint: endpoint.Endpoint | None = None
 
     def claim(self) -> None:
@@ -118,8 +126,9 @@ class ChdbOwner:
         client = clickhouse_connect.get_client(dsn=self.settings.resolved_clickhouse_dsn,
                                                database=self.settings.clickhouse_database)
         engine = self._engine = LocalEngine(client)
-        self._endpoint = endpoint.serve(self.settings.chdb_endpoint_port, engine.query,
-                                        self.settings.resolved_clickhouse_dsn)
+        self._endpoint = endpoint.serve(self.settings.chdb_endpoint_port, self._run_as,
+                                        self.settings.resolved_clickhouse_dsn,
+                                        ensure_users(self.settings.data_dir))
         self.url = self._endpoint.url
         path = chdb_path(self.settings.resolved_clickhouse_dsn)
         if path is not None:
@@ -127,6 +136,16 @@ class ChdbOwner:
         announce_owner(self.settings, self.url)
         log.info("chdb owner endpoint on %s", self.url)
         return self.url
+
+    def _run_as(self, sql: str, parameters: object, user: str) -> QueryResult:
+        """One endpoint query, on `user`'s own connection, with its settings."""
+        with self._users_lock:
+            engine = self._as_user.get(user)
+            if engine is None:
+                engine = self._as_user[user] = LocalEngine(clickhouse_connect.get_client(
+                    dsn=self.settings.resolved_clickhouse_dsn,
+                    database=self.settings.clickhouse_database))
+        return engine.query(sql, parameters, USER_SETTINGS[user])
 
     def release(self) -> None:
         path = chdb_path(self.settings.resolved_clickhouse_dsn)
@@ -136,6 +155,9 @@ class ChdbOwner:
         if self._endpoint is not None:
             self._endpoint.stop()
             self._endpoint = None
+        for engine in self._as_user.values():
+            engine.client.close()
+        self._as_user = {}
         if self._engine is not None:
             self._engine.client.close()
             self._engine = None

@@ -1,0 +1,98 @@
+"""The embedded ClickHouse's loopback endpoint needs a credential: none or a wrong one is a
+401 before any SQL is read; the reader's queries run read-only (it cannot DROP or INSERT:
+refused, the table intact); the writer inserts but runs no DDL; the users' passwords are
+private to the data folder's owner. Real engine (chdb), real HTTP."""
+
+from __future__ import annotations
+
+import json
+import stat
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from pydantic import SecretStr
+
+from clawstream.settings import Settings
+from consumers.clickhouse import ChdbOwner, QueryError, local_client
+from consumers.clickhouse.endpoint import remote_query
+from consumers.clickhouse.users import basic_auth, credential_for, users_file
+
+
+@pytest.fixture(scope="module")
+def owner(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Settings, str]]:
+    data = tmp_path_factory.mktemp("chauth")
+    settings = Settings(data_dir=data, chdb_endpoint_port=0, topic_namespace="",
+                        clickhouse_dsn=None, clickhouse_password=None, clickhouse_user=None,
+                        _env_file=None)
+    with local_client(settings) as client:  # the database and its tables (migrations)
+        client.command("CREATE TABLE IF NOT EXISTS guarded (x UInt8) ENGINE=MergeTree "
+                       "ORDER BY x")
+        client.command("INSERT INTO guarded VALUES (1)")
+    own = ChdbOwner(settings)
+    own.claim()
+    url = own.serve()
+    try:
+        yield settings, url
+    finally:
+        own.release()
+
+
+def post(url: str, headers: dict[str, str]) -> int:
+    req = urllib.request.Request(f"{url}/query", data=json.dumps({"sql": "SELECT 1"}).encode(),
+                                 headers=headers, method="POST")
+    try:
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            return int(resp.status)
+    except urllib.error.HTTPError as exc:
+        return int(exc.code)
+
+
+def as_user(settings: Settings, user: str) -> str:
+    return basic_auth(*credential_for(settings.model_copy(update={"clickhouse_user": user})))
+
+
+def test_no_credential_or_a_wrong_one_is_refused(owner: tuple[Settings, str]) -> None:
+    settings, url = owner
+    assert post(url, {}) == 401
+    assert post(url, {"Authorization": basic_auth("reader", SecretStr("guess"))}) == 401
+    assert post(url, {"X-ClickHouse-User": "admin", "X-ClickHouse-Key": "guess"}) == 401
+    assert post(url, {"Authorization": as_user(settings, "reader")}) == 200
+    password = credential_for(settings)[1]
+    assert password is not None
+    assert post(url, {"X-ClickHouse-User": "reader",
+                      "X-ClickHouse-Key": password.get_secret_value()}) == 200
+    path = users_file(settings.data_dir)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+def test_the_reader_reads_and_cannot_drop_or_insert(owner: tuple[Settings, str]) -> None:
+    settings, url = owner
+    reader = as_user(settings, "reader")
+    count = "SELECT count() FROM guarded"
+    assert remote_query(url, count, None, 10, reader).rows == [(1,)]
+    for sql in ("DROP TABLE guarded", "INSERT INTO guarded VALUES (2)",
+                "SELECT count() FROM guarded SETTINGS readonly=0", "TRUNCATE TABLE guarded"):
+        with pytest.raises(QueryError, match=r"(?i)readonly"):
+            remote_query(url, sql, None, 10, reader)
+    assert remote_query(url, count, None, 10, reader).rows == [(1,)]  # intact
+
+
+def test_the_writer_inserts_but_runs_no_ddl_and_admin_migrates(
+        owner: tuple[Settings, str]) -> None:
+    settings, url = owner
+    writer, admin = as_user(settings, "writer"), as_user(settings, "admin")
+    remote_query(url, "INSERT INTO guarded VALUES (3)", None, 10, writer)
+    with pytest.raises(QueryError, match=r"(?i)ddl|prohibited"):
+        remote_query(url, "DROP TABLE guarded", None, 10, writer)
+    remote_query(url, "CREATE TABLE IF NOT EXISTS scratch (x UInt8) ENGINE=Memory", None, 10,
+                 admin)
+    remote_query(url, "DROP TABLE scratch", None, 10, admin)
+    assert remote_query(url, "SELECT count() FROM guarded", None, 10, writer).rows == [(2,)]
+
+
+def test_no_password_shows_in_the_settings(tmp_path: Path) -> None:
+    s = Settings(data_dir=tmp_path, clickhouse_password="s3cr3t-pw", _env_file=None)
+    assert "s3cr3t-pw" not in repr(s) and "s3cr3t-pw" not in str(s.model_dump())
