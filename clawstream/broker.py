@@ -373,8 +373,17 @@ class LocalBroker(DetachedProcess):
         return LocalSecurity.of(self.settings)
 
     def client_settings(self) -> Settings:
-        """Settings of a client of this broker (its address; its credentials when secured)."""
-        return self.settings.model_copy(update={"bootstrap_servers": self.bootstrap})
+        """Settings of an admin client of this broker: its address, and when secured the
+        admin credential of its data folder (whatever credential the environment names:
+        that may be another broker's)."""
+        update: dict[str, object] = {"bootstrap_servers": self.bootstrap,
+                                     "kafka_sasl_username": None, "kafka_sasl_password": None}
+        if self.secure:
+            update |= {"kafka_client_config": self.admin_config,
+                       "kafka_security_protocol": None}
+        else:
+            update |= {"kafka_client_config": None, "kafka_security_protocol": "PLAINTEXT"}
+        return self.settings.model_copy(update=update)
 
     @property
     def admin_config(self) -> Path | None:

@@ -52,6 +52,7 @@ def up(no_topics: bool, timeout: float, insecure: bool, namespace: str | None) -
     client config file (`clawstream credentials add`)."""
     from clawstream.admin import ensure_topics
     from clawstream.broker import BrokerError, broker_answers, ensure_broker, local_broker_for
+    from clawstream.kafka.security import local_broker_secured
 
     settings = get_settings()
     try:
@@ -75,15 +76,19 @@ def up(no_topics: bool, timeout: float, insecure: bool, namespace: str | None) -
                    ", SASL_SSL with least-privilege ACLs")
             )
         ns = settings.topic_namespace if namespace is None else namespace
-        if not insecure and broker is not None and broker.pid() is not None:
+        admin = settings
+        if broker is not None and broker.pid() is not None:  # ours: as its own admin
+            broker.secure = local_broker_secured(settings)
+            admin = broker.client_settings()
+        if not insecure and broker is not None and broker.pid() is not None and broker.secure:
             from clawstream.security.provision import provision_roles
 
-            made = provision_roles(settings.model_copy(update={"topic_namespace": ns}))
+            made = provision_roles(admin.model_copy(update={"topic_namespace": ns}))
             if made:
                 console.print(f"credentials made for: {', '.join(made)} "
                               f"(in {broker.security.store.dir})")
         if not no_topics:
-            res = ensure_topics(settings, ns)
+            res = ensure_topics(admin, ns)
             console.print(
                 f"topics: {len(res.created)} created, {len(res.existing)} already there"
                 + (f" (namespace {ns!r})" if ns else "")
