@@ -6,6 +6,7 @@ credential refused on a connection already open. Real broker, real TLS."""
 from __future__ import annotations
 
 import json
+import logging
 import os
 import stat
 import time
@@ -33,6 +34,14 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 def secured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
     """A private secured broker with the roles' credentials; settings of its admin."""
     data = tmp_path_factory.mktemp("secure")
+    # every log line of the module's clients, at DEBUG: the last test scans it for secrets
+    debug_log = logging.FileHandler(data / "python-debug.log")
+    debug_log.setLevel(logging.DEBUG)
+    root = logging.getLogger()
+    old_level = root.level
+    root.addHandler(debug_log)
+    root.setLevel(logging.DEBUG)
+    logging.getLogger("clawstream.librdkafka").setLevel(logging.DEBUG)
     port, controller = free_ports(2)
     base = Settings(data_dir=data, bootstrap_servers=f"127.0.0.1:{port}",
                     kafka_client_config=None, _env_file=None)
@@ -46,6 +55,9 @@ def secured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
         yield base
     finally:
         broker.stop()
+        root.removeHandler(debug_log)
+        root.setLevel(old_level)
+        logging.getLogger("clawstream.librdkafka").setLevel(logging.WARNING)
 
 
 def as_role(settings: Settings, name: str) -> Settings:
@@ -244,3 +256,31 @@ def test_a_revoked_agent_spools_says_why_and_delivers_with_a_new_credential(
     topic = secured.topic("claw.actions.v1")
     got = read_event_ids(secured, [topic], set(sent))
     assert set(sent) <= got, f"{len(set(sent) - got)} of {len(sent)} events lost"
+
+
+def test_no_secret_in_any_log_or_file_of_the_run(secured: Settings) -> None:
+    """Last in the module: after every role, a wrong password, an unknown CA, revocations and
+    an SDK client that spooled, no password or private key shows in the Python log (DEBUG),
+    the broker's logs, or any file of the data folder but the secret stores themselves
+    (0600: the credentials, the PKI's keys, the broker's properties)."""
+    local = LocalSecurity.of(secured)
+    secrets_: set[str] = set()
+    for path in local.store.dir.glob("*.json"):
+        secrets_.add(Credential.from_file(path).password.get_secret_value())
+    for key in (local.pki.ca_key, local.pki.broker_pem):
+        pem = key.read_text()
+        body = pem.split("PRIVATE KEY-----")[1].split("-----END")[0].strip()
+        secrets_.add(body.splitlines()[0])  # the first line of the key's base64
+    assert len(secrets_) >= 4
+    stores = {local.store.dir, local.pki.dir}
+    scanned = 0
+    for path in Path(secured.data_dir).rglob("*"):
+        if not path.is_file() or path.name == "server.properties" or any(
+                path.is_relative_to(d) for d in stores):
+            continue
+        text = path.read_bytes().decode("utf-8", "replace")
+        scanned += 1
+        for secret in secrets_:
+            assert secret not in text, f"a secret in {path}"
+    names = {p.name for p in Path(secured.data_dir).rglob("*.log")}
+    assert {"python-debug.log", "server.log"} <= names and scanned >= 3, names
