@@ -1,7 +1,8 @@
 """The embedded ClickHouse's loopback endpoint needs a credential: none or a wrong one is a
 401 before any SQL is read; the reader's queries run read-only (it cannot DROP or INSERT:
-refused, the table intact); the writer inserts but runs no DDL; the users' passwords are
-private to the data folder's owner. Real engine (chdb), real HTTP."""
+refused, the table intact; it may still set query settings); the writer inserts but runs no
+DDL; neither reads or writes files through the engine (it runs with the owner's rights); the
+users' passwords are private to the data folder's owner. Real engine (chdb), real HTTP."""
 
 from __future__ import annotations
 
@@ -78,6 +79,25 @@ def test_the_reader_reads_and_cannot_drop_or_insert(owner: tuple[Settings, str])
         with pytest.raises(QueryError, match=r"(?i)readonly"):
             remote_query(url, sql, None, 10, reader)
     assert remote_query(url, count, None, 10, reader).rows == [(1,)]  # intact
+    assert remote_query(url, f"{count} SETTINGS join_use_nulls=1", None, 10,
+                        reader).rows == [(1,)]
+
+
+def test_no_user_but_admin_reaches_outside_the_database(
+        owner: tuple[Settings, str], tmp_path: Path) -> None:
+    settings, url = owner
+    out = tmp_path / "out.txt"
+    for user in ("reader", "writer"):
+        auth = as_user(settings, user)
+        for sql in ("SELECT * FROM file('/etc/hostname', 'LineAsString')",
+                    "SELECT length( /* hidden? */ FILE('/etc/hostname'))",
+                    "SELECT 1 FROM guarded WHERE x IN (SELECT 1 FROM url('http://127.0.0.1:1/'"
+                    ", 'CSV', 'a UInt8'))",
+                    f"SELECT 1 INTO OUTFILE '{out}'",
+                    "SELECT * FROM remote('127.0.0.1', system.one)"):
+            with pytest.raises(QueryError, match="outside the database"):
+                remote_query(url, sql, None, 10, auth)
+    assert not out.exists()
 
 
 def test_the_writer_inserts_but_runs_no_ddl_and_admin_migrates(

@@ -24,8 +24,8 @@ from clickhouse_connect.driver.client import Client
 from clawstream.procs import pid_alive
 from clawstream.settings import Settings
 from consumers.clickhouse import endpoint
-from consumers.clickhouse.client import QueryResult, chdb_path, run_query
-from consumers.clickhouse.users import USER_SETTINGS, ensure_users
+from consumers.clickhouse.client import QueryError, QueryResult, chdb_path, run_query
+from consumers.clickhouse.users import USER_SETTINGS, ensure_users, outside_the_database
 
 log = logging.getLogger(__name__)
 
@@ -137,15 +137,27 @@ class ChdbOwner:
         log.info("chdb owner endpoint on %s", self.url)
         return self.url
 
-    def _run_as(self, sql: str, parameters: object, user: str) -> QueryResult:
-        """One endpoint query, on `user`'s own connection, with its settings."""
+    def _engine_for(self, user: str) -> LocalEngine:
         with self._users_lock:
             engine = self._as_user.get(user)
             if engine is None:
                 engine = self._as_user[user] = LocalEngine(clickhouse_connect.get_client(
                     dsn=self.settings.resolved_clickhouse_dsn,
                     database=self.settings.clickhouse_database))
-        return engine.query(sql, parameters, USER_SETTINGS[user])
+            return engine
+
+    def _run_as(self, sql: str, parameters: object, user: str) -> QueryResult:
+        """One endpoint query, on `user`'s own connection, with its settings; the reader's
+        and the writer's may not reach outside the database (`users.outside_the_database`,
+        on the engine's own parse: a connection of its own that runs only EXPLAIN AST)."""
+        if user != "admin":
+            ast = self._engine_for("parser").query(f"EXPLAIN AST {sql}", parameters,
+                                                   {"readonly": 2})
+            outside = outside_the_database(sql, "\n".join(str(r[0]) for r in ast.rows))
+            if outside is not None:
+                raise QueryError(f"{outside} reaches outside the database: not allowed for "
+                                 f"the {user} user of the embedded ClickHouse")
+        return self._engine_for(user).query(sql, parameters, USER_SETTINGS[user])
 
     def release(self) -> None:
         path = chdb_path(self.settings.resolved_clickhouse_dsn)

@@ -1,10 +1,16 @@
 """Who may use the embedded engine's loopback endpoint, and as what.
 
 Three users, each with ClickHouse settings that the engine enforces on every query it runs
-for them (a query cannot lift them: `readonly=1` refuses any change of settings):
-- `reader`: `readonly=1` (SELECT only): `clawstream sql`, `query`, `report`, Grafana;
+for them (a query cannot lift `readonly`; the reader's `readonly=2` still lets a query set
+other settings, as canned and Grafana queries do):
+- `reader`: `readonly=2` (reads only): `clawstream sql`, `query`, `report`, Grafana;
 - `writer`: inserts and reads, no DDL (`allow_ddl=0`): a sink or loader of another process;
 - `admin`: migrations and anything else.
+The engine runs inside the owner's process with its rights, so the reader and the writer may
+not reach outside the database either: no table function or function that reads or writes
+files, URLs or other servers (`file()`, `url()`, `s3()`, `remote()`, `executable()` …) and
+no `INTO OUTFILE` / `FROM INFILE` (`outside_the_database`, checked on ClickHouse's own parse
+of the query).
 Their passwords are made once per data folder, 0600 in `<data_dir>/security/clickhouse.json`
 (beside the Kafka credentials); a process on this machine finds its user's password there,
 anyone else is given it (`CLAWSTREAM_CLICKHOUSE_USER` / `CLAWSTREAM_CLICKHOUSE_PASSWORD`, a
@@ -18,6 +24,7 @@ import base64
 import binascii
 import hmac
 import json
+import re
 import secrets
 from collections.abc import Mapping
 from pathlib import Path
@@ -29,7 +36,7 @@ from clawstream.security.pki import write_private
 
 #: the engine's settings for each user's queries (readonly first: it decides what follows)
 USER_SETTINGS: dict[str, dict[str, Any]] = {
-    "reader": {"readonly": 1},
+    "reader": {"readonly": 2},
     "writer": {"readonly": 0, "allow_ddl": 0},
     "admin": {"readonly": 0},
 }
@@ -88,3 +95,26 @@ def authenticate(headers: Mapping[str, str], users: Mapping[str, SecretStr]) -> 
 def basic_auth(user: str, password: SecretStr | None) -> str:
     secret = password.get_secret_value() if password is not None else ""
     return "Basic " + base64.b64encode(f"{user}:{secret}".encode()).decode()
+
+
+#: functions and table functions that reach files, URLs, other servers or programs
+_OUTSIDE = (
+    "file", "fileCluster", "url", "urlCluster", "s3", "s3Cluster", "gcs", "azureBlobStorage",
+    "azureBlobStorageCluster", "hdfs", "hdfsCluster", "remote", "remoteSecure", "cluster",
+    "clusterAllReplicas", "mysql", "postgresql", "sqlite", "mongodb", "redis", "jdbc", "odbc",
+    "executable", "input", "deltaLake", "deltaLakeCluster", "iceberg", "icebergS3",
+    "icebergAzure", "icebergHDFS", "icebergLocal", "icebergCluster", "hudi", "hudiCluster",
+    "paimon", "arrowFlight", "ytsaurus", "prometheusQuery", "loop",
+)
+_OUTSIDE_AST = re.compile(rf"^\s*Function ({'|'.join(_OUTSIDE)})(?:\s|$)", re.I | re.M)
+_FILE_CLAUSE = re.compile(r"\b(OUTFILE|INFILE)\b", re.I)
+
+
+def outside_the_database(sql: str, ast: str) -> str | None:
+    """What in a query reaches outside the database (`ast`: ClickHouse's `EXPLAIN AST` of
+    it, so comments and spacing cannot hide a call), or None."""
+    found = _OUTSIDE_AST.search(ast)
+    if found:
+        return f"{found.group(1)}()"
+    clause = _FILE_CLAUSE.search(sql)
+    return clause.group(1).upper() if clause else None
