@@ -47,9 +47,40 @@ def add_credential(settings: Any, role: str, name: str, out: Path | None = None)
     cred = add(_admin_client(settings), role, name, names_of(settings),
                settings.bootstrap_servers, local.pki.ca_pem())
     cred.write(local.store.path(name))
+    _await_usable(settings, local.store.path(name))
     if out is not None:
         cred.write(out)
     return cred
+
+
+def _await_usable(settings: Any, path: Path, timeout: float = 20.0) -> None:
+    """Return once the broker accepts the new credential: the controller has it the moment
+    `add` returns, the broker a moment later, and a client that connected in between would
+    be refused (an agent started right after `credentials add` would say so and wait)."""
+    import logging
+    import time
+
+    from confluent_kafka import KafkaException
+    from confluent_kafka.admin import AdminClient
+
+    from clawstream.kafka.config import client_config
+
+    quiet = logging.getLogger("clawstream.security.await")
+    quiet.setLevel(logging.CRITICAL)
+    as_new = settings.model_copy(update={"kafka_client_config": path,
+                                         "kafka_sasl_username": None})
+    deadline = time.monotonic() + timeout
+    while True:
+        client = AdminClient(client_config(as_new, "tool", "admin", {
+            "logger": quiet, "error_cb": lambda _err: None}))
+        try:
+            client.list_topics(timeout=2)
+            return
+        except KafkaException:
+            if time.monotonic() > deadline:
+                raise CredentialError(f"the broker at {settings.bootstrap_servers} does not "
+                                      f"accept the new credential {path.stem} after "
+                                      f"{timeout:.0f}s") from None
 
 
 def revoke_credential(settings: Any, name: str) -> None:
