@@ -52,3 +52,15 @@ class LocalSecurity:
         self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         broker_mode_file(self.dir, bootstrap).write_text(json.dumps(
             {"bootstrap": bootstrap, "protocol": protocol}) + "\n")
+
+
+if __name__ == "__main__":  # `python -m clawstream.security.local --admin-config` (make bench)
+    import sys
+
+    from clawstream.kafka.security import local_broker_secured
+    from clawstream.settings import get_settings
+
+    if sys.argv[1:] == ["--admin-config"]:
+        current = get_settings()
+        if local_broker_secured(current):
+            print(LocalSecurity.of(current).store.path(ADMIN))
