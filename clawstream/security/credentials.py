@@ -172,7 +172,8 @@ def revoke(admin: Any, name: str) -> None:
 
     if name == ADMIN:
         raise CredentialError("the admin user is the broker's super user: not revoked")
-    acl_filter = AclBindingFilter(ResourceType.ANY, None, ResourcePatternType.ANY,
+    # (None: any name, any host; the stubs type them str)
+    acl_filter = AclBindingFilter(ResourceType.ANY, None, ResourcePatternType.ANY,  # type: ignore[arg-type]
                                   f"User:{name}", None, AclOperation.ANY,
                                   AclPermissionType.ANY)
     _wait(admin.delete_acls([acl_filter]), f"deleting the ACLs of {name}")

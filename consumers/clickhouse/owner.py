@@ -13,6 +13,7 @@ import contextlib
 import json
 import logging
 import os
+import re
 import threading
 from collections.abc import Mapping
 from pathlib import Path
@@ -24,10 +25,26 @@ from clickhouse_connect.driver.client import Client
 from clawstream.procs import pid_alive
 from clawstream.settings import Settings
 from consumers.clickhouse import endpoint
-from consumers.clickhouse.client import QueryError, QueryResult, chdb_path, run_query
+from consumers.clickhouse.client import QueryResult, chdb_path, run_query
 from consumers.clickhouse.users import USER_SETTINGS, ensure_users, outside_the_database
 
 log = logging.getLogger(__name__)
+
+#: an INSERT whose rows come in the request's body
+_INSERT = re.compile(r"^\s*INSERT\s+INTO\s+(?P<table>[\w.`]+)\s*(?:\((?P<cols>[^)]*)\))?\s*"
+                     r"FORMAT\s+(?P<fmt>\w+)\s*$", re.I | re.S)
+#: what the writer's queries may be (the root of their EXPLAIN AST)
+WRITER_QUERIES = frozenset({"SelectWithUnionQuery", "InsertQuery", "ShowTablesQuery",
+                            "DescribeQuery", "ShowCreateTableQuery", "ExistsTableQuery"})
+#: settings a request may not set for the reader or the writer
+PROTECTED_SETTINGS = frozenset({"readonly", "allow_ddl"})
+
+
+def _engine_error(exc: Exception) -> str:
+    """The engine's own `Code: N. DB::Exception: …` text of a failure."""
+    text = str(exc)
+    at = text.find("Code: ")
+    return text[at:].split("\n")[0].strip() if at >= 0 else f"Code: 1000. DB::Exception: {text}"
 
 
 class LocalEngine:
@@ -35,11 +52,11 @@ class LocalEngine:
 
     def __init__(self, client: Client) -> None:
         self.client = client
-        self._lock = threading.Lock()
+        self.lock = threading.Lock()
 
     def query(self, sql: str, parameters: object = None,
               settings: Mapping[str, Any] | None = None) -> QueryResult:
-        with self._lock:
+        with self.lock:
             return run_query(self.client, sql, parameters, settings)  # type: ignore[arg-type]
 
 
@@ -121,14 +138,14 @@ class ChdbOwner:
         announce_owner(self.settings, None)
 
     def serve(self) -> str:
-        """Serve the engine (a client of its own) on loopback; readers in this process use
-        it directly."""
+        """Serve the engine (a client of its own) on loopback, as ClickHouse's HTTP
+        interface; readers in this process use it directly."""
         client = clickhouse_connect.get_client(dsn=self.settings.resolved_clickhouse_dsn,
                                                database=self.settings.clickhouse_database)
         engine = self._engine = LocalEngine(client)
-        self._endpoint = endpoint.serve(self.settings.chdb_endpoint_port, self._run_as,
-                                        self.settings.resolved_clickhouse_dsn,
-                                        ensure_users(self.settings.data_dir))
+        timezone = str(client.command("SELECT timezone()"))
+        self._endpoint = endpoint.serve(self.settings.chdb_endpoint_port, self._http,
+                                        timezone, ensure_users(self.settings.data_dir))
         self.url = self._endpoint.url
         path = chdb_path(self.settings.resolved_clickhouse_dsn)
         if path is not None:
@@ -138,26 +155,67 @@ class ChdbOwner:
         return self.url
 
     def _engine_for(self, user: str) -> LocalEngine:
+        """`user`'s own engine connection, its restrictions set on it once (a connection
+        keeps its settings, and the reader's readonly cannot be lifted on it)."""
         with self._users_lock:
             engine = self._as_user.get(user)
             if engine is None:
-                engine = self._as_user[user] = LocalEngine(clickhouse_connect.get_client(
+                client = clickhouse_connect.get_client(
                     dsn=self.settings.resolved_clickhouse_dsn,
-                    database=self.settings.clickhouse_database))
+                    database=self.settings.clickhouse_database)
+                for name, value in USER_SETTINGS.get(user, {"readonly": 2}).items():
+                    client.command(f"SET {name} = {int(value)}")
+                engine = self._as_user[user] = LocalEngine(client)
             return engine
 
-    def _run_as(self, sql: str, parameters: object, user: str) -> QueryResult:
-        """One endpoint query, on `user`'s own connection, with its settings; the reader's
-        and the writer's may not reach outside the database (`users.outside_the_database`,
-        on the engine's own parse: a connection of its own that runs only EXPLAIN AST)."""
-        if user != "admin":
-            ast = self._engine_for("parser").query(f"EXPLAIN AST {sql}", parameters,
-                                                   {"readonly": 2})
-            outside = outside_the_database(sql, "\n".join(str(r[0]) for r in ast.rows))
-            if outside is not None:
-                raise QueryError(f"{outside} reaches outside the database: not allowed for "
-                                 f"the {user} user of the embedded ClickHouse")
-        return self._engine_for(user).query(sql, parameters, USER_SETTINGS[user])
+    def _check(self, req: endpoint.Request) -> None:
+        """The reader's and the writer's queries may not reach outside the database
+        (`users.outside_the_database`, on the engine's own parse, by a connection of its
+        own that runs only EXPLAIN AST); the writer's are reads and inserts."""
+        parser = self._engine_for("parser")
+        try:
+            with parser.lock:
+                ast = str(parser.client.raw_query(f"EXPLAIN AST {req.sql}", fmt="TSVRaw",
+                                                  parameters=req.parameters or None,
+                                                  use_database=False), "utf-8", "replace")
+        except Exception as exc:
+            raise endpoint.QueryFailed(_engine_error(exc)) from None
+        why = outside_the_database(req.sql, ast)
+        if why is None and req.user == "writer" and ast.split(" ", 1)[0] not in WRITER_QUERIES:
+            why = f"{ast.split(' ', 1)[0]}"
+        if why is not None:
+            raise endpoint.QueryFailed(
+                f"Code: 497. DB::Exception: {why}: not allowed for the {req.user} user of the "
+                "embedded ClickHouse (it may not reach outside the database; the writer "
+                "reads and inserts). (ACCESS_DENIED)", 497)
+
+    def _http(self, req: endpoint.Request) -> bytes:
+        """One request of the HTTP interface, as its user, on its user's connection."""
+        if req.user != "admin":
+            self._check(req)
+        engine = self._engine_for(req.user)
+        settings: dict[str, Any] = {k: v for k, v in req.settings.items()
+                                    if req.user == "admin" or k not in PROTECTED_SETTINGS}
+        with engine.lock:
+            client = engine.client
+            database = client.database
+            try:
+                if req.database:
+                    client.database = req.database
+                insert = _INSERT.match(req.sql) if req.data else None
+                if insert is not None:
+                    cols = insert.group("cols")
+                    client.raw_insert(insert.group("table").replace("`", ""),
+                                      [c.strip(" `") for c in cols.split(",")] if cols else None,
+                                      req.data, settings=settings, fmt=insert.group("fmt"))
+                    return b""
+                return bytes(client.raw_query(req.sql, parameters=req.parameters or None,
+                                              settings=settings or None,
+                                              fmt=req.default_format))
+            except Exception as exc:
+                raise endpoint.QueryFailed(_engine_error(exc)) from None
+            finally:
+                client.database = database
 
     def release(self) -> None:
         path = chdb_path(self.settings.resolved_clickhouse_dsn)

@@ -79,8 +79,9 @@ def credential_for(settings: Any) -> tuple[str, SecretStr | None]:
 
 def authenticate(headers: Mapping[str, str], users: Mapping[str, SecretStr]) -> str | None:
     """The user a request proves to be (basic auth, or X-ClickHouse-User/Key), or None."""
-    user, key = headers.get("X-ClickHouse-User"), headers.get("X-ClickHouse-Key")
-    auth = headers.get("Authorization", "")
+    lower = {k.lower(): v for k, v in headers.items()}  # (header names: any case)
+    user, key = lower.get("x-clickhouse-user"), lower.get("x-clickhouse-key")
+    auth = lower.get("authorization", "")
     if user is None and auth.lower().startswith("basic "):
         try:
             user, _, key = base64.b64decode(auth[6:].strip()).decode().partition(":")
