@@ -53,8 +53,7 @@ def as_user(settings: Settings, user: str) -> str:
     return basic_auth(*credential_for(settings.model_copy(update={"clickhouse_user": user})))
 
 
-def remote_query(url: str, sql: str, _parameters: object, _timeout: float,
-                 settings: Settings) -> QueryResult:
+def over_http(url: str, settings: Settings, sql: str) -> QueryResult:
     """`sql` through clickhouse-connect's http:// client, as the settings' user."""
     client = endpoint_client(settings, url)
     try:
@@ -85,14 +84,19 @@ def test_the_reader_reads_and_cannot_drop_or_insert(owner: tuple[Settings, str])
     settings, url = owner
     reader = user(settings, "reader")
     count = "SELECT count() FROM guarded"
-    assert remote_query(url, count, None, 10, reader).rows == [(1,)]
+    assert over_http(url, reader, count).rows == [(1,)]
     for sql in ("DROP TABLE guarded", "INSERT INTO guarded VALUES (2)",
                 "SELECT count() FROM guarded SETTINGS readonly=0", "TRUNCATE TABLE guarded"):
         with pytest.raises(QueryError, match=r"(?i)readonly"):
-            remote_query(url, sql, None, 10, reader)
-    assert remote_query(url, count, None, 10, reader).rows == [(1,)]  # intact
-    assert remote_query(url, f"{count} SETTINGS join_use_nulls=1", None, 10,
-                        reader).rows == [(1,)]
+            over_http(url, reader, sql)
+    client = endpoint_client(reader, url)
+    try:
+        with pytest.raises(Exception, match=r"(?i)readonly"):
+            client.insert("guarded", [[9]], column_names=["x"])  # rows in the body
+    finally:
+        client.close()
+    assert over_http(url, reader, count).rows == [(1,)]  # intact
+    assert over_http(url, reader, f"{count} SETTINGS join_use_nulls=1").rows == [(1,)]
 
 
 def test_no_user_but_admin_reaches_outside_the_database(
@@ -108,7 +112,7 @@ def test_no_user_but_admin_reaches_outside_the_database(
                     f"SELECT 1 INTO OUTFILE '{out}'",
                     "SELECT * FROM remote('127.0.0.1', system.one)"):
             with pytest.raises(QueryError, match="outside the database"):
-                remote_query(url, sql, None, 10, auth)
+                over_http(url, auth, sql)
     assert not out.exists()
 
 
@@ -116,13 +120,17 @@ def test_the_writer_inserts_but_runs_no_ddl_and_admin_migrates(
         owner: tuple[Settings, str]) -> None:
     settings, url = owner
     writer, admin = user(settings, "writer"), user(settings, "admin")
-    remote_query(url, "INSERT INTO guarded VALUES (3)", None, 10, writer)
+    over_http(url, writer, "INSERT INTO guarded VALUES (3)")
     with pytest.raises(QueryError, match=r"(?i)ddl|prohibited|not allowed"):
-        remote_query(url, "DROP TABLE guarded", None, 10, writer)
-    remote_query(url, "CREATE TABLE IF NOT EXISTS scratch (x UInt8) ENGINE=Memory", None, 10,
-                 admin)
-    remote_query(url, "DROP TABLE scratch", None, 10, admin)
-    assert remote_query(url, "SELECT count() FROM guarded", None, 10, writer).rows == [(2,)]
+        over_http(url, writer, "DROP TABLE guarded")
+    over_http(url, admin, "CREATE TABLE IF NOT EXISTS scratch (x UInt8) ENGINE=Memory")
+    over_http(url, admin, "DROP TABLE scratch")
+    client = endpoint_client(writer, url)  # rows in the body, as clickhouse-connect sends them
+    try:
+        client.insert("guarded", [[4], [5]], column_names=["x"])
+    finally:
+        client.close()
+    assert over_http(url, writer, "SELECT count() FROM guarded").rows == [(4,)]
 
 
 def test_no_password_shows_in_the_settings(tmp_path: Path) -> None:

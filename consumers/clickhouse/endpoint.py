@@ -52,6 +52,9 @@ _TRANSPORT = frozenset({
     "http_headers_progress_interval_ms", "http_response_buffer_size", "role", "quota_key",
 })
 _FORMAT = re.compile(r"\bFORMAT\s+([A-Za-z0-9_]+)\s*;?\s*$", re.I)
+#: an INSERT statement at the head of a body, up to its FORMAT name (then one blank: the rows)
+_INSERT_HEAD = re.compile(rb"(\s*INSERT\s+INTO\s+[^\n]*?\bFORMAT\s+\w+)(?:\r?\n|[ \t])?",
+                          re.I)
 
 
 @dataclass
@@ -138,8 +141,20 @@ def serve(port: int, run: Run, timezone: str, users: Mapping[str, SecretStr]) ->
             self._handle()
 
         def _body(self) -> bytes:
-            size = int(self.headers.get("Content-Length") or 0)
-            body = self.rfile.read(size) if size else b""
+            if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
+                parts = []
+                while True:
+                    size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+                    if size == 0:
+                        while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                            pass  # (trailers)
+                        break
+                    parts.append(self.rfile.read(size))
+                    self.rfile.readline()  # the chunk's CRLF
+                body = b"".join(parts)
+            else:
+                size = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(size) if size else b""
             encoding = (self.headers.get("Content-Encoding") or "").lower()
             if encoding in ("gzip", "deflate"):
                 body = zlib.decompress(body, 16 + zlib.MAX_WBITS if encoding == "gzip" else 0)
@@ -174,8 +189,12 @@ def serve(port: int, run: Run, timezone: str, users: Mapping[str, SecretStr]) ->
                            "(AUTHENTICATION_FAILED)", 516)
                 return
             sql = params.get("query")
-            if sql is None:
-                sql, body = body.decode("utf-8", "replace"), b""
+            if sql is None:  # the query in the body; an INSERT's rows follow its FORMAT name
+                insert = _INSERT_HEAD.match(body)
+                if insert is not None:
+                    sql, body = insert.group(1).decode("utf-8", "replace"), body[insert.end():]
+                else:
+                    sql, body = body.decode("utf-8", "replace"), b""
             req = Request(
                 user, sql, params.get("database") or None, params.get("default_format"),
                 {k[6:]: v for k, v in params.items() if k.startswith("param_")},

@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 #: an INSERT whose rows come in the request's body
 _INSERT = re.compile(r"^\s*INSERT\s+INTO\s+(?P<table>[\w.`]+)\s*(?:\((?P<cols>[^)]*)\))?\s*"
                      r"FORMAT\s+(?P<fmt>\w+)\s*$", re.I | re.S)
+_TRAILING_FORMAT = re.compile(r"\bFORMAT\s+\w+\s*;?\s*$", re.I)
 #: what the writer's queries may be (the root of their EXPLAIN AST)
 WRITER_QUERIES = frozenset({"SelectWithUnionQuery", "InsertQuery", "ShowTablesQuery",
                             "DescribeQuery", "ShowCreateTableQuery", "ExistsTableQuery"})
@@ -129,7 +130,7 @@ class ChdbOwner:
         self.url = ""
         self._engine: LocalEngine | None = None
         #: one engine connection per endpoint user: a connection keeps the settings a query
-        #: set (a reader's readonly=1 sticks), so users never share one
+        #: set (a reader's readonly sticks), so users never share one
         self._as_user: dict[str, LocalEngine] = {}
         self._users_lock = threading.Lock()
         self._endpoint: endpoint.Endpoint | None = None
@@ -172,10 +173,13 @@ class ChdbOwner:
         """The reader's and the writer's queries may not reach outside the database
         (`users.outside_the_database`, on the engine's own parse, by a connection of its
         own that runs only EXPLAIN AST); the writer's are reads and inserts."""
+        if req.data and _INSERT.match(req.sql):
+            return  # rows into a named table (the reader's connection refuses them itself)
         parser = self._engine_for("parser")
         try:
             with parser.lock:
-                ast = str(parser.client.raw_query(f"EXPLAIN AST {req.sql}", fmt="TSVRaw",
+                bare = _TRAILING_FORMAT.sub("", req.sql)  # (EXPLAIN's own output: TSVRaw)
+                ast = str(parser.client.raw_query(f"EXPLAIN AST {bare}", fmt="TSVRaw",
                                                   parameters=req.parameters or None,
                                                   use_database=False), "utf-8", "replace")
         except Exception as exc:
