@@ -34,6 +34,7 @@ COMMANDS: dict[str, str] = {
     "schemas": "schemas.cli:schemas",
     "pki": "clawstream.security_cli:pki",
     "credentials": "clawstream.security_cli:credentials",
+    "clickhouse-users": "consumers.clickhouse.server_users:users_cmd",
 }
 
 

@@ -95,6 +95,9 @@ class Settings(SdkSettings):
     clickhouse_password: SecretStr | None = Field(
         None, description="Password of that user (a secret; keeps it out of the DSN, which is "
         "shown and logged). Unset for the embedded engine: the local users file's.")
+    clickhouse_ca_location: Path | None = Field(
+        None, description="CA certificate (PEM) of a ClickHouse server reached over TLS "
+        "(an https:// DSN); unset: the system's CAs.")
     clickhouse_database: str = Field(
         "", description="ClickHouse database name. Default: <namespace>clawstream, with '_' "
         "for characters other than letters, digits and '_'.",

@@ -80,7 +80,7 @@ def test_worker_env_names_real_settings(compose: dict) -> None:
 
 
 def test_worker_commands_exist(compose: dict) -> None:
-    for name in ("sink", "worker", "notifier", "fleet", "topics"):
+    for name in ("sink", "worker", "notifier", "fleet", "topics", "clickhouse-access"):
         cmd = compose["services"][name]["command"]
         assert cmd[0] == "clawstream" and cmd[1] in COMMANDS, f"{name}: {cmd}"
 
@@ -93,6 +93,16 @@ def test_clickhouse_users_and_passwords_come_from_env(compose: dict) -> None:
     assert ch["CLICKHOUSE_USER"] == "admin"
     assert ch["CLICKHOUSE_PASSWORD"].startswith("${CLICKHOUSE_ADMIN_PASSWORD")
     assert ch["CLICKHOUSE_DB"] == DEFAULTS.clickhouse_database
+    # the writer and the reader are made by the admin before the sink starts
+    access = compose["services"]["clickhouse-access"]
+    assert access["command"][1:] == ["clickhouse-users", "--from-env"]
+    assert re.match(r"http://admin@clickhouse:8123/", access["environment"]
+                    ["CLAWSTREAM_CLICKHOUSE_DSN"])
+    for user in ("WRITER", "READER"):
+        assert access["environment"][f"CLICKHOUSE_{user}_PASSWORD"].startswith(
+            f"${{CLICKHOUSE_{user}_PASSWORD")
+    assert compose["services"]["sink"]["depends_on"]["clickhouse-access"] == {
+        "condition": "service_completed_successfully"}
     grafana = compose["services"]["grafana"]["environment"]
     assert grafana["CLICKHOUSE_USER"] == "reader"
     assert grafana["GF_SECURITY_ADMIN_PASSWORD"].startswith("${GRAFANA_ADMIN_PASSWORD")

@@ -89,6 +89,8 @@ def connect(settings: Settings, *, database: str | None = None, wait: float = 0.
         auth["username"] = settings.clickhouse_user
     if settings.clickhouse_password is not None:
         auth["password"] = settings.clickhouse_password.get_secret_value()
+    if settings.clickhouse_ca_location is not None:  # an https:// DSN: the server's CA
+        auth["ca_cert"] = str(settings.clickhouse_ca_location)
     return _open(dsn, db, None, auth)
 
 
