@@ -35,8 +35,12 @@ lint: install
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
 
+# On the secured local broker the benchmarks (each in a namespace of its own) connect as its
+# admin, as the tests do: CLAWSTREAM_KAFKA_CLIENT_CONFIG, unless one is set already.
 bench: install
-	@scripts/with_broker.sh bash -c 'set -e; shopt -s nullglob; for f in bench/*.py; do \
+	@scripts/with_broker.sh bash -c 'set -e; shopt -s nullglob; \
+	  : "$${CLAWSTREAM_KAFKA_CLIENT_CONFIG:=$$($(PY) -m clawstream.security.local --admin-config)}"; \
+	  export CLAWSTREAM_KAFKA_CLIENT_CONFIG; for f in bench/*.py; do \
 	  case "$$(basename $$f)" in _*|ab.py) continue;; esac; \
 	  args=""; [ "$$(basename $$f)" = bench_perception.py ] && args=--corpus; \
 	  echo "== $$f $$args"; $(PY) "$$f" $$args; done'

@@ -30,6 +30,8 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from alerts_helpers import aggregate, heartbeat, outcome  # noqa: E402
 
+from clawstream.admin import settings_for  # noqa: E402
+from clawstream.kafka.config import client_config  # noqa: E402
 from streams.alerts import AlertEngine  # noqa: E402
 from streams.alerts.rules import DEFAULT_RULES_FILE, load_rules_file  # noqa: E402
 
@@ -136,7 +138,8 @@ def bench_e2e(windows: int) -> None:
         from schemas.serde import Serde
 
         serde = Serde()
-        producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 0})
+        producer = Producer(client_config(settings_for(bootstrap), "tool", "producer", {
+                                          "linger.ms": 0}))
         _wait_owner(settings)
         # warm-up window (first assignment, first insert)
         lat: list[float] = []

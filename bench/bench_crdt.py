@@ -31,6 +31,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from clawstream.admin import settings_for  # noqa: E402
+from clawstream.kafka.config import client_config  # noqa: E402
 from producers.state import AgentStateReplica  # noqa: E402
 from schemas.crdt import AgentCRDT  # noqa: E402
 from schemas.crdt.snapshot import StateMerger  # noqa: E402
@@ -117,8 +119,9 @@ def worker_run(msgs: list[tuple[bytes, bytes]], merger: StateMerger, timeout: fl
                CLAWSTREAM_WORKER_APP_ID=f"bench-{ns.rstrip('.')}",
                CLAWSTREAM_DATA_DIR=str(data_dir), CLAWSTREAM_WORKER_METRICS_PORT="0",
                CLAWSTREAM_LOG_LEVEL="WARNING")
-    p = Producer({"bootstrap.servers": bootstrap, "linger.ms": 20, "batch.size": 1_000_000,
-                  "queue.buffering.max.messages": 1_000_000})
+    p = Producer(client_config(settings_for(bootstrap), "tool", "producer", {
+                               "linger.ms": 20, "batch.size": 1_000_000,
+                  "queue.buffering.max.messages": 1_000_000}))
     topic = ns + STATE_DELTAS
     for key, value in msgs:
         while True:
@@ -129,8 +132,9 @@ def worker_run(msgs: list[tuple[bytes, bytes]], merger: StateMerger, timeout: fl
                 p.poll(0.05)
     assert p.flush(60) == 0
     final = {a: m.version for a, m in merger.agents.items()}
-    c = Consumer({"bootstrap.servers": bootstrap, "group.id": f"bench-watch-{ns}",
-                  "auto.offset.reset": "earliest", "enable.auto.commit": False})
+    c = Consumer(client_config(settings_for(bootstrap), "tool", "consumer", {
+                               "group.id": f"bench-watch-{ns}",
+                  "auto.offset.reset": "earliest", "enable.auto.commit": False}))
     c.subscribe([ns + AGENT_STATE])
     serde = Serde()
     data_dir.mkdir(parents=True, exist_ok=True)

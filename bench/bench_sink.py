@@ -29,6 +29,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from clawstream.admin import create_topics, delete_topics  # noqa: E402
+from clawstream.kafka.config import client_config  # noqa: E402
 from clawstream.settings import Settings  # noqa: E402
 from consumers import clickhouse as ch  # noqa: E402
 from consumers.sink import Sink  # noqa: E402
@@ -63,10 +64,10 @@ def build_events(n: int, seed: int = 1) -> list[tuple[str, str, bytes]]:
 
 
 def preload(settings: Settings, events: list[tuple[str, str, bytes]]) -> Counter[str]:
-    p = Producer({"bootstrap.servers": settings.bootstrap_servers, "linger.ms": 50,
+    p = Producer(client_config(settings, "tool", "producer", {"linger.ms": 50,
                   "batch.size": 1_000_000, "compression.type": "lz4",
                   "queue.buffering.max.messages": 1_000_000,
-                  "queue.buffering.max.kbytes": 2_000_000})
+                  "queue.buffering.max.kbytes": 2_000_000}))
     topics = {et: settings.topic(contract().get(et).topic) for et in RAW_TYPES}
     sent: Counter[str] = Counter()
     for et, agent, value in events:

@@ -39,6 +39,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from clawstream.admin import create_topics, delete_topics  # noqa: E402
+from clawstream.kafka.config import client_config  # noqa: E402
 from clawstream.runtime import tune_gc  # noqa: E402
 from clawstream.settings import Settings  # noqa: E402
 from schemas.registry import contract  # noqa: E402
@@ -89,10 +90,10 @@ def build_events(n: int, agents: int, base_ms: int, seed: int = 3,
 
 
 def producer(settings: Settings) -> Producer:
-    return Producer({"bootstrap.servers": settings.bootstrap_servers, "linger.ms": 20,
+    return Producer(client_config(settings, "tool", "producer", {"linger.ms": 20,
                      "partitioner": "murmur2_random", "compression.type": "lz4",
                      "queue.buffering.max.messages": 1_000_000,
-                     "queue.buffering.max.kbytes": 2_000_000})
+                     "queue.buffering.max.kbytes": 2_000_000}))
 
 
 def preload(settings: Settings, events: list[tuple[str, str, bytes]]) -> None:
@@ -108,7 +109,7 @@ def preload(settings: Settings, events: list[tuple[str, str, bytes]]) -> None:
 
 
 def partitions(settings: Settings) -> list[TopicPartition]:
-    c = Consumer({"bootstrap.servers": settings.bootstrap_servers, "group.id": "bench-md"})
+    c = Consumer(client_config(settings, "tool", "consumer", {"group.id": "bench-md"}))
     tps = []
     for t in EVENT_TOPICS:
         name = settings.topic(t)
@@ -127,9 +128,9 @@ def raw_loop(settings: Settings, n: int) -> tuple[float, int]:
     tune_gc(settings.worker_gc_threshold)
     serde = Serde()
     logical = {settings.topic(t): t for t in EVENT_TOPICS}
-    c = Consumer({"bootstrap.servers": settings.bootstrap_servers,
-                  "group.id": f"bench-raw-{uuid.uuid4()}", "enable.auto.commit": False,
-                  "fetch.max.bytes": 52_428_800})
+    c = Consumer(client_config(settings, "tool", "consumer", {
+                               "group.id": f"bench-raw-{uuid.uuid4()}", "enable.auto.commit": False,
+                  "fetch.max.bytes": 52_428_800}))
     tps = partitions(settings)
     highs = {}
     for tp in tps:
@@ -211,8 +212,8 @@ def committed_total(c: Consumer, tps: list[TopicPartition]) -> int:
 def worker_rate(settings: Settings, env: dict[str, str], n: int, log: Path) -> float:
     """Events/s of one `clawstream worker` from its first to its last offset commit."""
     tps = partitions(settings)
-    c = Consumer({"bootstrap.servers": settings.bootstrap_servers,
-                  "group.id": input_group(settings), "enable.auto.commit": False})
+    c = Consumer(client_config(settings, "tool", "consumer", {
+                               "group.id": input_group(settings), "enable.auto.commit": False}))
     proc = start([sys.executable, "-m", "clawstream.cli", "worker", "--modules", MODULES],
                  env, log)
     try:
@@ -278,8 +279,9 @@ def live_latency(settings: Settings, env: dict[str, str], seconds: float, rate: 
               AND window_start >= fromUnixTimestamp64Milli({start:Int64})""",
             {"start": int(t_start * 1000)}).rows
         on_kafka = []
-        c2 = Consumer({"bootstrap.servers": settings.bootstrap_servers,
-                       "group.id": f"bench-lat-{uuid.uuid4()}", "enable.auto.commit": False})
+        c2 = Consumer(client_config(settings, "tool", "consumer", {
+                                    "group.id": f"bench-lat-{uuid.uuid4()}",
+                                    "enable.auto.commit": False}))
         topic = settings.topic("claw.aggregates.v1")
         md = c2.list_topics(topic, timeout=10)
         c2.assign([TopicPartition(topic, p, 0) for p in md.topics[topic].partitions])

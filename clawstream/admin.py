@@ -25,7 +25,7 @@ from confluent_kafka.admin import (
     OffsetSpec,
 )
 
-from clawstream.kafka.config import KafkaSettings, client_config, kafka_settings
+from clawstream.kafka.config import KafkaSettings, client_config
 from schemas.topics import TIMESTAMP_TYPE, TOPICS, TopicSpec
 
 log = logging.getLogger(__name__)
@@ -65,16 +65,26 @@ def _specs(specs: Iterable[TopicSpec | str] | None) -> list[TopicSpec]:
     return [TOPICS[s] if isinstance(s, str) else s for s in specs]
 
 
+def settings_for(target: str | KafkaSettings) -> KafkaSettings:
+    """Settings for `target`: settings as they are; for a bare address, this process's
+    settings pointed at it (so a secured local broker's admin credential is found)."""
+    if not isinstance(target, str):
+        return target
+    from clawstream.settings import get_settings
+
+    return get_settings().model_copy(update={"bootstrap_servers": target})
+
+
 def admin_client(target: str | KafkaSettings) -> AdminClient:
     """An AdminClient (config from the Kafka runtime) for settings or a bootstrap address."""
-    return AdminClient(client_config(kafka_settings(target), "admin", "admin"))
+    return AdminClient(client_config(settings_for(target), "admin", "admin"))
 
 
 _admin = admin_client
 
 
 def ensure_topics(
-    bootstrap: str,
+    bootstrap: str | KafkaSettings,
     namespace: str = "",
     specs: Iterable[TopicSpec | str] | None = None,
     *,
@@ -134,7 +144,8 @@ def _enforce_configs(admin: AdminClient, existing: dict[str, TopicSpec], timeout
 
 
 def create_topics(
-    bootstrap: str, namespace: str = "", specs: Iterable[TopicSpec | str] | None = None
+    bootstrap: str | KafkaSettings, namespace: str = "",
+    specs: Iterable[TopicSpec | str] | None = None
 ) -> list[str]:
     """Idempotently create the table's topics; returns every physical name, in table order."""
     wanted = [namespace + s.name for s in _specs(specs)]
@@ -162,7 +173,7 @@ def _wait_for_leaders(admin: AdminClient, names: list[str], timeout: float) -> N
 
 
 def describe_topics(
-    bootstrap: str,
+    bootstrap: str | KafkaSettings,
     namespace: str = "",
     specs: Iterable[TopicSpec | str] | None = None,
     *,
@@ -201,7 +212,8 @@ def describe_topics(
     return out
 
 
-def delete_topics(bootstrap: str, names: Iterable[str], timeout: float = 30.0) -> None:
+def delete_topics(bootstrap: str | KafkaSettings, names: Iterable[str],
+                  timeout: float = 30.0) -> None:
     """Delete topics (tests clean their namespaces up); missing ones are ignored."""
     names = list(names)
     if not names:
@@ -232,7 +244,7 @@ def _offsets(admin: AdminClient, topics: Iterable[str], spec: OffsetSpec,
     return {(tp.topic, tp.partition): f.result(timeout).offset for tp, f in futs.items()}
 
 
-def message_count(bootstrap: str, topic: str, timeout: float = 10.0) -> int:
+def message_count(bootstrap: str | KafkaSettings, topic: str, timeout: float = 10.0) -> int:
     """Messages a topic holds now (end minus start offsets over its partitions)."""
     admin = _admin(bootstrap)
     starts = _offsets(admin, [topic], OffsetSpec.earliest(), timeout)
@@ -240,7 +252,8 @@ def message_count(bootstrap: str, topic: str, timeout: float = 10.0) -> int:
     return sum(end - starts[k] for k, end in ends.items())
 
 
-def group_lag(bootstrap: str, group: str, topics: Iterable[str], timeout: float = 10.0) -> int:
+def group_lag(bootstrap: str | KafkaSettings, group: str, topics: Iterable[str],
+              timeout: float = 10.0) -> int:
     """Messages of `topics` (physical names, every partition) that `group` has not committed:
     what a lag dashboard shows; a partition the group never committed counts from its start."""
     from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
@@ -259,7 +272,8 @@ def group_lag(bootstrap: str, group: str, topics: Iterable[str], timeout: float 
     return sum(end - max(done.get(k, starts[k]), starts[k]) for k, end in ends.items())
 
 
-def delete_namespace(bootstrap: str, namespace: str, timeout: float = 30.0) -> list[str]:
+def delete_namespace(bootstrap: str | KafkaSettings, namespace: str,
+                     timeout: float = 30.0) -> list[str]:
     """Delete every topic whose name starts with `namespace` (the table's and the workers'
     internal ones); returns their names. For throw-away environments (tests, benchmarks):
     each partition holds open files on the broker, so namespaces left behind add up."""

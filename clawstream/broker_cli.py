@@ -41,16 +41,28 @@ def _namespace_option(f: _Command) -> _Command:
 @click.command()
 @click.option("--no-topics", is_flag=True, help="Only start the broker; don't create topics.")
 @click.option("--timeout", default=90.0, show_default=True, help="Seconds to wait for it.")
+@click.option("--insecure", is_flag=True,
+              help="Plaintext, no authentication, no ACLs: anyone who reaches the port reads "
+                   "and writes everything. Only for whoever asks for it explicitly; the "
+                   "default is SASL_SSL with the project's CA, one credential per role and "
+                   "least-privilege ACLs.")
 @_namespace_option
-def up(no_topics: bool, timeout: float, namespace: str | None) -> None:
-    """Start the local Kafka broker (or reuse one that answers) and create the topics."""
+def up(no_topics: bool, timeout: float, insecure: bool, namespace: str | None) -> None:
+    """Start the local Kafka broker (or reuse one that answers) and create the topics.
+
+    Secured by default: the first start makes a CA and the broker's certificate, an admin
+    (the super user) and, for the namespace, one credential per role (worker, sink, notifier,
+    agent) with least-privilege ACLs, under <data_dir>/security (keys and passwords 0600).
+    Processes on this machine find their role's credential there; another machine needs a
+    client config file (`clawstream credentials add`)."""
     from clawstream.admin import ensure_topics
     from clawstream.broker import BrokerError, broker_answers, ensure_broker, local_broker_for
+    from clawstream.kafka.security import local_broker_secured
 
     settings = get_settings()
     try:
         broker = local_broker_for(settings) if _is_loopback(settings.bootstrap_servers) else None
-        if broker_answers(settings.bootstrap_servers):
+        if broker_answers(settings):
             bootstrap = settings.bootstrap_servers
             mine = broker is not None and broker.pid() is not None
             console.print(
@@ -58,16 +70,30 @@ def up(no_topics: bool, timeout: float, namespace: str | None) -> None:
                 + (f" (pid {broker.pid()}, log {broker.server_log})" if mine and broker else "")
             )
         else:
-            broker = local_broker_for(settings)  # raises a clear error for remote addresses
+            # raises a clear error for remote addresses
+            broker = local_broker_for(settings, secure=not insecure)
             with console.status(f"starting Kafka {settings.kafka_version} on {broker.bootstrap}"):
-                bootstrap = ensure_broker(settings, timeout=timeout)
+                bootstrap = ensure_broker(settings, timeout=timeout, secure=not insecure)
             console.print(
                 f"Kafka broker started at [bold]{bootstrap}[/] "
                 f"(pid {broker.pid()}, log {broker.server_log})"
+                + (" [yellow]INSECURE: plaintext, no authentication[/]" if insecure else
+                   ", SASL_SSL with least-privilege ACLs")
             )
+        ns = settings.topic_namespace if namespace is None else namespace
+        admin = settings
+        if broker is not None and broker.pid() is not None:  # ours: as its own admin
+            broker.secure = local_broker_secured(settings)
+            admin = broker.client_settings()
+        if not insecure and broker is not None and broker.pid() is not None and broker.secure:
+            from clawstream.security.provision import provision_roles
+
+            made = provision_roles(admin.model_copy(update={"topic_namespace": ns}))
+            if made:
+                console.print(f"credentials made for: {', '.join(made)} "
+                              f"(in {broker.security.store.dir})")
         if not no_topics:
-            ns = settings.topic_namespace if namespace is None else namespace
-            res = ensure_topics(bootstrap, ns)
+            res = ensure_topics(admin, ns)
             console.print(
                 f"topics: {len(res.created)} created, {len(res.existing)} already there"
                 + (f" (namespace {ns!r})" if ns else "")

@@ -32,6 +32,9 @@ COMMANDS: dict[str, str] = {
     "demo": "clawstream.demo:demo",
     "settings": "clawstream.settings_cli:settings_cmd",
     "schemas": "schemas.cli:schemas",
+    "pki": "clawstream.security_cli:pki",
+    "credentials": "clawstream.security_cli:credentials",
+    "clickhouse-users": "consumers.clickhouse.server_users:users_cmd",
 }
 
 

@@ -20,7 +20,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from producers.settings import SdkSettings
@@ -89,6 +89,15 @@ class Settings(SdkSettings):
         description="clickhouse-connect DSN: chdb:///path (embedded) or http://host:8123 "
         "(server). Default: chdb in <data_dir>/<namespace>chdb.",
     )
+    clickhouse_user: str | None = Field(
+        None, description="User of ClickHouse: for the embedded engine's endpoint reader "
+        "(default: read-only), writer or admin; for a server, the DSN's user unless set.")
+    clickhouse_password: SecretStr | None = Field(
+        None, description="Password of that user (a secret; keeps it out of the DSN, which is "
+        "shown and logged). Unset for the embedded engine: the local users file's.")
+    clickhouse_ca_location: Path | None = Field(
+        None, description="CA certificate (PEM) of a ClickHouse server reached over TLS "
+        "(an https:// DSN); unset: the system's CAs.")
     clickhouse_database: str = Field(
         "", description="ClickHouse database name. Default: <namespace>clawstream, with '_' "
         "for characters other than letters, digits and '_'.",

@@ -8,10 +8,12 @@ simulator and the reference agent take an `SdkSettings`; a server `Settings` is 
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
+from typing import Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -40,6 +42,19 @@ class SdkSettings(BaseSettings):
         description="Confluent-compatible schema registry; when unset, Avro single-object "
         "encoding is written instead of the Confluent framing.",
     )
+    # Security: how this process authenticates to Kafka (clawstream.kafka.security resolves
+    # them: explicit fields > the client config file > the local store > plaintext).
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_SSL", "SASL_PLAINTEXT"] | None = (
+        Field(None, description="How clients talk to Kafka; unset: as the credential found says "
+              "(SASL_SSL), or PLAINTEXT when there is none (see clawstream.kafka.security)."))
+    kafka_sasl_mechanism: str = Field("SCRAM-SHA-512", description="SASL mechanism.")
+    kafka_sasl_username: str | None = Field(None, description="SASL user of this process.")
+    kafka_sasl_password: SecretStr | None = Field(None, description="SASL password (a secret).")
+    kafka_ssl_ca_location: Path | None = Field(
+        None, description="CA certificate (PEM) that signed the brokers' certificates.")
+    kafka_client_config: Path | None = Field(
+        None, description="A client config file from `clawstream credentials add` (bootstrap, "
+        "user, password, CA): all an agent machine needs.")
 
     # --- local files ---------------------------------------------------------------------------
     data_dir: Path = Field(
@@ -72,6 +87,25 @@ class SdkSettings(BaseSettings):
             raise ValueError("a topic namespace prefixes Kafka topic names, so it holds only "
                              f"letters, digits, '.', '_' and '-': {value!r}")
         return value
+
+    @field_validator("kafka_client_config", "kafka_ssl_ca_location", mode="before")
+    @classmethod
+    def _empty_path_is_none(cls, value: Any) -> Any:
+        return None if value == "" else value
+
+    @model_validator(mode="after")
+    def _bootstrap_from_client_config(self) -> SdkSettings:
+        """A client config file says where its cluster is: with one and no explicit bootstrap
+        servers, an agent machine needs nothing else."""
+        if self.kafka_client_config and "bootstrap_servers" not in self.model_fields_set:
+            try:
+                bootstrap = json.loads(Path(self.kafka_client_config).read_text())[
+                    "bootstrap_servers"]
+            except (OSError, ValueError, KeyError) as exc:
+                raise ValueError(f"cannot read the client config file "
+                                 f"{self.kafka_client_config}: {exc}") from None
+            self.__dict__["bootstrap_servers"] = bootstrap
+        return self
 
     def topic(self, name: str) -> str:
         """The physical topic name for a logical one (adds the namespace)."""

@@ -13,7 +13,7 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from clawstream.kafka.config import faust_config
+from clawstream.kafka.config import FaustAuth, faust_config
 from clawstream.settings import Settings
 
 if TYPE_CHECKING:
@@ -41,6 +41,17 @@ def input_group(settings: Settings) -> str:
     return f"{settings.worker_app_id}-windows"
 
 
+def faust_credentials(auth: FaustAuth) -> Any:
+    """faust's credentials object for the runtime's description of them."""
+    import faust
+
+    if auth.username is None:
+        return faust.SSLCredentials(auth.ssl_context)
+    return faust.SASLCredentials(username=auth.username,
+                                 password=auth.password.get_secret_value(),
+                                 ssl_context=auth.ssl_context, mechanism=auth.mechanism)
+
+
 def create_app(settings: Settings, *, modules: tuple[str, ...] | None = None,
                **overrides: Any) -> WorkerApp:
     """Build the faust App and register the stream modules on it."""
@@ -65,6 +76,8 @@ def create_app(settings: Settings, *, modules: tuple[str, ...] | None = None,
         "datadir": str(settings.data_dir / "faust" / settings.worker_app_id),
     }
     conf.update(overrides)
+    if isinstance(conf.get("broker_credentials"), FaustAuth):
+        conf["broker_credentials"] = faust_credentials(conf["broker_credentials"])
     Path(conf["datadir"]).mkdir(parents=True, exist_ok=True)
     app = WorkerApp(settings.worker_app_id, **conf)
     app.clawstream_settings = settings

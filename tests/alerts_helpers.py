@@ -6,6 +6,8 @@ import itertools
 import uuid
 from typing import Any
 
+from clawstream.kafka.config import client_config
+
 _seq = itertools.count()
 
 
@@ -110,7 +112,7 @@ def produce(settings: Any, items: list[tuple[str, dict[str, Any]]]) -> None:
     from schemas.serde import Serde
 
     serde = Serde()
-    p = Producer({"bootstrap.servers": settings.bootstrap_servers, "linger.ms": 5})
+    p = Producer(client_config(settings, "tool", "producer", {"linger.ms": 5}))
     for etype, rec in items:
         topic = settings.topic(contract().get(etype).topic)
         p.produce(topic, key=rec["envelope"]["agent_id"].encode(), value=serde.encode(etype, rec))

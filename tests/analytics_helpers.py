@@ -96,7 +96,8 @@ def wait_for(predicate: Any, timeout: float, what: str, interval: float = 0.5) -
 
 def start_pipeline(bootstrap: str, workdir: Path, *, agents: int = 8,
                    events_per_agent: int = 500, failure_rate: float = 0.3,
-                   seed: int = 11, hook_port: int | None = None) -> Pipeline:
+                   seed: int = 11, hook_port: int | None = None,
+                   log_level: str = "INFO") -> Pipeline:
     """Create topics, start sink + worker + notifier, run the fleet, wait until every raw event
     is queryable. Event times start 20 minutes ago, so `--since 1h` covers the run."""
     from clawstream.admin import create_topics
@@ -121,7 +122,7 @@ def start_pipeline(bootstrap: str, workdir: Path, *, agents: int = 8,
         "CLAWSTREAM_SDK_METRICS_PORT": str(ports["sdk"]),
         "CLAWSTREAM_ALERT_WEBHOOKS": f"http://127.0.0.1:{ports['hook']}/api/v2/alerts",
         "CLAWSTREAM_SINK_BATCH_SECONDS": "0.3",
-        "CLAWSTREAM_LOG_LEVEL": "INFO",
+        "CLAWSTREAM_LOG_LEVEL": log_level,
     }
     start_ms = int(time.time() * 1000) - 20 * 60_000
     # the same config `clawstream fleet` builds (incl. its CRDT state hook: state deltas)

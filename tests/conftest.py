@@ -17,10 +17,23 @@ from clawstream.settings import Settings, get_settings
 
 @pytest.fixture(scope="session")
 def kafka_bootstrap() -> str:
-    """Bootstrap address of a running real broker (started if needed)."""
+    """Bootstrap address of a running real broker (started if needed). When it is the local
+    broker run secured (`clawstream up`, the default), every test and the processes it
+    starts connect as its admin over SASL_SSL (tests of the roles' rights make their own
+    credentials): `CLAWSTREAM_KAFKA_CLIENT_CONFIG` points at the admin's client config file."""
     from clawstream.broker import ensure_broker
+    from clawstream.kafka.security import local_broker_secured
+    from clawstream.security.local import LocalSecurity
 
-    return ensure_broker(get_settings())
+    settings = get_settings()
+    bootstrap = ensure_broker(settings)
+    if local_broker_secured(settings) and "CLAWSTREAM_KAFKA_CLIENT_CONFIG" not in os.environ:
+        admin = LocalSecurity.of(settings).store.path("admin")
+        os.environ["CLAWSTREAM_KAFKA_CLIENT_CONFIG"] = str(admin)
+        # (the address stays this broker's, whatever address the file names)
+        os.environ["CLAWSTREAM_BOOTSTRAP_SERVERS"] = bootstrap
+        get_settings.cache_clear()
+    return bootstrap
 
 
 @pytest.fixture

@@ -13,6 +13,9 @@ from typing import Any
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, TopicPartition
 from tenacity import retry, retry_if_exception_type, stop_after_delay, wait_fixed
 
+from clawstream.admin import settings_for
+from clawstream.kafka.config import client_config
+
 
 @retry(retry=retry_if_exception_type(KafkaException), stop=stop_after_delay(30),
        wait=wait_fixed(0.5), reraise=True)
@@ -23,8 +26,9 @@ def end_offset(c: Consumer, tp: TopicPartition) -> int:
 
 def _reader(bootstrap: str) -> Consumer:
     # a group id is required by the client even though nothing joins or commits
-    return Consumer({"bootstrap.servers": bootstrap, "group.id": f"reader-{uuid.uuid4()}",
-                     "enable.auto.commit": False})
+    return Consumer(client_config(settings_for(bootstrap), "tool", "consumer", {
+                                  "group.id": f"reader-{uuid.uuid4()}",
+                     "enable.auto.commit": False}))
 
 
 def _partitions(c: Consumer, topics: Iterable[str]) -> list[TopicPartition]:

@@ -13,6 +13,7 @@ from typing import Any
 
 from confluent_kafka import Producer
 
+from clawstream.kafka.config import client_config
 from clawstream.settings import Settings
 from schemas.registry import contract
 from schemas.samples import sample
@@ -24,15 +25,13 @@ WEIGHTS = (2, 2, 1, 4, 4, 1, 1)
 
 
 def producer(settings: Settings, **extra: Any) -> Producer:
-    return Producer({
-        "bootstrap.servers": settings.bootstrap_servers,
+    return Producer(client_config(settings, "tool", "producer", {
         "linger.ms": 20,
         "batch.size": 1_000_000,
         "compression.type": "lz4",
         "queue.buffering.max.messages": 500_000,
         "queue.buffering.max.kbytes": 1_000_000,
-        **extra,
-    })
+        **extra}))
 
 
 def encoded_events(

@@ -20,6 +20,7 @@ from typing import Any
 from confluent_kafka import Consumer, Producer, TopicPartition
 from kafka_read import end_offset, read_messages
 
+from clawstream.kafka.config import client_config
 from clawstream.settings import Settings
 from schemas.envelope import new_envelope
 from schemas.serde import Serde
@@ -64,11 +65,11 @@ class Emitter:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.failures: list[str] = []  # delivery errors: what did not reach Kafka, and why
-        self.producer = Producer({"bootstrap.servers": settings.bootstrap_servers,
-                                  "partitioner": "murmur2_random", "linger.ms": 5,
+        self.producer = Producer(client_config(settings, "tool", "producer", {
+                                               "partitioner": "murmur2_random", "linger.ms": 5,
                                   "enable.idempotence": True,
                                   "delivery.report.only.error": True,
-                                  "on_delivery": self._failed})
+                                  "on_delivery": self._failed}))
         self.seq: dict[str, int] = {}
         self.sent: list[dict[str, Any]] = []  # every record with its type
 
@@ -109,8 +110,8 @@ def committed_lag(settings: Settings, group: str, logicals: Iterable[str],
                   timeout: float = 30.0) -> int:
     """Events of these topics the consumer group has not committed yet, waited for until it
     reaches 0 or `timeout` passes (what a lag dashboard shows)."""
-    c = Consumer({"bootstrap.servers": settings.bootstrap_servers, "group.id": group,
-                  "enable.auto.commit": False})
+    c = Consumer(client_config(settings, "tool", "consumer", {"group.id": group,
+                  "enable.auto.commit": False}))
     try:
         tps = []
         for logical in logicals:

@@ -19,6 +19,7 @@ from alerts_helpers import (
     wait_for_alerts,
 )
 
+from clawstream.kafka.config import client_config
 from clawstream.settings import PROJECT_ROOT, Settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -120,7 +121,7 @@ def test_every_rule_kind_fires_and_resolves_and_bad_rules_keep_old(
     # a poison message on an input topic goes to the DLQ, the rest goes on
     from confluent_kafka import Producer
 
-    p = Producer({"bootstrap.servers": cs_settings.bootstrap_servers})
+    p = Producer(client_config(cs_settings, "tool", "producer"))
     p.produce(cs_settings.topic("claw.outcomes.v1"), key=b"stk-1", value=b"not avro")
     p.flush(10)
 

@@ -157,7 +157,7 @@ def test_private_broker_up_reuse_down_restart(tmp_path: Path) -> None:
         assert r.returncode == 0, r.stdout + r.stderr
         assert "started" in r.stdout
         pid = broker.pid()
-        assert pid is not None and broker_answers(bootstrap)
+        assert pid is not None and broker.answers()
         assert os.getsid(pid) != os.getsid(0), "broker must run in its own session"
         assert os.readlink(f"/proc/{pid}/fd/0") == "/dev/null"
         for fd in (1, 2):  # nothing holds the caller's terminal or pipes open
@@ -169,7 +169,7 @@ def test_private_broker_up_reuse_down_restart(tmp_path: Path) -> None:
         assert broker.pid() == pid
 
         ns = f"b{uuid.uuid4().hex[:6]}."
-        create_topics(bootstrap, namespace=ns, specs=["claw.actions.v1"])
+        create_topics(broker.client_settings(), namespace=ns, specs=["claw.actions.v1"])
 
         r = _cli(env, "down")
         assert r.returncode == 0, r.stdout + r.stderr
@@ -182,7 +182,7 @@ def test_private_broker_up_reuse_down_restart(tmp_path: Path) -> None:
 
         # storage is formatted once: a restart keeps the topic
         assert broker.start(timeout=90) == bootstrap
-        info = describe_topics(bootstrap, ns, ["claw.actions.v1"])[0]
+        info = describe_topics(broker.client_settings(), ns, ["claw.actions.v1"])[0]
         assert info.exists and info.partitions == TOPICS["claw.actions.v1"].partitions
     finally:
         broker.stop()
@@ -212,7 +212,7 @@ def test_a_broker_that_dies_on_start_reports_its_log(tmp_path: Path) -> None:
         "version=1\nnode.id=7\ncluster.id=AAAAAAAAAAAAAAAAAAAAAA\n"
     )
     b = LocalBroker(Settings(data_dir=tmp_path), port=port, controller_port=port + 1,
-                    data_dir=tmp_path / "kafka")
+                    data_dir=tmp_path / "kafka", secure=False)  # (secured: refused earlier)
     with pytest.raises(BrokerError, match="exited during start") as err:
         b.start(timeout=60)
     assert "node id" in str(err.value)  # the log tail says why

@@ -13,7 +13,9 @@ from clawstream.cli import COMMANDS
 from clawstream.settings import PROJECT_ROOT, Settings
 
 COMPOSE = PROJECT_ROOT / "docker-compose.yml"
-DEFAULTS = Settings(_env_file=None)
+#: the defaults themselves, not this environment's values (a test run may use another port)
+DEFAULTS = Settings(_env_file=None,
+                    bootstrap_servers=Settings.model_fields["bootstrap_servers"].default)
 
 
 @pytest.fixture(scope="module")
@@ -78,17 +80,81 @@ def test_worker_env_names_real_settings(compose: dict) -> None:
 
 
 def test_worker_commands_exist(compose: dict) -> None:
-    for name in ("sink", "worker", "notifier", "fleet", "topics"):
+    for name in ("sink", "worker", "notifier", "fleet", "topics", "clickhouse-access"):
         cmd = compose["services"][name]["command"]
         assert cmd[0] == "clawstream" and cmd[1] in COMMANDS, f"{name}: {cmd}"
 
 
-def test_clickhouse_credentials_agree(compose: dict) -> None:
+def test_clickhouse_users_and_passwords_come_from_env(compose: dict) -> None:
     ch = compose["services"]["clickhouse"]["environment"]
-    dsn = compose["services"]["sink"]["environment"]["CLAWSTREAM_CLICKHOUSE_DSN"]
-    user, password = re.match(r"http://([^:]+):([^@]+)@", dsn).groups()
-    assert (user, password) == (ch["CLICKHOUSE_USER"], ch["CLICKHOUSE_PASSWORD"])
+    sink = compose["services"]["sink"]["environment"]
+    assert re.match(r"http://writer@clickhouse:8123/", sink["CLAWSTREAM_CLICKHOUSE_DSN"])
+    assert sink["CLAWSTREAM_CLICKHOUSE_PASSWORD"].startswith("${CLICKHOUSE_WRITER_PASSWORD")
+    assert ch["CLICKHOUSE_USER"] == "admin"
+    assert ch["CLICKHOUSE_PASSWORD"].startswith("${CLICKHOUSE_ADMIN_PASSWORD")
     assert ch["CLICKHOUSE_DB"] == DEFAULTS.clickhouse_database
+    # the writer and the reader are made by the admin before the sink starts
+    access = compose["services"]["clickhouse-access"]
+    assert access["command"][1:] == ["clickhouse-users", "--from-env"]
+    assert re.match(r"http://admin@clickhouse:8123/", access["environment"]
+                    ["CLAWSTREAM_CLICKHOUSE_DSN"])
+    for user in ("WRITER", "READER"):
+        assert access["environment"][f"CLICKHOUSE_{user}_PASSWORD"].startswith(
+            f"${{CLICKHOUSE_{user}_PASSWORD")
+    assert compose["services"]["sink"]["depends_on"]["clickhouse-access"] == {
+        "condition": "service_completed_successfully"}
+    grafana = compose["services"]["grafana"]["environment"]
+    assert grafana["CLICKHOUSE_USER"] == "reader"
+    assert grafana["GF_SECURITY_ADMIN_PASSWORD"].startswith("${GRAFANA_ADMIN_PASSWORD")
+
+
+def _env_values(compose: dict) -> list[tuple[str, str, str]]:
+    out = []
+    for name, svc in compose["services"].items():
+        for key, value in (svc.get("environment") or {}).items():
+            out.append((name, key, str(value)))
+    return out
+
+
+def test_no_secret_in_clear_every_one_from_the_env_file(compose: dict) -> None:
+    """Every password (and the JAAS configs holding one) is a ${VAR} of the .env that
+    `clawstream credentials compose-env` writes; no value in the file is a secret itself."""
+    from clawstream.security_cli import COMPOSE_SECRETS
+
+    text = COMPOSE.read_text()
+    referenced = set(re.findall(r"\$\{([A-Z_]+)(?::\?[^}]*)?\}", text))
+    assert referenced and referenced <= set(COMPOSE_SECRETS), referenced - set(COMPOSE_SECRETS)
+    for name, key, value in _env_values(compose):
+        if re.search(r"PASSWORD|SECRET|JAAS", key):
+            if "ScramLoginModule required;" in value:
+                continue  # (no secret: SCRAM users live in the broker's metadata)
+            assert "${" in value, f"{name}: {key} holds a secret in clear"
+            assert not re.search(r"password=\"[^$]", value), f"{name}: {key}"
+    assert "clawstream:clawstream" not in text
+
+
+def test_kafka_speaks_sasl_ssl_with_acls(compose: dict) -> None:
+    env = compose["services"]["kafka"]["environment"]
+    protocols = dict(p.split(":") for p in env["KAFKA_LISTENER_SECURITY_PROTOCOL_MAP"].split(","))
+    assert set(protocols.values()) == {"SASL_SSL"}, protocols
+    assert "SCRAM-SHA-512" in env["KAFKA_SASL_ENABLED_MECHANISMS"]
+    assert env["KAFKA_AUTHORIZER_CLASS_NAME"].endswith("StandardAuthorizer")
+    assert env["KAFKA_ALLOW_EVERYONE_IF_NO_ACL_FOUND"] == "false"
+    assert env["KAFKA_SUPER_USERS"] == "User:admin"
+    for name in ("sink", "worker", "notifier", "fleet", "topics", "credentials"):
+        svc_env = compose["services"][name]["environment"]
+        assert svc_env["CLAWSTREAM_KAFKA_SECURITY_PROTOCOL"] == "SASL_SSL", name
+        assert svc_env["CLAWSTREAM_KAFKA_SASL_USERNAME"], name
+    roles = {n: compose["services"][n]["environment"]["CLAWSTREAM_KAFKA_SASL_USERNAME"]
+             for n in ("sink", "worker", "notifier", "fleet")}
+    assert roles == {"sink": "sink", "worker": "worker", "notifier": "notifier",
+                     "fleet": "agent"}  # least privilege: each its own role
+
+
+def test_every_published_port_is_bound_to_loopback(compose: dict) -> None:
+    for name, svc in compose["services"].items():
+        for spec in svc.get("ports", []):
+            assert str(spec).startswith("127.0.0.1:"), f"{name} publishes {spec} on every interface"
 
 
 def test_mounts_exist_in_repo(compose: dict) -> None:

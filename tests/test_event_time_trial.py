@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from clawstream.kafka.config import client_config
 from clawstream.settings import Settings
 from clawstream.trial import TrialConfig, TrialResult, run_trial
 from consumers.clickhouse import query
@@ -82,8 +83,7 @@ def test_partition_for_is_where_the_sdk_puts_an_agent(cs_settings: Settings) -> 
     from confluent_kafka import Producer
     from kafka_read import read_messages
 
-    p = Producer({"bootstrap.servers": cs_settings.bootstrap_servers,
-                  "partitioner": "murmur2_random"})
+    p = Producer(client_config(cs_settings, "tool", "producer", {"partitioner": "murmur2_random"}))
     agents = [f"agent-{i:04d}" for i in range(40)] + ["a", "ab", "abc", "ümlaut-7"]
     for a in agents:
         p.produce(cs_settings.topic("claw.heartbeats.v1"), key=a.encode(), value=b"x")

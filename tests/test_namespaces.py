@@ -104,7 +104,7 @@ def environment(name: str, seed: int, bootstrap: str, data: Path, endpoint_port:
     """Only the namespace differs between environments (plus where its logs go)."""
     ns = f"t{uuid.uuid4().hex[:8]}{name[0]}."
     create_topics(bootstrap, namespace=ns)  # what `clawstream up` does for a namespace
-    env = {**os.environ,  # holds no CLAWSTREAM_ setting (see `started`)
+    env = {**os.environ,  # holds no CLAWSTREAM_ setting but the credential (see `started`)
            "CLAWSTREAM_BOOTSTRAP_SERVERS": bootstrap,
            "CLAWSTREAM_TOPIC_NAMESPACE": ns,
            "CLAWSTREAM_DATA_DIR": str(data),
@@ -228,9 +228,11 @@ def rules(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def started(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[Environment]]:
-    """The environments started (stopped at the end); this process reads no other settings."""
+    """The environments started (stopped at the end); this process reads no other settings
+    (but for the credential of a secured broker, `kafka_bootstrap`'s client config file)."""
+    keep = {"CLAWSTREAM_NO_ACCEL", "CLAWSTREAM_KAFKA_CLIENT_CONFIG"}
     for k in list(os.environ):
-        if k.startswith("CLAWSTREAM_") and k != "CLAWSTREAM_NO_ACCEL":
+        if k.startswith("CLAWSTREAM_") and k not in keep:
             monkeypatch.delenv(k)
     envs: list[Environment] = []
     yield envs

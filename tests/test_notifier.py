@@ -18,6 +18,7 @@ import pytest
 from alerts_helpers import envelope, read_topic_records
 from ports import free_port
 
+from clawstream.kafka.config import client_config
 from clawstream.settings import PROJECT_ROOT, Settings
 from consumers.notifier import Notifier, to_alertmanager
 
@@ -111,7 +112,7 @@ def committed_all(settings: Settings, group: str) -> bool:
     from confluent_kafka import Consumer, TopicPartition
 
     topic = settings.topic("claw.alerts.v1")
-    c = Consumer({"bootstrap.servers": settings.bootstrap_servers, "group.id": group})
+    c = Consumer(client_config(settings, "tool", "consumer", {"group.id": group}))
     try:
         parts = c.list_topics(topic, timeout=10).topics[topic].partitions
         tps = [TopicPartition(topic, p) for p in parts]
@@ -150,7 +151,7 @@ def test_notifier_4xx_is_not_retried_goes_to_dlq(cs_settings: Settings) -> None:
     produce_alerts(cs_settings, [alert("firing", agent="a7")])
     from confluent_kafka import Producer
 
-    p = Producer({"bootstrap.servers": cs_settings.bootstrap_servers})
+    p = Producer(client_config(cs_settings, "tool", "producer"))
     p.produce(cs_settings.topic("claw.alerts.v1"), key=b"a7", value=b"\x00junk")
     p.flush(10)
     n = Notifier(cs_settings, [server.url], backoff_initial=0.05, batch_wait_s=0.5)

@@ -76,7 +76,7 @@ def test_outage_loses_nothing(tmp_path: Path, mode: str, message_timeout_ms: int
     try:
         create_topics(broker.bootstrap, namespace="", specs=[ACTIONS, OUTCOMES, HEARTBEATS])
         settings = Settings(bootstrap_servers=broker.bootstrap, data_dir=tmp_path / "data",
-                            cache_dir=base.cache_dir)
+                            cache_dir=base.cache_dir, kafka_client_config=broker.admin_config)
         client = AgentClient(settings, "agent-outage",
                              producer_config={"message.timeout.ms": message_timeout_ms})
         emitter = Emitter(client)

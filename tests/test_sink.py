@@ -21,6 +21,7 @@ from ports import free_port
 from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 
+from clawstream.kafka.config import client_config
 from clawstream.settings import Settings
 from consumers import clickhouse as ch
 from consumers.sink import Sink
@@ -292,7 +293,7 @@ def test_poison_messages_go_to_dlq_and_good_ones_land(cs_settings: Settings) -> 
     bad_id = sample("action", rng)
     bad_id["envelope"]["event_id"] = "not-a-uuid"
     poison[serde.encode("action", bad_id)] = "invalid-record"
-    p = Producer({"bootstrap.servers": cs_settings.bootstrap_servers})
+    p = Producer(client_config(cs_settings, "tool", "producer"))
     for value in poison:
         rec = sample("action", rng, agent_id="agent-p")
         good_ids.append(rec["envelope"]["event_id"])
@@ -374,8 +375,8 @@ def test_sigterm_writes_the_pending_batch_commits_and_serves_metrics(
     assert counts_per_type(cs_settings) == sent
     # the owner's endpoint returns what a local query returns, types included
     assert through_owner == ch.query(cs_settings, TYPES_SQL)
-    c = Consumer({"bootstrap.servers": cs_settings.bootstrap_servers,
-                  "group.id": cs_settings.sink_group})
+    c = Consumer(client_config(cs_settings, "tool", "consumer", {
+                               "group.id": cs_settings.sink_group}))
     topic = cs_settings.topic(contract().get("action").topic)
     committed = c.committed([TopicPartition(topic, p) for p in range(6)], timeout=10)
     ends = [c.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in range(6)]

@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 
+from clawstream.kafka.config import client_config
 from clawstream.settings import PROJECT_ROOT, Settings
 from consumers import clickhouse as ch
 from consumers.sink import Sink
@@ -79,9 +80,9 @@ class TopicWatcher(threading.Thread):
     def __init__(self, settings: Settings) -> None:
         super().__init__(daemon=True)
         self.topic = settings.topic(AGENT_STATE)
-        self.consumer = Consumer({"bootstrap.servers": settings.bootstrap_servers,
-                                  "group.id": f"watch-{settings.topic_namespace}",
-                                  "auto.offset.reset": "earliest", "enable.auto.commit": False})
+        self.consumer = Consumer(client_config(settings, "tool", "consumer", {
+                                               "group.id": f"watch-{settings.topic_namespace}",
+                                  "auto.offset.reset": "earliest", "enable.auto.commit": False}))
         self.records: list[dict[str, Any]] = []
         self.halt = threading.Event()
 
@@ -136,8 +137,7 @@ class Worker:
 
 
 def committed_total(settings: Settings) -> int:
-    c = Consumer({"bootstrap.servers": settings.bootstrap_servers,
-                  "group.id": settings.worker_app_id})
+    c = Consumer(client_config(settings, "tool", "consumer", {"group.id": settings.worker_app_id}))
     try:
         tps = [TopicPartition(settings.topic(STATE_DELTAS), p)
                for p in range(TOPICS[STATE_DELTAS].partitions)]
@@ -192,7 +192,7 @@ def test_merged_state_in_clickhouse_equals_one_process_merge(
     msgs.insert(len(msgs) // 3, (AGENTS[1].encode(), bad_payload))
     half = len(msgs) // 2
 
-    producer = Producer({"bootstrap.servers": settings.bootstrap_servers, "linger.ms": 5})
+    producer = Producer(client_config(settings, "tool", "producer", {"linger.ms": 5}))
     topic = settings.topic(STATE_DELTAS)
 
     def produce(batch: list[tuple[bytes, bytes]]) -> None:
@@ -283,8 +283,9 @@ def test_merged_state_in_clickhouse_equals_one_process_merge(
             assert by_version.setdefault(k, r["state"]) == r["state"], k
 
     # --- the two poison messages are in the DLQ with reasons ---------------------------------
-    c = Consumer({"bootstrap.servers": settings.bootstrap_servers,
-                  "group.id": f"dlq-{settings.topic_namespace}", "auto.offset.reset": "earliest"})
+    c = Consumer(client_config(settings, "tool", "consumer", {
+                               "group.id": f"dlq-{settings.topic_namespace}",
+                               "auto.offset.reset": "earliest"}))
     c.subscribe([settings.topic(DLQ)])
     reasons = []
     deadline = time.monotonic() + 20

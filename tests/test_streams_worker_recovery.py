@@ -26,6 +26,7 @@ from streams_helpers import (
     worker_log,
 )
 
+from clawstream.kafka.config import client_config
 from clawstream.settings import Settings
 from streams.app import input_group
 
@@ -187,8 +188,8 @@ def test_a_processing_failure_commits_nothing_past_it_and_a_restart_counts_each_
     assert "injected processing failure" in failing.log()
 
     topic = cs_settings.topic("claw.actions.v1")
-    c = Consumer({"bootstrap.servers": cs_settings.bootstrap_servers,
-                  "group.id": input_group(cs_settings), "enable.auto.commit": False})
+    c = Consumer(client_config(cs_settings, "tool", "consumer", {
+                               "group.id": input_group(cs_settings), "enable.auto.commit": False}))
     try:
         parts = c.list_topics(topic, timeout=10).topics[topic].partitions
         committed = {tp.partition: tp.offset for tp in c.committed(

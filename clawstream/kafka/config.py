@@ -1,15 +1,19 @@
 """Every Kafka client configuration of clawstream, built in one place.
 
 `client_config(settings, role, kind, overrides)` returns the librdkafka dict for a producer,
-consumer or admin client acting for `role` (which principal it is: the security settings
-will pick that role's credentials here); `faust_config(settings, role)` the same for a faust
-app (aiokafka). Overrides are for what is specific to one client (its group, client id,
-batching), never for connection or security settings.
+consumer or admin client acting for `role` (which principal it is: `clawstream.kafka.security`
+picks that role's credential); `faust_config(settings, role)` the same for a faust app
+(aiokafka), whose credential is a `FaustAuth` that the app's module turns into faust's own
+credentials object (the runtime never imports faust: the agent side imports it). Overrides
+are for what is specific to one client (its group, client id, batching), never for
+connection or security settings.
 """
 
 from __future__ import annotations
 
 import logging
+import ssl
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
@@ -29,7 +33,8 @@ RDKAFKA_LOG.setLevel(logging.WARNING)
 
 #: what no override may change: connection and security belong to the settings
 _FIXED = frozenset({"bootstrap.servers", "security.protocol", "sasl.mechanism",
-                    "sasl.username", "sasl.password", "ssl.ca.location"})
+                    "sasl.mechanisms", "sasl.username", "sasl.password", "ssl.ca.location",
+                    "ssl.ca.pem"})
 
 
 class KafkaSettings(Protocol):
@@ -53,7 +58,40 @@ def kafka_settings(target: str | KafkaSettings) -> KafkaSettings:
 
 
 def _connection(settings: KafkaSettings, role: Role) -> dict[str, Any]:
-    return {"bootstrap.servers": settings.bootstrap_servers}
+    """Where to connect and as whom (`clawstream.kafka.security` picks the credential)."""
+    from clawstream.kafka.security import credential_for, librdkafka_security
+
+    return {"bootstrap.servers": settings.bootstrap_servers,
+            **librdkafka_security(credential_for(settings, role))}
+
+
+#: each kind of client error is reported at most this often (librdkafka retries every second)
+REPORT_EVERY_S = 30.0
+_reported: dict[Any, float] = {}
+
+
+def report_client_error(err: Any) -> None:
+    """librdkafka's error callback: a failed authentication or TLS handshake is said at once,
+    with what to check, instead of as retries that look like a hang (then at most every
+    `REPORT_EVERY_S` per kind of error)."""
+    from confluent_kafka import KafkaError
+
+    code = err.code() if hasattr(err, "code") else None
+    now = time.monotonic()
+    if now - _reported.get(code, -REPORT_EVERY_S) < REPORT_EVERY_S:
+        return
+    _reported[code] = now
+    if code in (KafkaError._AUTHENTICATION, KafkaError.SASL_AUTHENTICATION_FAILED):
+        RDKAFKA_LOG.error("Kafka refused the credential (%s): check the SASL user and password "
+                          "(CLAWSTREAM_KAFKA_* or the client config file); a revoked "
+                          "credential needs a new one", err)
+    elif code == KafkaError._SSL:
+        RDKAFKA_LOG.error("TLS with the broker failed (%s): is the CA the broker's "
+                          "(CLAWSTREAM_KAFKA_SSL_CA_LOCATION or the client config file)?", err)
+    elif code == KafkaError._ALL_BROKERS_DOWN:
+        RDKAFKA_LOG.warning("no Kafka broker reachable: %s", err)
+    else:
+        RDKAFKA_LOG.warning("Kafka client: %s", err)
 
 
 _DEFAULTS: dict[Kind, dict[str, Any]] = {
@@ -75,7 +113,7 @@ def client_config(settings: KafkaSettings, role: Role, kind: Kind = "producer",
     `overrides` (librdkafka names) tune this client; connection and security settings come
     from `settings` only."""
     conf: dict[str, Any] = {**_connection(settings, role), "logger": RDKAFKA_LOG,
-                            **_DEFAULTS[kind]}
+                            "error_cb": report_client_error, **_DEFAULTS[kind]}
     for name, value in (overrides or {}).items():
         if name in _FIXED:
             raise ValueError(f"{name} comes from the settings, not from an override")
@@ -83,12 +121,42 @@ def client_config(settings: KafkaSettings, role: Role, kind: Kind = "producer",
     return conf
 
 
+@dataclass(frozen=True)
+class FaustAuth:
+    """How a faust app authenticates (SASL over TLS, or TLS alone when `username` is None);
+    `streams.app` turns it into `faust.SASLCredentials` / `faust.SSLCredentials`. The password
+    stays a secret (a pydantic `SecretStr`) until that moment."""
+
+    ssl_context: ssl.SSLContext | None
+    username: str | None = None
+    password: Any = None
+    mechanism: str = "SCRAM-SHA-512"
+
+    def __repr__(self) -> str:
+        return f"FaustAuth(username={self.username!r}, mechanism={self.mechanism!r})"
+
+
 def faust_config(settings: KafkaSettings, role: Role) -> dict[str, Any]:
-    """The broker part of a faust App's configuration (aiokafka underneath)."""
-    return {
+    """The broker part of a faust App's configuration (aiokafka underneath): brokers, group
+    liveness timings, acks, and under `broker_credentials` a `FaustAuth` when the broker
+    needs a credential."""
+    from clawstream.kafka.security import credential_for
+
+    conf: dict[str, Any] = {
         "broker": [f"kafka://{h.strip()}" for h in settings.bootstrap_servers.split(",")
                    if h.strip()],
         "broker_session_timeout": SESSION_TIMEOUT_S,
         "broker_heartbeat_interval": HEARTBEAT_INTERVAL_S,
         "producer_acks": -1,
     }
+    cred = credential_for(settings, role)
+    if cred is not None and cred.security_protocol != "PLAINTEXT":
+        context = None
+        if cred.security_protocol.endswith("SSL"):
+            context = ssl.create_default_context(cadata=cred.ca_pem or None)
+        if cred.security_protocol.startswith("SASL"):
+            conf["broker_credentials"] = FaustAuth(context, cred.username, cred.password,
+                                                   cred.sasl_mechanism)
+        else:
+            conf["broker_credentials"] = FaustAuth(context)
+    return conf

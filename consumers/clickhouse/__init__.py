@@ -8,7 +8,8 @@
   ClickHouse lives; `reader(settings)` for many queries in a row.
 - `owner`: chdb lets only one process open a data directory, so the long-running owner (the
   sink) claims it in `<dir>-owner.json` and serves it to other processes (`ChdbOwner`).
-- `endpoint`: the owner's loopback endpoint, the one piece that knows its protocol.
+- `endpoint`: the owner's loopback endpoint, ClickHouse's HTTP interface served from the
+  engine (clients use clickhouse-connect's `http://` client); `users`: who may use it, as what.
 
 Read convention: raw tables are ReplacingMergeTree keyed by event_id, so a redelivered row may
 exist physically until a merge. `query()` runs with the ClickHouse setting `final=1`, which

@@ -1,7 +1,9 @@
 """Queries from anywhere: what CLIs, reports and tests call, wherever ClickHouse lives.
 
 A server DSN: a client. Embedded chdb: this process's own engine if it owns the directory,
-else the owner's endpoint, else the directory opened for the query (nobody holds it).
+else the owner's endpoint (ClickHouse's HTTP interface: clickhouse-connect's `http://`
+client, the same path as against a server, as this process's ClickHouse user), else the
+directory opened for the query (nobody holds it).
 """
 
 from __future__ import annotations
@@ -10,11 +12,12 @@ import contextlib
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
+from urllib.parse import urlsplit
 
+import clickhouse_connect
 from clickhouse_connect.driver.client import Client
 
 from clawstream.settings import Settings
-from consumers.clickhouse import endpoint
 from consumers.clickhouse.client import (
     ClickHouseUnavailable,
     QueryResult,
@@ -25,6 +28,7 @@ from consumers.clickhouse.client import (
 )
 from consumers.clickhouse.migrations import migrate
 from consumers.clickhouse.owner import find_owner, local_engine
+from consumers.clickhouse.users import credential_for
 
 
 def query(
@@ -53,7 +57,11 @@ def query(
     while True:
         state, url = find_owner(settings)
         if url is not None:
-            return endpoint.remote_query(url, sql, parameters, timeout)
+            client = endpoint_client(settings, url, timeout)
+            try:
+                return run_query(client, sql, parameters)
+            finally:
+                client.close()
         holder = lock_holder(path) if path is not None else None
         if state is None and holder is None:
             try:
@@ -71,15 +79,39 @@ def query(
         time.sleep(0.1)  # an owner is starting (its endpoint appears shortly) or a reader ends
 
 
+def endpoint_client(settings: Settings, url: str, timeout: float = 120.0) -> Client:
+    """clickhouse-connect's `http://` client of the chdb owner's endpoint at `url`, as this
+    process's ClickHouse user (`users.credential_for`: reader unless set)."""
+    user, password = credential_for(settings)
+    where = urlsplit(url)
+    try:
+        return clickhouse_connect.get_client(
+            host=where.hostname, port=where.port, username=user,
+            password=password.get_secret_value() if password is not None else "",
+            database=settings.clickhouse_database, compress=False,
+            autogenerate_session_id=False, send_receive_timeout=int(timeout))
+    except Exception as exc:
+        if "401" in str(exc) or "AUTHENTICATION_FAILED" in str(exc):
+            raise ClickHouseUnavailable(
+                f"the embedded ClickHouse at {url} refused the credential of user {user!r}: "
+                "set CLAWSTREAM_CLICKHOUSE_USER (reader, writer, admin) and "
+                "CLAWSTREAM_CLICKHOUSE_PASSWORD, or run where the data folder's "
+                "security/clickhouse.json is") from None
+        raise ClickHouseUnavailable(f"the ClickHouse owner endpoint {url} failed: "
+                                    f"{str(exc).splitlines()[0]}") from None
+
+
 @contextlib.contextmanager
 def reader(settings: Settings) -> Iterator[Callable[..., QueryResult]]:
     """Like `query`, for many queries in a row (reports, canned-query tests): opens chdb at
     most once instead of once per query. Yields `run(sql, parameters=None)`."""
     client: Client | None = None
     if settings.is_embedded_clickhouse and local_engine(settings) is None:
-        state, _url = find_owner(settings)
+        state, url = find_owner(settings)
         path = chdb_path(settings.resolved_clickhouse_dsn)
-        if state is None and path is not None and lock_holder(path) is None:
+        if url is not None:  # one http client for the whole block
+            client = endpoint_client(settings, url)
+        elif state is None and path is not None and lock_holder(path) is None:
             try:
                 client = connect(settings)
                 migrate(client)

@@ -84,7 +84,14 @@ def connect(settings: Settings, *, database: str | None = None, wait: float = 0.
                     "`clawstream sql`)"
                 )
             time.sleep(0.1)
-    return _open(dsn, db, None)
+    auth: dict[str, Any] = {}
+    if settings.clickhouse_user:
+        auth["username"] = settings.clickhouse_user
+    if settings.clickhouse_password is not None:
+        auth["password"] = settings.clickhouse_password.get_secret_value()
+    if settings.clickhouse_ca_location is not None:  # an https:// DSN: the server's CA
+        auth["ca_cert"] = str(settings.clickhouse_ca_location)
+    return _open(dsn, db, None, auth)
 
 
 @contextlib.contextmanager
@@ -105,10 +112,10 @@ def _engine_stderr_filtered() -> Iterator[None]:
                 os.write(2, noise)
 
 
-def _open(dsn: str, db: str, path: Path | None) -> Client:
+def _open(dsn: str, db: str, path: Path | None, auth: dict[str, Any] | None = None) -> Client:
     try:
         if path is None:
-            boot = clickhouse_connect.get_client(dsn=dsn)
+            boot = clickhouse_connect.get_client(dsn=dsn, **(auth or {}))
         else:
             with _engine_stderr_filtered():
                 boot = clickhouse_connect.get_client(dsn=dsn)

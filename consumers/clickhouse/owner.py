@@ -13,8 +13,11 @@ import contextlib
 import json
 import logging
 import os
+import re
 import threading
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import clickhouse_connect
 from clickhouse_connect.driver.client import Client
@@ -23,8 +26,26 @@ from clawstream.procs import pid_alive
 from clawstream.settings import Settings
 from consumers.clickhouse import endpoint
 from consumers.clickhouse.client import Parameters, QueryResult, chdb_path, run_query
+from consumers.clickhouse.users import USER_SETTINGS, ensure_users, outside_the_database
 
 log = logging.getLogger(__name__)
+
+#: an INSERT whose rows come in the request's body
+_INSERT = re.compile(r"^\s*INSERT\s+INTO\s+(?P<table>[\w.`]+)\s*(?:\((?P<cols>[^)]*)\))?\s*"
+                     r"FORMAT\s+(?P<fmt>\w+)\s*$", re.I | re.S)
+_TRAILING_FORMAT = re.compile(r"\bFORMAT\s+\w+\s*;?\s*$", re.I)
+#: what the writer's queries may be (the root of their EXPLAIN AST)
+WRITER_QUERIES = frozenset({"SelectWithUnionQuery", "InsertQuery", "ShowTablesQuery",
+                            "DescribeQuery", "ShowCreateTableQuery", "ExistsTableQuery"})
+#: settings a request may not set for the reader or the writer
+PROTECTED_SETTINGS = frozenset({"readonly", "allow_ddl"})
+
+
+def _engine_error(exc: Exception) -> str:
+    """The engine's own `Code: N. DB::Exception: …` text of a failure."""
+    text = str(exc)
+    at = text.find("Code: ")
+    return text[at:].split("\n")[0].strip() if at >= 0 else f"Code: 1000. DB::Exception: {text}"
 
 
 class LocalEngine:
@@ -32,11 +53,12 @@ class LocalEngine:
 
     def __init__(self, client: Client) -> None:
         self.client = client
-        self._lock = threading.Lock()
+        self.lock = threading.Lock()
 
-    def query(self, sql: str, parameters: Parameters = None) -> QueryResult:
-        with self._lock:
-            return run_query(self.client, sql, parameters)
+    def query(self, sql: str, parameters: Parameters = None,
+              settings: Mapping[str, Any] | None = None) -> QueryResult:
+        with self.lock:
+            return run_query(self.client, sql, parameters, settings)
 
 
 #: the chdb directories this process owns, and their engines (one process per directory)
@@ -107,19 +129,24 @@ class ChdbOwner:
         self.settings = settings
         self.url = ""
         self._engine: LocalEngine | None = None
+        #: one engine connection per endpoint user: a connection keeps the settings a query
+        #: set (a reader's readonly sticks), so users never share one
+        self._as_user: dict[str, LocalEngine] = {}
+        self._users_lock = threading.Lock()
         self._endpoint: endpoint.Endpoint | None = None
 
     def claim(self) -> None:
         announce_owner(self.settings, None)
 
     def serve(self) -> str:
-        """Serve the engine (a client of its own) on loopback; readers in this process use
-        it directly."""
+        """Serve the engine (a client of its own) on loopback, as ClickHouse's HTTP
+        interface; readers in this process use it directly."""
         client = clickhouse_connect.get_client(dsn=self.settings.resolved_clickhouse_dsn,
                                                database=self.settings.clickhouse_database)
         engine = self._engine = LocalEngine(client)
-        self._endpoint = endpoint.serve(self.settings.chdb_endpoint_port, engine.query,
-                                        self.settings.resolved_clickhouse_dsn)
+        timezone = str(client.command("SELECT timezone()"))
+        self._endpoint = endpoint.serve(self.settings.chdb_endpoint_port, self._http,
+                                        timezone, ensure_users(self.settings.data_dir))
         self.url = self._endpoint.url
         path = chdb_path(self.settings.resolved_clickhouse_dsn)
         if path is not None:
@@ -127,6 +154,72 @@ class ChdbOwner:
         announce_owner(self.settings, self.url)
         log.info("chdb owner endpoint on %s", self.url)
         return self.url
+
+    def _engine_for(self, user: str) -> LocalEngine:
+        """`user`'s own engine connection, its restrictions set on it once (a connection
+        keeps its settings, and the reader's readonly cannot be lifted on it)."""
+        with self._users_lock:
+            engine = self._as_user.get(user)
+            if engine is None:
+                client = clickhouse_connect.get_client(
+                    dsn=self.settings.resolved_clickhouse_dsn,
+                    database=self.settings.clickhouse_database)
+                for name, value in USER_SETTINGS.get(user, {"readonly": 2}).items():
+                    client.command(f"SET {name} = {int(value)}")
+                engine = self._as_user[user] = LocalEngine(client)
+            return engine
+
+    def _check(self, req: endpoint.Request) -> None:
+        """The reader's and the writer's queries may not reach outside the database
+        (`users.outside_the_database`, on the engine's own parse, by a connection of its
+        own that runs only EXPLAIN AST); the writer's are reads and inserts."""
+        if req.data and _INSERT.match(req.sql):
+            return  # rows into a named table (the reader's connection refuses them itself)
+        parser = self._engine_for("parser")
+        try:
+            with parser.lock:
+                bare = _TRAILING_FORMAT.sub("", req.sql)  # (EXPLAIN's own output: TSVRaw)
+                ast = str(parser.client.raw_query(f"EXPLAIN AST {bare}", fmt="TSVRaw",
+                                                  parameters=req.parameters or None,
+                                                  use_database=False), "utf-8", "replace")
+        except Exception as exc:
+            raise endpoint.QueryFailed(_engine_error(exc)) from None
+        why = outside_the_database(req.sql, ast)
+        if why is None and req.user == "writer" and ast.split(" ", 1)[0] not in WRITER_QUERIES:
+            why = f"{ast.split(' ', 1)[0]}"
+        if why is not None:
+            raise endpoint.QueryFailed(
+                f"Code: 497. DB::Exception: {why}: not allowed for the {req.user} user of the "
+                "embedded ClickHouse (it may not reach outside the database; the writer "
+                "reads and inserts). (ACCESS_DENIED)", 497)
+
+    def _http(self, req: endpoint.Request) -> bytes:
+        """One request of the HTTP interface, as its user, on its user's connection."""
+        if req.user != "admin":
+            self._check(req)
+        engine = self._engine_for(req.user)
+        settings: dict[str, Any] = {k: v for k, v in req.settings.items()
+                                    if req.user == "admin" or k not in PROTECTED_SETTINGS}
+        with engine.lock:
+            client = engine.client
+            database = client.database
+            try:
+                if req.database:
+                    client.database = req.database
+                insert = _INSERT.match(req.sql) if req.data else None
+                if insert is not None:
+                    cols = insert.group("cols")
+                    client.raw_insert(insert.group("table").replace("`", ""),
+                                      [c.strip(" `") for c in cols.split(",")] if cols else None,
+                                      req.data, settings=settings, fmt=insert.group("fmt"))
+                    return b""
+                return bytes(client.raw_query(req.sql, parameters=req.parameters or None,
+                                              settings=settings or None,
+                                              fmt=req.default_format))
+            except Exception as exc:
+                raise endpoint.QueryFailed(_engine_error(exc)) from None
+            finally:
+                client.database = database
 
     def release(self) -> None:
         path = chdb_path(self.settings.resolved_clickhouse_dsn)
@@ -136,6 +229,9 @@ class ChdbOwner:
         if self._endpoint is not None:
             self._endpoint.stop()
             self._endpoint = None
+        for engine in self._as_user.values():
+            engine.client.close()
+        self._as_user = {}
         if self._engine is not None:
             self._engine.client.close()
             self._engine = None

@@ -267,6 +267,9 @@ class AgentClient(TypedEvents):
     def on_transport_closed(self) -> None:
         self._finalize()
 
+    def on_producer_replaced(self) -> None:
+        self._produce = self.transport.producer.produce
+
     # -- state ----------------------------------------------------------------------------------
     def _direct_in_flight(self) -> int:
         """Events handed to librdkafka by emit and not settled yet (delivered or failed and
@@ -342,6 +345,8 @@ class AgentClient(TypedEvents):
             "spool_messages": self.outage.spool.depth_messages,
             "spool_bytes": self.outage.spool.depth_bytes,
             "seq": self.seq,
+            # why Kafka refuses this agent's credential (its events wait in the spool)
+            "credential_refused": self.transport.credential_refused,
         }
 
     # -- closing --------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from confluent_kafka import KafkaError, KafkaException, Producer
+from prometheus_client import Counter, Gauge
 
 from clawstream.kafka.config import client_config
 from producers.settings import SdkSettings
@@ -31,13 +32,34 @@ PERMANENT_ERRORS = frozenset(
         KafkaError.INVALID_RECORD,
         KafkaError.INVALID_MSG_SIZE,
         KafkaError.RECORD_LIST_TOO_LARGE,
-        KafkaError.TOPIC_AUTHORIZATION_FAILED,
-        KafkaError.CLUSTER_AUTHORIZATION_FAILED,
         KafkaError._UNKNOWN_TOPIC,
         KafkaError._INVALID_ARG,
         KafkaError.UNSUPPORTED_FOR_MESSAGE_FORMAT,
     }
 )
+
+
+#: Errors that mean "Kafka refuses this agent's credential" (a wrong password, a revoked
+#: credential, rights taken away): nothing is wrong with the events, so they are kept in the
+#: spool and delivered once a valid credential is configured, never rejected.
+CREDENTIAL_ERRORS = frozenset(
+    {
+        KafkaError.SASL_AUTHENTICATION_FAILED,
+        KafkaError._AUTHENTICATION,
+        KafkaError.TOPIC_AUTHORIZATION_FAILED,
+        KafkaError.CLUSTER_AUTHORIZATION_FAILED,
+    }
+)
+#: While refused, how often the same credential is tried again (rights may come back); a
+#: changed credential (the client config file or the settings) is tried within a second.
+REFUSED_RETRY_S = 10.0
+
+CREDENTIAL_REFUSED = Counter(
+    "clawstream_sdk_credential_refusals_total",
+    "Times Kafka refused the agent side's credential (events are spooled meanwhile).")
+REFUSED_NOW = Gauge(
+    "clawstream_sdk_credential_refused",
+    "1 while Kafka refuses the credential and events wait in the spool.")
 
 
 def producer_config(settings: SdkSettings, **overrides: Any) -> dict[str, Any]:
@@ -58,6 +80,11 @@ def producer_config(settings: SdkSettings, **overrides: Any) -> dict[str, Any]:
         "log.connection.close": False,
         **overrides,
     })
+
+
+def _credential_of(conf: dict[str, Any]) -> tuple[Any, ...]:
+    return tuple(conf.get(k) for k in ("security.protocol", "sasl.username", "sasl.password",
+                                       "ssl.ca.pem"))
 
 
 class DeliveryListener(Protocol):
@@ -92,6 +119,9 @@ class DeliveryListener(Protocol):
     def on_transport_closed(self) -> None:
         """The producer is closed; whatever it still held was handed back (`on_delivery`)."""
 
+    def on_producer_replaced(self) -> None:
+        """`Transport.producer` is a new Producer (a new credential): produce through it."""
+
 
 class Transport:
     """One confluent-kafka Producer shared by AgentClients, and the thread that serves its
@@ -103,18 +133,19 @@ class Transport:
     def __init__(self, settings: SdkSettings, *, exclusive: bool = False,
                  **config_overrides: Any) -> None:
         self.settings = settings
-        conf = producer_config(settings, **config_overrides)
-        conf["error_cb"] = self._on_error
-        # One delivery callback for the whole producer, routed by key (= agent_id): a
-        # per-message on_delivery costs ~2 µs per produce() in confluent-kafka.
-        conf["on_delivery"] = self._on_delivery
+        self._overrides = config_overrides
         #: True: only failures are reported; successes are counted from len(producer)
         self.counts_deliveries = exclusive
-        if exclusive:
-            conf["delivery.report.only.error"] = True
+        conf = self._config()
         self.producer = Producer(conf)
+        self._credential = _credential_of(conf)
         self.message_timeout_s = conf["message.timeout.ms"] / 1000
         self.broker_up = True
+        #: why Kafka refuses our credential (events are spooled meanwhile), or None
+        self.credential_refused: str | None = None
+        self._refused_since = 0.0
+        self._quiet_until = 0.0
+        self._next_credential_check = 0.0
         self.listeners: list[DeliveryListener] = []
         self._by_key: dict[bytes, DeliveryListener] = {}
         #: key -> the listener's on_delivery, bound once (the per-event path)
@@ -126,10 +157,85 @@ class Transport:
         self._thread = threading.Thread(target=self._run, name="clawstream-sdk", daemon=True)
         self._thread.start()
 
+    def _config(self) -> dict[str, Any]:
+        """The producer's configuration as the settings say now (the credential included:
+        a client config file replaced on disk is read again)."""
+        conf = producer_config(self.settings, **self._overrides)
+        conf["error_cb"] = self._on_error
+        # One delivery callback for the whole producer, routed by key (= agent_id): a
+        # per-message on_delivery costs ~2 µs per produce() in confluent-kafka.
+        conf["on_delivery"] = self._on_delivery
+        if self.counts_deliveries:
+            conf["delivery.report.only.error"] = True
+        return conf
+
+    # -- a refused credential --------------------------------------------------------------------
+    def refuse(self, err: KafkaError) -> None:
+        """Kafka refused our credential: say so once, clearly, count it, and spool."""
+        if self.credential_refused is None:
+            self.credential_refused = err.str()
+            now = self._refused_since = time.monotonic()
+            CREDENTIAL_REFUSED.inc()
+            REFUSED_NOW.set(1)
+            if now < self._quiet_until:  # (refused again after a retry: said not long ago)
+                log.debug("kafka still refuses this agent's credential: %s", err.str())
+            else:
+                self._quiet_until = now + 60.0
+                log.error(
+                "kafka refuses this agent's credential (%s): events are kept in the disk "
+                    "spool until a valid credential is configured (CLAWSTREAM_KAFKA_SASL_* or "
+                    "the client config file CLAWSTREAM_KAFKA_CLIENT_CONFIG from `clawstream "
+                    "credentials add agent NAME`); the SDK picks a new one up by itself",
+                    err.str())
+        self.broker_up = False
+        for listener in list(self.listeners):
+            listener.on_broker_down(f"credential refused ({err.str()})")
+
+    def _credential_changed(self) -> bool:
+        try:
+            now = _credential_of(client_config(self.settings, "agent", "producer"))
+        except Exception as exc:  # an unreadable file, half written: keep the current one
+            log.debug("credential not readable yet: %s", exc)
+            return False
+        changed, self._credential = now != self._credential, now
+        return changed
+
+    def _retry_refused(self, now: float) -> bool:
+        """While refused: a changed credential gets a new producer (connections made with the
+        old one stay authenticated as its principal); the same one is tried again every
+        `REFUSED_RETRY_S`. True: try the replay now."""
+        if now < self._next_credential_check:
+            return False
+        self._next_credential_check = now + 1.0
+        if self._credential_changed():
+            log.info("a new kafka credential is configured: reconnecting with it")
+            self._replace_producer()
+        elif now - self._refused_since < REFUSED_RETRY_S:
+            return False
+        self._refused_since = now
+        self.credential_refused = None
+        REFUSED_NOW.set(0)
+        return True
+
+    def _replace_producer(self) -> None:
+        """A new Producer (the settings' credential now); what the old one held is handed
+        back through its delivery reports and respooled (the listeners spool meanwhile)."""
+        old = self.producer
+        old.purge(in_queue=True, in_flight=True)
+        old.flush(5)
+        self.producer = Producer(self._config())
+        for listener in [*self.listeners, *self._to_finalize]:
+            listener.on_producer_replaced()
+        close = getattr(old, "close", None)
+        if close is not None:
+            close()
+
     # -- callbacks (transport thread) ---------------------------------------------------------
     def _on_error(self, err: KafkaError) -> None:
         code = err.code()
-        if code == KafkaError._ALL_BROKERS_DOWN:
+        if code in CREDENTIAL_ERRORS:
+            self.refuse(err)
+        elif code == KafkaError._ALL_BROKERS_DOWN:
             if self.broker_up:
                 log.warning("kafka unreachable (%s): spooling events to disk", err.str())
             self.broker_up = False
@@ -141,6 +247,8 @@ class Transport:
             log.debug("kafka producer error: %s", err.str())
 
     def _on_delivery(self, err: KafkaError | None, msg: Any) -> None:
+        if err is not None and err.code() in CREDENTIAL_ERRORS:
+            self.refuse(err)  # (first: the failed event is then taken back, not sent again)
         report = self._reports.get(msg.key())
         if report is not None:
             report(err, msg)
@@ -178,6 +286,8 @@ class Transport:
     def _maintain(self, now: float) -> None:
         spooling = [c for c in self.listeners if c.spooling]
         if not spooling:
+            return
+        if self.credential_refused is not None and not self._retry_refused(now):
             return
         if not self.broker_up:
             if now < self._next_probe:
