@@ -1,41 +1,61 @@
 """Exactly-once processing (CLAWSTREAM_PROCESSING_GUARANTEE=exactly_once) against the real
 broker: a worker killed with -9 during heavy output, or frozen past its session timeout while
 another takes over. With the option on, no derived record appears twice (by id) on any derived
-topic read with read_committed; with it off, what the README promises: a record may repeat on
-the topic, always with the same content, and ClickHouse shows it once."""
+topic read with read_committed, and the derived topics hold transactions; with it off, what
+the README promises: a record may repeat on the topic (the kill -9 always makes some), with
+the same id and identity (its window, session, late or lost event), its figures the replay's;
+ClickHouse holds each window once, as its last copy."""
 
 from __future__ import annotations
 
+import json
 import random
 import threading
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from typing import Any
 
 import pytest
-from confluent_kafka import Consumer, KafkaError
-from streams_helpers import T0, Emitter, WorkerProcess, worker_log
+from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
+from streams_helpers import T0, Emitter, WorkerProcess, committed_lag, worker_log
 
 from clawstream.settings import Settings
 from consumers import clickhouse as ch
 from consumers.sink import Sink
 from schemas.serde import Serde
+from schemas.topics import EVENT_TOPICS
+from streams.app import input_group
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
+Record = dict[str, Any]
 #: what the event-time processor derives (lost outcomes ride on claw.outcomes.v1)
 DERIVED = ("claw.aggregates.v1", "claw.sessions.v1", "claw.late.v1", "claw.outcomes.v1")
-#: what a re-emission may change: when it was made (the envelope's producer fields, the
-#: watermark it was closed at)
-VOLATILE = ("envelope", "watermark")
+#: What a repeat has the same, per derived topic: what its id stands for. A window's or a
+#: session's figures (and its envelope's session and close time) are the replay's: an event
+#: read on one side of the watermark the first time may be on the other side in the replay
+#: (counted where it was late, the close watermark later), so they may differ. A late event
+#: is the raw event, a lost outcome is made from its action: the whole record.
+IDENTITY: dict[str, Callable[[Record], Any]] = {
+    "claw.aggregates.v1": lambda r: (
+        r["envelope"], r["window_kind"], r["window_size_ms"], r["window_step_ms"],
+        r["window_start"], r["window_end"], r["scope_agent"], r["scope_app"],
+        r["scope_action_kind"]),
+    "claw.sessions.v1": lambda r: (r["envelope"]["agent_id"], r["session_start"]),
+    "claw.late.v1": lambda r: r,
+    "claw.outcomes.v1": lambda r: r,
+}
 
 
-def read_committed(settings: Settings, logical: str, timeout: float = 120.0) -> list[Any]:
-    """Every committed message of a topic, up to where each partition ends now (an open
-    transaction, say a killed producer's, holds its partition until the broker aborts it)."""
+def read_topic(settings: Settings, logical: str, isolation: str = "read_committed",
+               timeout: float = 120.0) -> tuple[list[Message], int]:
+    """Every message of a topic visible to `isolation`, up to where each partition ends now
+    (an open transaction, say a killed producer's, holds a read_committed reader of its
+    partition until the broker aborts it), and how many offsets the partitions span."""
     topic = settings.topic(logical)
     c = Consumer({"bootstrap.servers": settings.bootstrap_servers, "group.id": "eos-check",
-                  "isolation.level": "read_committed", "enable.partition.eof": True,
+                  "isolation.level": isolation, "enable.partition.eof": True,
                   "auto.offset.reset": "earliest", "enable.auto.commit": False})
     try:
         parts = c.list_topics(topic, timeout=10).topics[topic].partitions
@@ -50,20 +70,33 @@ def read_committed(settings: Settings, logical: str, timeout: float = 120.0) -> 
                 elif err.code() == KafkaError._PARTITION_EOF:
                     ended.add(m.partition())
         assert len(ended) == len(parts), f"{logical}: not read to its end in {timeout} s"
-        return out
+        span = 0
+        for p in parts:
+            low, high = c.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
+            span += high - low
+        return out, span
     finally:
         c.close()
 
 
-def copies_by_id(settings: Settings, logical: str) -> dict[str, list[dict[str, Any]]]:
+def copies_by_id(settings: Settings, logical: str,
+                 isolation: str = "read_committed") -> tuple[dict[str, list[Record]], int]:
+    """The records of a derived topic by event id, in the order they were written, and how
+    many offsets of the topic hold no record visible to `isolation` (transaction markers,
+    aborted records)."""
     serde = Serde()
-    out: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for m in read_committed(settings, logical):
+    out: dict[str, list[Record]] = defaultdict(list)
+    messages, span = read_topic(settings, logical, isolation)
+    for m in sorted(messages, key=lambda m: (m.partition(), m.offset())):
         rec = serde.decode(m.value()).record
         if logical == "claw.outcomes.v1" and rec.get("status") != "lost":
             continue  # the agents' own outcomes (one each); the worker adds the lost ones
         out[rec["envelope"]["event_id"]].append(rec)
-    return out
+    return out, span - len(messages)
+
+
+def repeats(by_id: dict[str, list[Record]]) -> int:
+    return sum(len(c) - 1 for c in by_id.values())
 
 
 @pytest.mark.parametrize("guarantee", ["exactly_once", "at_least_once"])
@@ -114,7 +147,12 @@ def test_no_derived_record_twice_with_exactly_once(cs_settings: Settings, guaran
         stop.set()
         thread.join()
         em.flush()
-        time.sleep(10.0)
+        # the successor took over and caught up: every event the fleet sent processed and
+        # committed (with transactions, with the outputs: all it emitted is visible). Below 0:
+        # lost outcomes the worker wrote to claw.outcomes.v1 since, read and committed too
+        lag = committed_lag(cs_settings, input_group(cs_settings), EVENT_TOPICS, timeout=180)
+        assert lag <= 0, f"the worker that took over left {lag} events unprocessed"
+        time.sleep(3.0)  # the fleet merge's last windows
     finally:
         stop.set()
         if disruption == "freeze":
@@ -123,23 +161,45 @@ def test_no_derived_record_twice_with_exactly_once(cs_settings: Settings, guaran
         if second is not None:
             second.stop()
     repeated: dict[str, int] = {}
+    unseen: dict[str, int] = {}  # offsets without a visible record
     total = 0
     for logical in DERIVED:
-        by_id = copies_by_id(cs_settings, logical)
+        by_id, unseen[logical] = copies_by_id(cs_settings, logical)
         total += len(by_id)
-        for copies in by_id.values():  # a repeat is the same record (its watermark aside)
-            same = [{k: v for k, v in c.items() if k not in VOLATILE} for c in copies]
-            assert all(c == same[0] for c in same[1:]), f"{logical}: a repeat differs"
-        repeated[logical] = sum(len(c) - 1 for c in by_id.values())
+        identity = IDENTITY[logical]
+        for copies in by_id.values():
+            first = identity(copies[0])
+            differ = [identity(c) for c in copies[1:] if identity(c) != first]
+            assert not differ, f"{logical}: a repeat is another record: {first} vs {differ}"
+        repeated[logical] = repeats(by_id)
     assert total > 500, "too little output to say anything"
-    print(f"{guarantee}/{disruption}: {total} derived records, repeated {repeated}")
+    print(f"{guarantee}/{disruption}: {total} derived records, repeated {repeated}, "
+          f"offsets without a committed record {unseen}")
+    if disruption == "kill9":  # the kill re-emitted what its last persist did not cover
+        uncommitted = sum(repeats(copies_by_id(cs_settings, logical, "read_uncommitted")[0])
+                          for logical in DERIVED)
+        assert uncommitted > 0, "the kill made no record twice: the test shows nothing"
     if guarantee == "exactly_once":
         assert not any(repeated.values()), f"records twice on read_committed: {repeated}"
+        # the outputs went in transactions (their commit markers take offsets)
+        assert unseen["claw.aggregates.v1"] > 0, "no transaction on claw.aggregates.v1"
         return
-    # at-least-once: repeats may be on the topics; ClickHouse stores each window once
-    aggregates = copies_by_id(cs_settings, "claw.aggregates.v1")
+    # at-least-once: no transactions; repeats are on the topics (kill -9: always some)
+    assert not any(unseen.values()), f"offsets without a record at least once: {unseen}"
+    if disruption == "kill9":
+        assert any(repeated.values()), "no repeat at least once after kill -9"
+    # ClickHouse stores each window once: its last copy (ReplacingMergeTree by insert time)
+    aggregates, _ = copies_by_id(cs_settings, "claw.aggregates.v1")
     sink = Sink(cs_settings, topics=["claw.aggregates.v1"], serve_endpoint=False,
                 serve_metrics_endpoint=False)
     sink.run(until_idle=5.0, max_seconds=120)
     rows = ch.query(cs_settings, "SELECT count(), uniqExact(event_id) FROM window_aggregates")
     assert rows.rows == [(len(aggregates), len(aggregates))]
+    stored = ch.query(cs_settings, "SELECT toString(event_id), toJSONString(counts), "
+                      "late_events, toUnixTimestamp64Milli(watermark) FROM window_aggregates")
+    last = {i: c[-1] for i, c in aggregates.items()}
+    differ = [(row, last[row[0]]) for row in stored.rows
+              if (json.loads(row[1]), row[2], row[3])
+              != (last[row[0]]["counts"], last[row[0]]["late_events"],
+                  last[row[0]]["watermark"])]
+    assert not differ, f"ClickHouse holds another copy than the last: {differ[:3]}"

@@ -13,14 +13,26 @@ broker refuses, the transaction is aborted); and a producer started with the sam
 transactional id aborts the old one's open transaction and refuses its next commit. Either
 raises `TransactionFailed`: what was produced since the last commit is aborted, and the caller
 must not go on from its in-memory state (it restarts from the committed offsets).
+
+`instance_slot(directory)` gives a worker process a transactional id that a restart takes over
+(as Kafka Streams keeps its process id in its state directory): the lowest slot number whose
+lock file in `directory` no running process holds. A worker killed with -9 and started again
+on the same host takes its slot back, and its producer's start aborts the killed one's open
+transaction at once; with an id of its own, read_committed readers of the partitions that
+transaction wrote (its own changelog recovery among them) would wait for the broker's
+transaction timeout. Two live workers never share a slot (the lock is held while the process
+lives, a frozen one keeps it: that zombie is fenced by its group generation instead).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
+import os
 from collections.abc import Mapping
-from typing import Any
+from pathlib import Path
+from typing import IO, Any
 
 from confluent_kafka import KafkaException, TopicPartition
 
@@ -29,6 +41,30 @@ from clawstream.kafka.producer import Headers, ReliableProducer
 
 #: How long transactional calls (init, commit, abort) wait for the broker.
 TXN_CALL_TIMEOUT_S = 60.0
+
+
+#: the lock files of the slots this process holds (kept open while it lives)
+_SLOTS: list[IO[bytes]] = []
+
+
+def instance_slot(directory: Path) -> int:
+    """The lowest slot number in `directory` that no running process holds; held from now
+    on by this process (released by the kernel when it exits, however it exits)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    slot = 0
+    while True:
+        f = open(directory / f"slot-{slot}.lock", "ab")  # noqa: SIM115 - held while we live
+        try:
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.close()
+            slot += 1
+            continue
+        f.truncate(0)
+        f.write(str(os.getpid()).encode())
+        f.flush()
+        _SLOTS.append(f)
+        return slot
 
 
 class TransactionFailed(RuntimeError):

@@ -12,13 +12,17 @@ Per batch of the event topics (read by `clawstream.kafka.consumer.BatchConsumer`
    offsets (before partitions move to another worker, too).
 A crash anywhere re-reads events from the committed offset: events the restored state already
 holds are recognised by their offsets and skipped; a window emitted whose close was not yet
-persisted is emitted again with the same deterministic event id and the same counts.
+persisted is emitted again with the same deterministic event id. Its counts are the replay's:
+the watermark moves once per batch and the replay's batches are not the live run's (a backlog
+is read in bigger ones), so an event late the first time (sent to the late topic) may count in
+the repeat.
 
 With `CLAWSTREAM_PROCESSING_GUARANTEE=exactly_once` the outbox is a transactional producer
-(`clawstream.kafka.transactions`, one transactional id per worker instance): outputs, dead
-letters, fleet reports and state records of step 3 and the input offsets are committed in one
-transaction instead of the offsets being committed by the consumer, so a read_committed reader
-sees a window once or not at all. A worker whose partitions were taken from it (frozen past the
+(`clawstream.kafka.transactions`, one transactional id per worker slot on its host, which a
+worker restarted after a crash takes back): outputs, dead letters, fleet reports and state
+records of step 3 and the input offsets are committed in one transaction instead of the
+offsets being committed by the consumer, so a read_committed reader sees a window once or not
+at all. A worker whose partitions were taken from it (frozen past the
 session timeout) is fenced by its group generation: its transaction is aborted, and it drops
 what it held (assignment lost) or stops (commit refused).
 
@@ -43,7 +47,7 @@ from prometheus_client import Counter, Gauge
 from clawstream.kafka.consumer import BatchConsumer
 from clawstream.kafka.deadletter import DeadLetterQueue, DlqLimit
 from clawstream.kafka.producer import ReliableProducer
-from clawstream.kafka.transactions import TransactionalProducer
+from clawstream.kafka.transactions import TransactionalProducer, instance_slot
 from clawstream.runtime import exit_if_not_stopped
 from clawstream.settings import Settings
 from schemas.serde import DecodeError, Serde
@@ -372,8 +376,11 @@ class EventTimeProcessor:
 
 
 def transactional_id(settings: Settings) -> str:
-    """One worker instance's transactional id (its zombie is fenced by its group generation)."""
-    return f"{settings.worker_app_id}-windows-{socket.gethostname()}-{os.getpid()}"
+    """One worker instance's transactional id: its host and its slot there (a worker restarted
+    after a crash takes the slot back and fences its predecessor's open transaction at once;
+    a frozen zombie is fenced by its group generation)."""
+    slots = settings.data_dir / "faust" / settings.worker_app_id / "transactional-slots"
+    return f"{settings.worker_app_id}-windows-{socket.gethostname()}-{instance_slot(slots)}"
 
 
 def partitions_of(messages: list[Message]) -> set[int]:
