@@ -10,6 +10,9 @@ from a window's close to its row being queryable in ClickHouse.
      with its own consumer group; its rate is measured from the group's first offset commit to
      the commit of the last event (commit interval 1 s).
    Targets: >= 20k events/s per worker and >= 0.2x the raw loop.
+   With --guarantees the worker drains the same events twice, each time in a group of its
+   own: at-least-once, then exactly-once (outputs, state and offsets in Kafka transactions),
+   and the ratio of the two is printed.
 2. Close-to-queryable latency. A worker and `clawstream sink` run; agents emit live (event
    time = now) for a while; for every 10 s window row in ClickHouse, inserted_at minus the
    wall time at which the watermark passed the window's end (window_end + lateness, since
@@ -315,6 +318,19 @@ def throughput(settings: Settings, env: dict[str, str], args: argparse.Namespace
     raw, outputs = raw_loop(settings, args.events)
     print(f"raw confluent-kafka loop, same pure pipeline: {raw:>10,.0f} events/s "
           f"({outputs:,} outputs)")
+    if args.guarantees:
+        rates = {}
+        for g in ("at_least_once", "exactly_once"):
+            app_id = f"{env['CLAWSTREAM_WORKER_APP_ID']}-{g.replace('_', '-')}"
+            rates[g] = worker_rate(
+                settings.model_copy(update={"worker_app_id": app_id}),
+                {**env, "CLAWSTREAM_PROCESSING_GUARANTEE": g, "CLAWSTREAM_WORKER_APP_ID": app_id},
+                args.events, tmp / f"worker-{g}.log")
+            print(f"clawstream worker, {g + ':':<15}          {rates[g]:>10,.0f} events/s "
+                  f"({rates[g] / raw:.2f}x raw)")
+        print(f"ratio exactly-once / at-least-once: "
+              f"{rates['exactly_once'] / rates['at_least_once']:.2f}x")
+        return
     w = worker_rate(settings, env, args.events, tmp / "worker.log")
     print(f"clawstream worker (1 process):               {w:>10,.0f} events/s")
     print(f"ratio worker / raw: {w / raw:.2f}x   (targets: >= 20,000 events/s, >= 0.2x)")
@@ -328,6 +344,8 @@ def main() -> None:
     ap.add_argument("--live-rate", type=int, default=2_000, help="events/s while live")
     ap.add_argument("--skip-live", action="store_true")
     ap.add_argument("--skip-throughput", action="store_true")
+    ap.add_argument("--guarantees", action="store_true",
+                    help="throughput at-least-once vs exactly-once (two worker runs)")
     args = ap.parse_args()
 
     ns = f"benchw{uuid.uuid4().hex[:6]}."

@@ -26,6 +26,7 @@ COMMANDS: dict[str, str] = {
     "query": "consumers.query_cli:query",
     "report": "consumers.report_cli:report",
     "verify": "consumers.verify_cli:verify",
+    "migrate": "consumers.migrate_cli:migrate",
     "worker": "streams.worker_cli:worker",
     "notifier": "consumers.notifier_cli:notifier",
     "agent": "producers.agent.cli:agent",

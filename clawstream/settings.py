@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
@@ -102,6 +102,12 @@ class Settings(SdkSettings):
         "", description="ClickHouse database name. Default: <namespace>clawstream, with '_' "
         "for characters other than letters, digits and '_'.",
     )
+    clickhouse_cluster: str = Field(
+        "", description="The ClickHouse cluster (remote_servers name) when the server is one: "
+        "migrations run their cluster rendering (Replicated tables per shard, Distributed tables "
+        "by agent, ON CLUSTER DDL) and the sink's inserts carry a deduplication token. Empty: "
+        "one node.",
+    )
     chdb_endpoint_port: int = Field(
         8124, description="Loopback port where the chdb owner serves queries to other commands."
     )
@@ -123,6 +129,12 @@ class Settings(SdkSettings):
     worker_app_id: str = Field(
         "", description="Faust application id: its consumer group, internal and changelog "
         "topics and state folder derive from it. Default: <namespace>clawstream-streams.",
+    )
+    processing_guarantee: Literal["at_least_once", "exactly_once"] = Field(
+        "at_least_once", description="at_least_once: derived events may repeat on their topics "
+        "after a crash (same deterministic ids, stored once in ClickHouse). exactly_once: the "
+        "event-time processor writes its outputs, state and input offsets in one Kafka "
+        "transaction per batch, and every reader of derived topics reads committed data only.",
     )
     window_lateness_s: float = Field(5.0, description="Allowed lateness before a window closes.")
     max_clock_skew_s: float = Field(

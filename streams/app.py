@@ -80,7 +80,7 @@ def create_app(settings: Settings, *, modules: tuple[str, ...] | None = None,
         conf["broker_credentials"] = faust_credentials(conf["broker_credentials"])
     Path(conf["datadir"]).mkdir(parents=True, exist_ok=True)
     app = WorkerApp(settings.worker_app_id, **conf)
-    app.clawstream_settings = settings
+    app.use(settings)
     loaded = []
     for name in modules if modules is not None else APP_MODULES:
         core = name in CORE_MODULES

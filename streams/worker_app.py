@@ -1,13 +1,59 @@
 """The worker's faust App: faust's `App` with what clawstream keeps on it.
 
 A module of its own so that importing `streams.app` (for `input_group`, say) does not load
-faust; `streams.app.create_app` imports it when it builds the worker."""
+faust; `streams.app.create_app` imports it when it builds the worker.
+
+With exactly-once processing every faust agent reads committed data only: faust sets its
+consumer's isolation level only together with its own transactions (for every agent), which
+clawstream does not use; the event-time processor's transactions are its own
+(`streams.event_time`). So the app's consumer is made read_committed here, and faust's table
+recovery is told to step over transaction markers at a changelog's end (it does that only for
+its own transactions; without it, recovering a changelog the processor wrote in transactions
+never ends).
+"""
 
 from __future__ import annotations
 
-import faust
+from typing import Any
 
+import faust
+from faust.tables import manager as faust_tables
+from faust.tables.recovery import Recovery
+from faust.transport.drivers import aiokafka as faust_aiokafka
+
+from clawstream.kafka.config import guarantee
 from clawstream.settings import Settings
+
+
+class ReadCommittedThread(faust_aiokafka.AIOKafkaConsumerThread):
+    def _create_worker_consumer(self, transport: Any) -> Any:
+        consumer = super()._create_worker_consumer(transport)
+        consumer._isolation_level = "read_committed"  # what aiokafka's fetcher reads at start
+        return consumer
+
+
+class ReadCommittedConsumer(faust_aiokafka.Consumer):
+    def _new_consumer_thread(self) -> ReadCommittedThread:
+        return ReadCommittedThread(self, loop=self.loop, beacon=self.beacon)
+
+
+class TransactionalView:
+    """The app as faust's recovery sees it: in transactions (so it skips aborted records and
+    markers up to a changelog's highwater); everything else is the app's."""
+
+    in_transaction = True
+
+    def __init__(self, app: Any) -> None:
+        self._app = app
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._app, name)
+
+
+class MarkerAwareRecovery(Recovery):
+    def __init__(self, app: Any, *args: Any, **kwargs: Any) -> None:
+        super().__init__(app, *args, **kwargs)
+        self.app = TransactionalView(app)  # type: ignore[assignment]
 
 
 class WorkerApp(faust.App):
@@ -15,3 +61,16 @@ class WorkerApp(faust.App):
 
     clawstream_settings: Settings
     clawstream_modules: tuple[str, ...] = ()
+
+    def use(self, settings: Settings) -> None:
+        """Keep the settings; exactly-once: faust's recovery steps over transaction markers
+        (the one faust app of a worker process)."""
+        self.clawstream_settings = settings
+        if guarantee(settings) == "exactly_once":
+            faust_tables.Recovery = MarkerAwareRecovery  # type: ignore[misc]
+
+    def _new_transport(self) -> Any:
+        transport = super()._new_transport()
+        if guarantee(self.clawstream_settings) == "exactly_once":
+            setattr(transport, "Consumer", ReadCommittedConsumer)  # noqa: B010 (this one)
+        return transport

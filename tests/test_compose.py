@@ -4,6 +4,7 @@ services, images, ports, settings, mounts and commands."""
 from __future__ import annotations
 
 import re
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
@@ -193,3 +194,80 @@ def test_dockerfile_copies_every_package() -> None:
     for pkg in ("clawstream", "schemas", "producers", "streams", "consumers", "infra"):
         assert re.search(rf"^COPY {pkg} {pkg}$", text, re.M), pkg
     assert Path(PROJECT_ROOT / "pyproject.toml").exists()
+
+
+# -- the `cluster` profile: ClickHouse Keeper + 2 shards x 2 replicas ---------------------------
+CLUSTER_DIR = PROJECT_ROOT / "infra/clickhouse/cluster"
+
+
+def cluster_services(compose: dict) -> dict[str, dict]:
+    return {n: s for n, s in compose["services"].items() if "cluster" in s.get("profiles", [])}
+
+
+def test_cluster_profile_is_keeper_and_four_servers_apart_from_the_default(compose: dict) -> None:
+    svcs = cluster_services(compose)
+    assert set(svcs) == {"keeper", "ch-s1r1", "ch-s1r2", "ch-s2r1", "ch-s2r2"}
+    assert svcs["keeper"]["image"].startswith("clickhouse/clickhouse-keeper:")
+    servers = {n: s for n, s in svcs.items() if n != "keeper"}
+    for name, svc in servers.items():  # the same server version as the single-node stack
+        assert svc["image"] == compose["services"]["clickhouse"]["image"], name
+        assert svc["hostname"] == name
+        assert svc["depends_on"]["keeper"]
+
+
+def test_every_cluster_config_file_is_mounted_and_exists(compose: dict) -> None:
+    for name, svc in cluster_services(compose).items():
+        mounted = [str(v).split(":")[0] for v in svc["volumes"]]
+        assert mounted, name
+        for src in mounted:
+            assert (PROJECT_ROOT / src).is_file(), f"{name}: {src}"
+            ET.parse(PROJECT_ROOT / src)  # well-formed XML
+
+
+def test_each_replica_has_its_own_macros(compose: dict) -> None:
+    macros = ET.parse(CLUSTER_DIR / "macros.xml").getroot().find("macros")
+    assert macros is not None
+    envs = {m.tag: m.get("from_env") for m in macros if m.get("from_env")}
+    assert set(envs) == {"shard", "replica"}
+    seen = set()
+    for name, svc in cluster_services(compose).items():
+        if name == "keeper":
+            continue
+        env = svc["environment"]
+        shard, replica = env[envs["shard"]], env[envs["replica"]]
+        assert replica == name
+        seen.add((shard, replica))
+        ch = compose["services"]["clickhouse"]["environment"]
+        for key in ("CLICKHOUSE_DB", "CLICKHOUSE_USER", "CLICKHOUSE_PASSWORD"):
+            assert env[key] == ch[key], f"{name}: {key}"
+    assert len(seen) == 4 and {s for s, _r in seen} == {"01", "02"}
+
+
+def test_cluster_definition_names_every_replica_and_keeper(compose: dict) -> None:
+    from consumers.clickhouse.cluster import ClusterLayout
+
+    root = ET.parse(CLUSTER_DIR / "cluster.xml").getroot()
+    cluster = root.find(f"remote_servers/{ClusterLayout().cluster}")
+    assert cluster is not None, "the cluster the rendering names is defined"
+    svcs = cluster_services(compose)
+    shards = []
+    for shard in cluster.findall("shard"):
+        assert shard.findtext("internal_replication") == "true"
+        hosts = [r.findtext("host") for r in shard.findall("replica")]
+        shards.append(hosts)
+        for r in shard.findall("replica"):
+            env = svcs[r.findtext("host")]["environment"]
+            # the servers' own user; its password read from their environment (the .env's)
+            assert r.findtext("user") == env["CLICKHOUSE_USER"]
+            assert r.find("password").get("from_env") == "CLICKHOUSE_PASSWORD"
+            assert env["CLICKHOUSE_PASSWORD"].startswith("${")
+    assert len(shards) == 2 and all(len(h) == 2 for h in shards)
+    # each shard's replicas share the shard macro; every server is in the definition once
+    for hosts in shards:
+        assert len({svcs[h]["environment"]["CLICKHOUSE_SHARD"] for h in hosts}) == 1
+    assert sorted(h for hosts in shards for h in hosts) == sorted(set(svcs) - {"keeper"})
+    keeper_port = ET.parse(CLUSTER_DIR / "keeper.xml").getroot().findtext(
+        "keeper_server/tcp_port")
+    assert [(n.findtext("host"), n.findtext("port")) for n in root.findall("zookeeper/node")] \
+        == [("keeper", keeper_port)]
+    assert root.findtext("distributed_ddl/path")  # ON CLUSTER DDL has a queue

@@ -7,6 +7,11 @@ picks that role's credential); `faust_config(settings, role)` the same for a fau
 credentials object (the runtime never imports faust: the agent side imports it). Overrides
 are for what is specific to one client (its group, client id, batching), never for
 connection or security settings.
+
+The processing guarantee (`processing_guarantee` of the settings) is applied here too: with
+`exactly_once`, every consumer reads committed data only (`isolation.level`, not overridable:
+an aborted transaction's records must never reach a reader), and `transactional(id)` is the
+configuration of a transactional producer.
 """
 
 from __future__ import annotations
@@ -23,6 +28,11 @@ from typing import Any, Literal, Protocol
 SESSION_TIMEOUT_S = 10.0
 HEARTBEAT_INTERVAL_S = 2.0
 
+Guarantee = Literal["at_least_once", "exactly_once"]
+#: A transaction left open this long (its producer killed or frozen) is aborted by the broker;
+#: read_committed readers of its partitions wait for it at most this long.
+TRANSACTION_TIMEOUT_S = 30.0
+
 Role = Literal["agent", "worker", "sink", "notifier", "gateway", "admin", "reader", "tool"]
 Kind = Literal["producer", "consumer", "admin"]
 
@@ -34,7 +44,7 @@ RDKAFKA_LOG.setLevel(logging.WARNING)
 #: what no override may change: connection and security belong to the settings
 _FIXED = frozenset({"bootstrap.servers", "security.protocol", "sasl.mechanism",
                     "sasl.mechanisms", "sasl.username", "sasl.password", "ssl.ca.location",
-                    "ssl.ca.pem"})
+                    "ssl.ca.pem", "isolation.level"})
 
 
 class KafkaSettings(Protocol):
@@ -55,6 +65,19 @@ class Bootstrap:
 def kafka_settings(target: str | KafkaSettings) -> KafkaSettings:
     """Settings for `target`: settings as they are, or a bootstrap address."""
     return Bootstrap(target) if isinstance(target, str) else target
+
+
+def guarantee(settings: KafkaSettings) -> Guarantee:
+    """The settings' processing guarantee (settings without one: at-least-once)."""
+    found = getattr(settings, "processing_guarantee", "at_least_once")
+    return "exactly_once" if found == "exactly_once" else "at_least_once"
+
+
+def transactional(transactional_id: str) -> dict[str, Any]:
+    """The configuration of a transactional producer with this id (a new producer with the
+    same id fences the old one: its open transaction is aborted, its next commit refused)."""
+    return {"transactional.id": transactional_id,
+            "transaction.timeout.ms": round(TRANSACTION_TIMEOUT_S * 1000)}
 
 
 def _connection(settings: KafkaSettings, role: Role) -> dict[str, Any]:
@@ -114,6 +137,8 @@ def client_config(settings: KafkaSettings, role: Role, kind: Kind = "producer",
     from `settings` only."""
     conf: dict[str, Any] = {**_connection(settings, role), "logger": RDKAFKA_LOG,
                             "error_cb": report_client_error, **_DEFAULTS[kind]}
+    if kind == "consumer" and guarantee(settings) == "exactly_once":
+        conf["isolation.level"] = "read_committed"
     for name, value in (overrides or {}).items():
         if name in _FIXED:
             raise ValueError(f"{name} comes from the settings, not from an override")
@@ -139,7 +164,9 @@ class FaustAuth:
 def faust_config(settings: KafkaSettings, role: Role) -> dict[str, Any]:
     """The broker part of a faust App's configuration (aiokafka underneath): brokers, group
     liveness timings, acks, and under `broker_credentials` a `FaustAuth` when the broker
-    needs a credential."""
+    needs a credential. Whether its consumer reads committed data only is
+    `guarantee(settings)` (faust has no setting for it short of its own transactions:
+    `streams.worker_app` applies it)."""
     from clawstream.kafka.security import credential_for
 
     conf: dict[str, Any] = {

@@ -261,6 +261,15 @@ class GroupConsumer:
                     log.warning("consumer of %s: %s", self.group, err)
         return out
 
+    def position(self, topic: str, partition: int) -> int:
+        """The next offset to hand over (past transaction markers read; -1: not known)."""
+        assert self.consumer is not None, "subscribe first"
+        return max(self.consumer.position([TopicPartition(topic, partition)])[0].offset, -1)
+
+    def group_metadata(self) -> Any:
+        """The member and generation a transaction commits offsets with."""
+        return self.consumer.consumer_group_metadata() if self.consumer else None
+
     def high_watermark(self, topic: str, partition: int) -> int | None:
         """The partition's end offset as of the latest fetch (None before one came back)."""
         if self.consumer is None:
@@ -357,7 +366,7 @@ def readable_partitions(stats: dict[str, Any]) -> set[tuple[str, int]]:
 
 
 def next_offsets(messages: list[Message]) -> Offsets:
-    """The offsets that commit `messages`: past the last one of each partition."""
+    """The offsets that commit `messages` (past the last one of each partition)."""
     last: dict[tuple[str, int], int] = {}
     for m in messages:
         last[(m.topic() or "", m.partition() or 0)] = m.offset() or 0
@@ -388,5 +397,4 @@ def _rewind(consumer: Consumer, batch: list[Message]) -> None:
 
 def _log_commit_errors(err: KafkaError | None, partitions: list[TopicPartition]) -> None:
     if err is not None:
-        log.warning("committing offsets failed (they are read again after a restart): %s",
-                    err)
+        log.warning("committing offsets failed (read again after a restart): %s", err)

@@ -3,7 +3,9 @@
 - `client`: `connect(settings)` gives a clickhouse-connect client (chdb embedded or an http
   server) with the database created and selected; `run_query(client, sql)` runs one read.
 - `migrations`: `migrate(client)` applies the versioned SQL files `infra/clickhouse/NNN_name.sql`
-  in order and records them in `schema_migrations`; the same files run on chdb and on a server.
+  in order and records them in `schema_migrations`; the same files run on chdb and on a server,
+  rendered for a cluster (`cluster`: Replicated + Distributed tables, ON CLUSTER) when the
+  settings name one.
 - `access`: `query(settings, sql, parameters)` is what CLIs, reports and tests call, wherever
   ClickHouse lives; `reader(settings)` for many queries in a row.
 - `owner`: chdb lets only one process open a data directory, so the long-running owner (the
@@ -34,7 +36,9 @@ from consumers.clickhouse.migrations import (
     Migration,
     applied_versions,
     discover,
+    layout_of,
     migrate,
+    render,
     split_statements,
 )
 from consumers.clickhouse.owner import (
@@ -61,6 +65,7 @@ __all__ = [
     "connect",
     "discover",
     "find_owner",
+    "layout_of",
     "local_client",
     "local_engine",
     "lock_holder",
@@ -68,6 +73,7 @@ __all__ = [
     "owner_file",
     "query",
     "reader",
+    "render",
     "run_query",
     "split_statements",
     "withdraw_owner",

@@ -26,7 +26,7 @@ from consumers.clickhouse.client import (
     lock_holder,
     run_query,
 )
-from consumers.clickhouse.migrations import migrate
+from consumers.clickhouse.migrations import layout_of, migrate
 from consumers.clickhouse.owner import find_owner, local_engine
 from consumers.clickhouse.users import credential_for
 
@@ -132,7 +132,7 @@ def local_client(settings: Settings) -> Iterator[Client]:
     """Open the configured ClickHouse in this process, migrated, and close it afterwards."""
     client = connect(settings)
     try:
-        migrate(client)
+        migrate(client, layout=layout_of(settings))
         yield client
     finally:
         client.close()

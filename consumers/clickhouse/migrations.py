@@ -4,6 +4,10 @@
 run on chdb and on a server. A file holds several statements and ClickHouse takes one per
 query: sqlparse splits them (on `;` outside strings, quoted identifiers and comments,
 ClickHouse's backslash escapes included) and drops the comments.
+
+The files are written for one node; `render(layout)` gives the statements as they run, on one
+node (`layout` None: the files as they are) or on a cluster (`consumers.clickhouse.cluster`).
+`migrate(client, layout=...)` runs that rendering.
 """
 
 from __future__ import annotations
@@ -16,7 +20,8 @@ from pathlib import Path
 import sqlparse
 from clickhouse_connect.driver.client import Client
 
-from clawstream.settings import PROJECT_ROOT
+from clawstream.settings import PROJECT_ROOT, Settings
+from consumers.clickhouse.cluster import ClusterLayout, ClusterRendering
 
 log = logging.getLogger(__name__)
 
@@ -67,23 +72,47 @@ def discover(directory: Path = MIGRATIONS_DIR) -> list[Migration]:
     return [found[v] for v in sorted(found)]
 
 
-def applied_versions(client: Client) -> set[int]:
-    client.command(MIGRATIONS_TABLE_DDL)
+def layout_of(settings: Settings) -> ClusterLayout | None:
+    """The cluster the settings name (`CLAWSTREAM_CLICKHOUSE_CLUSTER`), or None: one node."""
+    return ClusterLayout(cluster=settings.clickhouse_cluster) if settings.clickhouse_cluster \
+        else None
+
+
+def render(layout: ClusterLayout | None = None, directory: Path = MIGRATIONS_DIR
+           ) -> list[tuple[Migration | None, list[str]]]:
+    """Every statement as it runs, per migration in order, the bookkeeping table first (its
+    migration None): the files as they are for one node (`layout` None), or their cluster
+    rendering."""
+    found = discover(directory)
+    per_file: list[tuple[Migration | None, list[str]]] = [(None, [MIGRATIONS_TABLE_DDL])]
+    per_file += [(mig, mig.statements()) for mig in found]
+    if layout is None:
+        return per_file
+    cluster = ClusterRendering((s for _m, stmts in per_file for s in stmts), layout)
+    return [(mig, [out for s in stmts for out in cluster.render(s)]) for mig, stmts in per_file]
+
+
+def applied_versions(client: Client, bookkeeping: list[str] | None = None) -> set[int]:
+    for statement in bookkeeping or [MIGRATIONS_TABLE_DDL]:
+        client.command(statement)
     return {int(r[0]) for r in client.query("SELECT version FROM schema_migrations").result_rows}
 
 
-def migrate(client: Client, directory: Path = MIGRATIONS_DIR) -> list[int]:
-    """Apply the migrations not yet recorded; return the versions applied now.
+def migrate(client: Client, directory: Path = MIGRATIONS_DIR, *,
+            layout: ClusterLayout | None = None) -> list[int]:
+    """Apply the migrations not yet recorded (rendered for `layout`: None is one node);
+    return the versions applied now.
 
     Files are idempotent (`IF NOT EXISTS`), so a run interrupted half-way simply re-runs the
     file; the version is recorded only after all its statements succeeded.
     """
-    done = applied_versions(client)
+    rendered = render(layout, directory)
+    done = applied_versions(client, rendered[0][1])
     applied: list[int] = []
-    for mig in discover(directory):
+    for mig, statements in rendered[1:]:
+        assert mig is not None
         if mig.version in done:
             continue
-        statements = mig.statements()
         for stmt in statements:
             try:
                 client.command(stmt)
@@ -93,7 +122,7 @@ def migrate(client: Client, directory: Path = MIGRATIONS_DIR) -> list[int]:
                 ) from exc
         client.insert(
             "schema_migrations",
-            [[mig.version], [mig.name], [len(statements)]],
+            [[mig.version], [mig.name], [len(mig.statements())]],
             column_names=["version", "name", "statements"],
             column_oriented=True,
         )

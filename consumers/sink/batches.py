@@ -27,6 +27,8 @@ class Batch:
     slow: list[tuple[TableSpec, list[Any]]]
     offsets: list[TopicPartition]
     counts: dict[str, int]
+    #: per (topic, partition): the first and last offset taken (the inserts' dedup token)
+    ranges: dict[tuple[str, int], tuple[int, int]] = field(default_factory=dict)
 
 
 @dataclass
@@ -55,8 +57,9 @@ class Pending:
         self.serde = serde
         self._routes = routing.routes
         self._buffers = routing.buffers
-        #: last offset taken per (topic, partition)
+        #: last offset taken per (topic, partition), and the first
         self.offsets: dict[tuple[str, int], int] = {}
+        self.first: dict[tuple[str, int], int] = {}
         #: messages taken per topic
         self.counts: dict[str, int] = {}
         self.rows = 0
@@ -69,6 +72,7 @@ class Pending:
         """Take one message (raises DecodeError or InvalidMessage for an unusable one)."""
         topic, partition, offset = msg.topic() or "", msg.partition() or 0, msg.offset() or 0
         self.offsets[(topic, partition)] = offset
+        self.first.setdefault((topic, partition), offset)
         counts = self.counts
         counts[topic] = counts.get(topic, 0) + 1
         route = self._routes[topic]
@@ -96,8 +100,10 @@ class Pending:
                 buf.clear()
         batch = Batch(fast, slow,
                       [TopicPartition(t, p, o + 1) for (t, p), o in self.offsets.items()],
-                      dict(self.counts))
+                      dict(self.counts),
+                      {tp: (self.first[tp], last) for tp, last in self.offsets.items()})
         self.offsets.clear()
+        self.first.clear()
         self.counts.clear()
         self.rows = 0
         self.started = time.monotonic()

@@ -95,7 +95,7 @@ class Sink:
         try:
             if self._client is None:
                 self._client = ch.connect(self.settings, wait=60.0)
-            ch.migrate(self._client)
+            ch.migrate(self._client, layout=ch.layout_of(self.settings))
             if self._owner is not None:
                 self._owner.serve()
         except Exception:
@@ -110,7 +110,8 @@ class Sink:
         self.dlq = dead_letter_queue(self.settings, "sink", COMPONENT, on_sent=self._dlq_sent)
         client = SharedClient(self._client)
         self.writer = BatchWriter(client, self.routing, self.serde, self.dlq,
-                                  self.settings.data_dir / "sink-tmp", self._stop)
+                                  self.settings.data_dir / "sink-tmp", self._stop,
+                                  deduplicate=bool(self.settings.clickhouse_cluster))
         self.resume = Resume(self.settings, client, self.routing, self.serde,
                              self.stats.skipped_on_resume)
         # (a killed sink's partitions move to its successor after the runtime's session timeout)

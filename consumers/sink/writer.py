@@ -5,6 +5,13 @@ ClickHouse's work overlaps with Kafka fetching and row building. Inserts are ret
 exponential backoff (tenacity) while ClickHouse fails, until they work or the sink is asked
 to stop (then the batch is not committed and comes again). A fast-path container that
 ClickHouse rejects is redone message by message in Python, dead-lettering the bad ones.
+
+Into a replicated cluster, every insert carries an `insert_deduplication_token` made of the
+table and the batch's Kafka topic, partition and offset range (as ClickHouse's own Kafka
+connector does): a retry of an insert that did arrive (its answer lost) is dropped by the
+replicated table, although ClickHouse fills `inserted_at` anew and the block's hash differs;
+the materialized views behind it deduplicate the same way. A non-replicated MergeTree ignores
+the token unless it keeps a `non_replicated_deduplication_window`.
 """
 
 from __future__ import annotations
@@ -50,11 +57,30 @@ class SharedClient:
             sql, parameters=parameters).result_rows])
 
 
+def dedup_token(table: str, ranges: dict[tuple[str, int], tuple[int, int]]) -> str:
+    """The deduplication token of one batch's insert into `table`: the same batch (topic,
+    partition and offsets) always gives the same token."""
+    parts = (f"{t}:{p}:{first}-{last}" for (t, p), (first, last) in sorted(ranges.items()))
+    return f"{table}|{';'.join(parts)}"
+
+
+def insert_settings(table: str, batch: Batch | None, deduplicate: bool) -> dict[str, Any]:
+    """The ClickHouse settings of one insert of `batch` (a token when `deduplicate`)."""
+    if not deduplicate or batch is None:
+        return {}
+    return {"insert_deduplicate": 1,
+            "insert_deduplication_token": dedup_token(table, batch.ranges),
+            "deduplicate_blocks_in_dependent_materialized_views": 1}
+
+
 class BatchWriter:
-    """Writes batches, one at a time, on its thread; `stopping` ends retries."""
+    """Writes batches, one at a time, on its thread; `stopping` ends retries; `deduplicate`:
+    inserts carry a deduplication token (the target is a replicated cluster)."""
 
     def __init__(self, client: SharedClient, routing: Routing, serde: Serde,
-                 dlq: DeadLetterQueue, tmp_dir: Path, stopping: threading.Event) -> None:
+                 dlq: DeadLetterQueue, tmp_dir: Path, stopping: threading.Event, *,
+                 deduplicate: bool = False) -> None:
+        self.deduplicate = deduplicate
         self.client = client
         self.routing = routing
         self.serde = serde
@@ -96,7 +122,7 @@ class BatchWriter:
         total = 0
         redo: dict[str, list[Any]] = {}
         for route, data, n, msgs in batch.fast:
-            total += self.insert_fast(route, data, n, msgs, redo)
+            total += self.insert_fast(route, data, n, msgs, redo, batch)
         slow = dict(batch.slow)  # TableSpec -> rows
         for table, rows in redo.items():
             if rows:
@@ -105,14 +131,15 @@ class BatchWriter:
         for spec in self.routing.insert_order:  # secondary tables first
             table_rows = slow.get(spec)
             if table_rows:
-                self.insert(spec, table_rows)
+                self.insert(spec, table_rows, insert_settings(spec.table, batch,
+                                                              self.deduplicate))
                 total += len(table_rows)
                 ROWS.labels(spec.table).inc(len(table_rows))
         self.dlq.flush()
         return total
 
     def insert_fast(self, route: Route, data: bytes, n: int, msgs: list[Message],
-                    redo: dict[str, list[Any]]) -> int:
+                    redo: dict[str, list[Any]], batch: Batch | None = None) -> int:
         """Insert a topic's fast-path container; if ClickHouse rejects it, decode its messages
         in Python into `redo` (bad ones go to the DLQ)."""
         self.tmp_dir.mkdir(parents=True, exist_ok=True)
@@ -125,7 +152,8 @@ class BatchWriter:
                 t0 = time.perf_counter()
 
                 def insert(c: Client, spec: TableSpec = spec, sql: str = sql) -> int:
-                    c.command(sql.replace("{path}", quoted))
+                    c.command(sql.replace("{path}", quoted), settings=insert_settings(
+                        spec.table, batch, self.deduplicate))
                     return n if not spec.multi else int(str(c.command(
                         f"SELECT count() FROM file('{quoted}', 'Avro') {spec.array_join}")))
 
@@ -144,15 +172,17 @@ class BatchWriter:
             path.unlink(missing_ok=True)
         return total
 
-    def insert(self, spec: TableSpec, rows: list[Any]) -> None:
-        """A column-oriented insert, retried while ClickHouse fails."""
+    def insert(self, spec: TableSpec, rows: list[Any],
+               settings: dict[str, Any] | None = None) -> None:
+        """A column-oriented insert (with these ClickHouse settings), retried while ClickHouse
+        fails: every retry carries the same settings, so the same token."""
         columns = list(zip(*rows, strict=True))
 
         def attempt() -> None:
             t0 = time.perf_counter()
             self.client.call(lambda c: c.insert(spec.table, columns,
                                                 column_names=list(spec.columns),
-                                                column_oriented=True))
+                                                column_oriented=True, settings=settings))
             INSERT_SECONDS.labels(spec.table).observe(time.perf_counter() - t0)
 
         self._retrying(spec.table, attempt)

@@ -1,11 +1,9 @@
 """`AgentClient`: the one object an agent uses to emit every event type.
 
-It fills the envelope (event_id, per-agent `seq` that survives restarts, session/trace ids,
-parent_id, event_time), has the event encoded (`producers.sdk.encoding`) and hands it to its
-`Transport`, keyed by agent_id: straight into librdkafka, or to the disk spool during an
-outage (`producers.sdk.outage`). It is the transport's `DeliveryListener`: delivery reports
-end up in its counts (`producers.sdk.accounting`), or, for a failure, with
-`producers.sdk.failures` (retried from the spool, or rejected and kept).
+It fills the envelope (event_id, per-agent `seq` surviving restarts, session/trace/parent ids,
+event_time), has the event encoded (`.encoding`) and hands it, keyed by agent_id, to its
+`Transport`: into librdkafka, or to the disk spool in an outage (`.outage`). As the transport's
+`DeliveryListener` it counts reports (`.accounting`) and hands failures to `.failures`.
 """
 
 from __future__ import annotations
@@ -313,11 +311,6 @@ class AgentClient(TypedEvents):
         return self.outage.spool
 
     @property
-    def rejected(self) -> Path:
-        """Where events Kafka will never accept are kept."""
-        return self.failures.rejected
-
-    @property
     def on_delivery_error(self) -> Callable[[DeliveryFailure], None] | None:
         """Called with every delivery failure (transport thread)."""
         return self.failures.hook
@@ -328,13 +321,12 @@ class AgentClient(TypedEvents):
 
     def liveness(self) -> tuple[float, int, int]:
         """(uptime in seconds, producer queue depth, spool depth): a heartbeat's defaults."""
-        return (time.monotonic() - self._started, len(self.transport.producer),
-                self.outage.spool.depth_messages)
+        spooled = self.outage.spool.depth_messages
+        return time.monotonic() - self._started, len(self.transport.producer), spooled
 
     def pending(self) -> int:
         """Events emitted but not yet acknowledged by Kafka."""
-        return (self._direct_in_flight() + self.outage.taken_back
-                + self.outage.spool.depth_messages)
+        return self._direct_in_flight() + self.outage.taken_back + self.outage.spool.depth_messages
 
     def stats(self) -> dict[str, Any]:
         """Counts per event type, and what is still waiting."""
@@ -345,8 +337,7 @@ class AgentClient(TypedEvents):
             "spool_messages": self.outage.spool.depth_messages,
             "spool_bytes": self.outage.spool.depth_bytes,
             "seq": self.seq,
-            # why Kafka refuses this agent's credential (its events wait in the spool)
-            "credential_refused": self.transport.credential_refused,
+            "credential_refused": self.transport.credential_refused,  # why Kafka refuses it
         }
 
     # -- closing --------------------------------------------------------------------------------

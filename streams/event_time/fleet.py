@@ -10,14 +10,23 @@ Its state (partials per source partition, the partitions' watermarks) is in the 
 `event-time-fleet`, whose changelog it writes itself after the windows it closed are on Kafka
 and before faust acks the report; whoever takes the agent's partition over reads it back.
 A leader-only timer puts a `tick` on the topic, so windows close while no report comes.
+
+With exactly-once processing the reports come in the processor's transactions (read committed
+only), and the merge writes the windows it closed and its changelog in a transaction of its
+own producer (transactional id `<app id>-fleet-merge`: whoever takes the merge over fences the
+previous owner), committed before faust acks the report; a report that comes again after a
+crash finds its windows closed in the changelog (late partials are not re-emitted).
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
 from typing import Any
 
 from clawstream.kafka.producer import ReliableProducer
+from clawstream.kafka.transactions import TransactionalProducer, TransactionFailed
 from clawstream.settings import Settings
 from streams.event_time.outputs import OutputSender
 from streams.event_time.state import changelog_topic, raw_table, read_changelog
@@ -28,6 +37,8 @@ from streams.windowing.fleet import (
     encode_report,
 )
 from streams.windowing.state import WindowState
+
+log = logging.getLogger("clawstream.streams.windows")
 
 FLEET_TABLE = "event-time-fleet"
 #: A partition reports its watermark to the fleet merge at least this often while busy.
@@ -53,6 +64,9 @@ class FleetMerge:
             app, FLEET_TABLE, 1,
             "Partial fleet-wide windows per source partition and their watermarks.")
         self.merger: FleetMerger | None = None
+        self.transactions = settings.processing_guarantee == "exactly_once"
+        #: exactly-once: the merge's own transactional producer (made when it first runs)
+        self.merge_out: TransactionalProducer | None = None
         #: per input partition: when it last reported (monotonic)
         self.last_report: dict[int, float] = {}
         app.on_partitions_revoked.connect(self._moved)
@@ -94,6 +108,17 @@ class FleetMerge:
         if any(tp.topic == self.topic_name for tp in partitions):
             self.merger = None
 
+    async def _output(self) -> ReliableProducer:
+        """Where the merge writes: the processor's producer, or (exactly-once) its own."""
+        if not self.transactions:
+            return self.producer
+        if self.merge_out is None:
+            app_id = self.settings.worker_app_id
+            self.merge_out = await asyncio.get_running_loop().run_in_executor(
+                None, TransactionalProducer, self.settings, "worker", f"{app_id}-fleet",
+                f"{app_id}-fleet-merge")
+        return self.merge_out
+
     async def _run(self, stream: Any) -> None:
         async for value in stream:
             merger = self._merger()
@@ -101,13 +126,30 @@ class FleetMerge:
             if value != TICK:
                 p, wm, partials, has_data = decode_report(value)
                 merger.report(p, wm, partials, has_data, now=now)
+            out = await self._output()
             for rec in merger.advance(now):
-                self.sender.fleet_window(rec)
-            await self.producer.flush_async()
+                self.sender.fleet_window(rec, out)
+            if isinstance(out, TransactionalProducer):
+                await self._commit(out, merger)
+                continue
+            await out.flush_async()
             changelog = changelog_topic(self.table)
             for key, data in merger.take_dirty().items():
-                self.producer.produce(changelog, data, key.encode(), partition=0)
-            await self.producer.flush_async()  # before faust acks (and commits) the report
+                out.produce(changelog, data, key.encode(), partition=0)
+            await out.flush_async()  # before faust acks (and commits) the report
+
+    async def _commit(self, out: TransactionalProducer, merger: FleetMerger) -> None:
+        """The windows closed and the changelog in one transaction, before faust acks the
+        report. Fenced (another worker runs the merge now): drop what this one holds."""
+        changelog = changelog_topic(self.table)
+        for key, data in merger.take_dirty().items():
+            out.produce(changelog, data, key.encode(), partition=0)
+        try:
+            await out.commit_async()
+        except TransactionFailed as exc:
+            log.warning("fleet merge fenced, its windows aborted (another worker merges "
+                        "now): %s", exc)
+            self.merger = self.merge_out = None
 
     async def _tick(self) -> None:
         await self.topic.send(key=KEY, value=TICK)

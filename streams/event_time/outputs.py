@@ -105,7 +105,9 @@ class OutputSender:
         self.producer.produce(self.plan_topic.get_topic_name(), json.dumps(o.value).encode(),
                               o.key.encode(), partition=p)
 
-    def fleet_window(self, record: dict[str, Any]) -> None:
-        """A fleet-wide window the fleet merge closed."""
+    def fleet_window(self, record: dict[str, Any],
+                     producer: ReliableProducer | None = None) -> None:
+        """A fleet-wide window the fleet merge closed (through `producer`, else the outbox)."""
         WINDOWS.labels("fleet").inc()
-        self.producer.produce(self.aggregates, self.serde.encode("aggregate", record), b"*")
+        (producer or self.producer).produce(self.aggregates,
+                                            self.serde.encode("aggregate", record), b"*")

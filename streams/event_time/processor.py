@@ -12,7 +12,19 @@ Per batch of the event topics (read by `clawstream.kafka.consumer.BatchConsumer`
    offsets (before partitions move to another worker, too).
 A crash anywhere re-reads events from the committed offset: events the restored state already
 holds are recognised by their offsets and skipped; a window emitted whose close was not yet
-persisted is emitted again with the same deterministic event id and the same counts.
+persisted is emitted again with the same deterministic event id. Its counts are the replay's:
+the watermark moves once per batch and the replay's batches are not the live run's (a backlog
+is read in bigger ones), so an event late the first time (sent to the late topic) may count in
+the repeat.
+
+With `CLAWSTREAM_PROCESSING_GUARANTEE=exactly_once` the outbox is a transactional producer
+(`clawstream.kafka.transactions`, one transactional id per worker slot on its host, which a
+worker restarted after a crash takes back): outputs, dead letters, fleet reports and state
+records of step 3 and the input offsets are committed in one transaction instead of the
+offsets being committed by the consumer, so a read_committed reader sees a window once or not
+at all. A worker whose partitions were taken from it (frozen past the
+session timeout) is fenced by its group generation: its transaction is aborted, and it drops
+what it held (assignment lost) or stops (commit refused).
 
 Between batches (every `IDLE_CHECK_S`), partitions that read nothing move on if they can: one
 held by a backlog or an unreadable topic once that is over, and an idle one (no new event for
@@ -25,6 +37,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import socket
 import time
 from typing import Any
 
@@ -34,6 +47,7 @@ from prometheus_client import Counter, Gauge
 from clawstream.kafka.consumer import BatchConsumer
 from clawstream.kafka.deadletter import DeadLetterQueue, DlqLimit
 from clawstream.kafka.producer import ReliableProducer
+from clawstream.kafka.transactions import TransactionalProducer, instance_slot
 from clawstream.runtime import exit_if_not_stopped
 from clawstream.settings import Settings
 from schemas.serde import DecodeError, Serde
@@ -88,7 +102,12 @@ class EventTimeProcessor:
         partitions = TOPICS[EVENT_TOPICS[0]].partitions
         self.source = BatchConsumer(settings, "worker", input_group(settings),
                                     list(self.physical))
-        self.outbox = ReliableProducer(settings, "worker", f"{settings.worker_app_id}-windows")
+        #: exactly-once: outputs, state and input offsets in one transaction per persist
+        self.transactions = settings.processing_guarantee == "exactly_once"
+        client_id = f"{settings.worker_app_id}-windows"
+        self.outbox = (TransactionalProducer(settings, "worker", client_id,
+                                             transactional_id(settings))
+                       if self.transactions else ReliableProducer(settings, "worker", client_id))
         # the outbox carries the dead letters too: one flush before each commit covers them
         self.dlq = DeadLetterQueue(self.outbox, settings.topic(DLQ), COMPONENT,
                                    DlqLimit(settings.dlq_max_consecutive),
@@ -130,16 +149,23 @@ class EventTimeProcessor:
         await self.source.stop()
 
     async def _on_revoke(self, partitions: list[TopicPartition]) -> list[TopicPartition]:
-        """Before partitions move: persist what is pending; the offsets to commit."""
+        """Before partitions move: persist what is pending; the offsets to commit (none
+        left for the consumer to commit when the transaction took them)."""
         async with self._lock:
-            offsets = await self._persist_pending()
+            offsets = await self._commit(await self._persist_pending())
             self._drop({tp.partition for tp in partitions if tp.topic in self.physical})
             return offsets
 
     async def _on_lost(self, partitions: list[TopicPartition]) -> None:
-        """Partitions already given to another worker: forget them, persist nothing."""
+        """Partitions already given to another worker: forget them, persist nothing. With
+        transactions, the open one is aborted (it holds outputs of the lost partitions), so
+        every partition's state is dropped: the next owner of each restores the committed one."""
         async with self._lock:
-            self._drop({tp.partition for tp in partitions if tp.topic in self.physical})
+            lost = {tp.partition for tp in partitions if tp.topic in self.physical}
+            if isinstance(self.outbox, TransactionalProducer):
+                self.outbox.abort()
+                lost |= set(self.pipelines) | {p for _t, p in self._positions}
+            self._drop(lost)
 
     def _drop(self, partitions: set[int]) -> None:
         self.states.drop(partitions)
@@ -174,7 +200,7 @@ class EventTimeProcessor:
             self._keepalive()
             if (not messages or self._pending >= BATCH_MAX
                     or time.monotonic() - self._pending_since >= PERSIST_EVERY_S):
-                self.source.commit(await self._persist_pending())
+                self.source.commit(await self._commit(await self._persist_pending()))
 
     async def _handle_batch(self, batch: list[Message]) -> set[int]:
         outputs: list[tuple[int, Output]] = []
@@ -237,6 +263,8 @@ class EventTimeProcessor:
         changelog's end; if it ever does, it is loud rather than silent.
         """
         mark = pl.clock.sources.get(logical)
+        if self.transactions:  # transaction markers take offsets: gaps are normal
+            return
         if mark is not None and offset > mark.offset + 1:
             GAPS.inc(offset - mark.offset - 1)
             log.error("%s[%d]: offsets %d..%d were never applied (resumed past the state)",
@@ -252,6 +280,8 @@ class EventTimeProcessor:
             hw = self.source.high_watermark(physical, partition)
             mark = pl.clock.sources.get(logical)
             applied = mark.offset if mark is not None else -1
+            if self.transactions:  # a trailing transaction marker is no backlog
+                applied = max(applied, self.source.position(physical, partition) - 1)
             out[logical] = (hw is None or has_backlog(hw, applied)
                             or not self.source.readable(physical, partition))
         return out
@@ -328,6 +358,14 @@ class EventTimeProcessor:
         self._positions, self._pending, self._touched = {}, 0, set()
         return offsets
 
+    async def _commit(self, offsets: list[TopicPartition]) -> list[TopicPartition]:
+        """With transactions: commit the open one with `offsets` (nothing is left for the
+        consumer to commit); without: the offsets for the consumer to commit."""
+        if not isinstance(self.outbox, TransactionalProducer):
+            return offsets
+        await self.outbox.commit_async(offsets, self.source.group_metadata())
+        return []
+
     async def _persist(self, touched: set[int]) -> None:
         """Changed state to the table's changelog, the clock record of each partition last,
         after the outputs (and dead letters) it accounts for, and wait until Kafka has it (the
@@ -335,6 +373,14 @@ class EventTimeProcessor:
         await self.outbox.flush_async()  # outputs delivered before the state says "done"
         self.states.write(self.outbox, touched)
         await self.outbox.flush_async()
+
+
+def transactional_id(settings: Settings) -> str:
+    """One worker instance's transactional id: its host and its slot there (a worker restarted
+    after a crash takes the slot back and fences its predecessor's open transaction at once;
+    a frozen zombie is fenced by its group generation)."""
+    slots = settings.data_dir / "faust" / settings.worker_app_id / "transactional-slots"
+    return f"{settings.worker_app_id}-windows-{socket.gethostname()}-{instance_slot(slots)}"
 
 
 def partitions_of(messages: list[Message]) -> set[int]:
