@@ -32,6 +32,8 @@ COMMANDS: dict[str, str] = {
     "demo": "clawstream.demo:demo",
     "settings": "clawstream.settings_cli:settings_cmd",
     "schemas": "schemas.cli:schemas",
+    "gateway": "clawstream.gateway.server:gateway",
+    "tokens": "clawstream.gateway.server:tokens",
 }
 
 

@@ -1,6 +1,7 @@
-"""The SDK's Kafka side: one confluent-kafka producer, shared by any number of agents'
-clients, and the thread that serves its callbacks, probes the broker during outages and asks
-the clients with spooled events to replay them.
+"""The SDK's Kafka side: one confluent-kafka producer (or the ingest gateway's stand-in for
+it, `producers.sdk.https`, when `ingest_url` says so: `make_transport`), shared by any number
+of agents' clients, and the thread that serves its callbacks, probes the broker during
+outages and asks the clients with spooled events to replay them.
 
 The transport knows its clients only as `DeliveryListener`s: it routes each delivery report
 to the client whose key (agent_id) the event carries, and tells every client when the broker
@@ -60,6 +61,17 @@ def producer_config(settings: SdkSettings, **overrides: Any) -> dict[str, Any]:
     })
 
 
+def make_transport(settings: SdkSettings, *, exclusive: bool = False,
+                   **config_overrides: Any) -> Transport:
+    """The transport the settings choose: Kafka at `bootstrap_servers`, or the HTTPS ingest
+    gateway when `ingest_url` is an https:// URL (`producers.sdk.https`)."""
+    if settings.ingest_url:
+        from producers.sdk.https import HttpsTransport
+
+        return HttpsTransport(settings, exclusive=exclusive, **config_overrides)
+    return Transport(settings, exclusive=exclusive, **config_overrides)
+
+
 class DeliveryListener(Protocol):
     """What a `Transport` tells each client it serves (`AgentClient` is one). All calls come
     from the transport thread, except `on_broker_down` (whichever thread polls the producer)
@@ -112,7 +124,7 @@ class Transport:
         self.counts_deliveries = exclusive
         if exclusive:
             conf["delivery.report.only.error"] = True
-        self.producer = Producer(conf)
+        self.producer = self._new_producer(conf)
         self.message_timeout_s = conf["message.timeout.ms"] / 1000
         self.broker_up = True
         self.listeners: list[DeliveryListener] = []
@@ -125,6 +137,10 @@ class Transport:
         self._next_probe = 0.0
         self._thread = threading.Thread(target=self._run, name="clawstream-sdk", daemon=True)
         self._thread.start()
+
+    def _new_producer(self, conf: dict[str, Any]) -> Any:
+        """The producer events go through (`producers.sdk.https.HttpsTransport`: the gateway)."""
+        return Producer(conf)
 
     # -- callbacks (transport thread) ---------------------------------------------------------
     def _on_error(self, err: KafkaError) -> None:

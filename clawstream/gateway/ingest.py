@@ -1,0 +1,220 @@
+"""The gateway's Kafka side: check each item of a batch, write the accepted ones to their
+topics and the refused ones to the DLQ, and tell the request when Kafka acknowledged all.
+
+Accepted events keep their bytes and are keyed by agent_id, like the SDK writes them, with
+the token's principal in a header; the producer is the runtime's idempotent acks=all one, so
+a request is answered only once every accepted event (and every dead letter) is stored. An
+item is refused when it cannot be decoded, is not an agent event, or carries an agent id its
+token does not bind (403).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from confluent_kafka import KafkaError, KafkaException, Message
+
+from clawstream.gateway.batch import Item
+from clawstream.gateway.tokens import TokenRecord
+from clawstream.kafka.deadletter import DeadLetterQueue
+from clawstream.kafka.producer import ReliableProducer
+from clawstream.settings import Settings
+from schemas.headers import PRINCIPAL
+from schemas.serde import DecodeError, EncodeError, Serde
+from schemas.topics import DLQ, EVENT_TOPICS
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """One refused item: its index in the batch, an HTTP status and a reason code."""
+
+    index: int
+    status: int
+    reason: str
+    detail: str
+
+    def as_json(self) -> dict[str, Any]:
+        return {"index": self.index, "status": self.status, "reason": self.reason,
+                "detail": self.detail}
+
+
+class Acks:
+    """Delivery reports of one request's messages (called on the poll thread)."""
+
+    __slots__ = ("_done", "_lock", "_loop", "_outstanding", "_sealed", "failures")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._lock = threading.Lock()
+        self._outstanding = 0
+        self._sealed = False
+        self._done: asyncio.Future[None] = loop.create_future()
+        self.failures: list[str] = []
+
+    def expect(self) -> None:
+        with self._lock:
+            self._outstanding += 1
+
+    def report(self, err: KafkaError | None, msg: Message) -> None:
+        with self._lock:
+            if err is not None:
+                self.failures.append(f"{msg.topic()}: {err.str()}")
+            self._outstanding -= 1
+            finished = self._sealed and self._outstanding == 0
+        if finished:
+            self._loop.call_soon_threadsafe(self._finish)
+
+    def _finish(self) -> None:
+        if not self._done.done():
+            self._done.set_result(None)
+
+    async def wait(self, timeout: float) -> bool:
+        """True when every message was reported within `timeout`."""
+        with self._lock:
+            self._sealed = True
+            finished = self._outstanding == 0
+        if finished:
+            return True
+        try:
+            await asyncio.wait_for(asyncio.shield(self._done), timeout)
+        except TimeoutError:
+            return False
+        return True
+
+
+@dataclass
+class Checked:
+    accepted: int = 0
+    refusals: list[Refusal] = field(default_factory=list)
+
+
+class Ingest:
+    """One producer (events and dead letters), its poll thread, and whether Kafka answers."""
+
+    def __init__(self, settings: Settings, serde: Serde | None = None) -> None:
+        self.settings = settings
+        self.serde = serde or Serde.for_registry(settings.schema_registry_url)
+        self.timeout_s = settings.gateway_kafka_timeout_s
+        self.producer = ReliableProducer(settings, "gateway", "clawstream-gateway", {
+            "linger.ms": 2,
+            "message.timeout.ms": int(self.timeout_s * 1000),
+            "error_cb": self._on_error,
+        }, per_message_reports=True)
+        self.dlq = DeadLetterQueue(self.producer, settings.topic(DLQ), "gateway")
+        self.topics = {name: settings.topic(name) for name in EVENT_TOPICS}
+        self.kafka_up = True
+        self._stop = threading.Event()
+        self._next_probe = 0.0
+        self._thread = threading.Thread(target=self._run, name="gateway-kafka", daemon=True)
+        self._thread.start()
+
+    # -- Kafka's state ----------------------------------------------------------------------
+    def _on_error(self, err: KafkaError) -> None:
+        if err.code() == KafkaError._ALL_BROKERS_DOWN:
+            if self.kafka_up:
+                log.warning("kafka unreachable (%s): refusing events (503)", err.str())
+            self.kafka_up = False
+
+    def probe(self, timeout: float = 1.0) -> bool:
+        try:
+            self.producer.producer.list_topics(timeout=timeout)
+        except KafkaException:
+            return False
+        return True
+
+    def _run(self) -> None:
+        producer = self.producer.producer
+        while not self._stop.is_set():
+            try:
+                producer.poll(0.05)
+                if not self.kafka_up and time.monotonic() >= self._next_probe:
+                    self._next_probe = time.monotonic() + 1.0
+                    if self.probe():
+                        log.info("kafka answers again: accepting events")
+                        self.kafka_up = True
+            except Exception:  # the delivery thread must not die
+                log.exception("gateway kafka thread")
+                time.sleep(0.2)
+
+    # -- one batch --------------------------------------------------------------------------
+    def write(self, items: list[Item], token: TokenRecord, acks: Acks) -> Checked:
+        """Check every item; produce the accepted ones and dead-letter the others, each
+        reported to `acks`. Runs on the event loop: produce() only queues."""
+        out = Checked()
+        principal = token.principal.encode()
+        headers = [(PRINCIPAL, principal)]
+        decode = self.serde.decode
+        produce = self.producer.produce
+        topics = self.topics
+        for index, item in enumerate(items):
+            value = item.value
+            try:
+                if item.event_type is not None:
+                    value = self._encode_json(item)
+                decoded = decode(value)
+            except DecodeError as exc:
+                self._refuse(out, acks, index, item, 400, f"undecodable-{exc.reason}",
+                             exc.detail, "", None, headers)
+                continue
+            except _Refused as exc:
+                self._refuse(out, acks, index, item, 400, exc.reason, exc.detail, "", None,
+                             headers)
+                continue
+            schema = decoded.schema
+            logical = schema.topic or ""
+            topic = topics.get(logical)
+            agent_id = decoded.record["envelope"]["agent_id"]
+            key = agent_id.encode()
+            if topic is None:
+                self._refuse(out, acks, index, item, 400, "not-an-agent-event",
+                             f"{schema.name} events are not sent by agents", logical,
+                             key, headers)
+                continue
+            if not token.allows(agent_id):
+                self._refuse(out, acks, index, item, 403, "agent-mismatch",
+                             f"agent_id {agent_id!r} is not bound to {token.principal} "
+                             f"({token.binding})", topic, key, headers)
+                continue
+            acks.expect()
+            produce(topic, value, key, headers=headers, on_delivery=acks.report)
+            out.accepted += 1
+        return out
+
+    def _encode_json(self, item: Item) -> bytes:
+        try:
+            schema = self.serde.schema(item.event_type or "")
+        except KeyError:
+            raise _Refused("unknown-type", f"no event type {item.event_type!r}") from None
+        if item.record is None:
+            raise _Refused("invalid-record", 'each event is {"type": ..., "record": {...}}')
+        try:
+            return self.serde.encode(schema, item.record)
+        except (EncodeError, KeyError, TypeError, ValueError) as exc:
+            raise _Refused("invalid-record", str(exc)[:500]) from None
+
+    def _refuse(self, out: Checked, acks: Acks, index: int, item: Item, status: int,
+                reason: str, detail: str, topic: str, key: bytes | None,
+                headers: list[tuple[str, bytes]]) -> None:
+        out.refusals.append(Refusal(index, status, reason, detail))
+        acks.expect()
+        self.dlq.reject(item.value, key, reason=reason, detail=detail, topic=topic,
+                        extra_headers=headers, on_delivery=acks.report)
+
+    def close(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        self.producer.producer.flush(timeout)
+
+
+class _Refused(Exception):
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.detail = detail
