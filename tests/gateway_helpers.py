@@ -7,6 +7,7 @@ import datetime as dt
 import ipaddress
 import os
 import signal
+import ssl
 import subprocess
 import sys
 import time
@@ -101,13 +102,17 @@ class GatewayProcess:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"gateway exited {self.proc.returncode}:\n{self.log_tail()}")
             try:
-                r = httpx.get(f"{self.url}/readyz", verify=str(self.tls.ca), timeout=1.0)
+                r = httpx.get(f"{self.url}/readyz", verify=self.ssl_context(), timeout=1.0)
                 if r.status_code == 200:
                     return
             except httpx.HTTPError:
                 pass
             time.sleep(0.1)
         raise TimeoutError(f"gateway not ready in {timeout}s:\n{self.log_tail()}")
+
+    def ssl_context(self) -> ssl.SSLContext:
+        """A client context that trusts the test CA."""
+        return ssl.create_default_context(cafile=str(self.tls.ca))
 
     def log_tail(self, n: int = 40) -> str:
         try:
