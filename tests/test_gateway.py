@@ -134,7 +134,7 @@ def test_1000_events_through_the_sdk_are_stored_with_their_principal(
 
 def test_json_events_are_validated_against_the_same_schemas(
         cs_settings: Settings, start_gateway: StartGateway) -> None:
-    token, record = create_token(cs_settings, agent_prefix="json-")
+    token, _record = create_token(cs_settings, agent_prefix="json-")
     gw = start_gateway()
     rng = random.Random(3)
     good = sample("outcome", rng, agent_id="json-1")

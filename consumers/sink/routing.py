@@ -65,12 +65,6 @@ def principal_of(msg: Message) -> bytes | None:
     return None
 
 
-def _with_principal(made: Any, multi: bool, who: str) -> Any:
-    if multi:
-        return [(*row, who) for row in made]
-    return (*made, who)
-
-
 class Route:
     """Per physical topic: the expected event type, its tables' row buffers, and the fast
     path's container writer (None when the fast path does not apply)."""
@@ -126,12 +120,9 @@ class Route:
                                                       headers, topic, partition, offset),
                           False)]
             else:
-                built = [(spec.table, spec.row(rec, topic, partition, offset), spec.multi)
+                who = (principal_of(msg) or b"").decode("utf-8", "replace")
+                built = [(spec.table, spec.make(rec, topic, partition, offset, who), spec.multi)
                          for spec, _buf in self.specs]
-                if any(spec.principal for spec, _buf in self.specs):
-                    who = (principal_of(msg) or b"").decode("utf-8", "replace")
-                    built = [(table, _with_principal(made, multi, who), multi)
-                             for table, made, multi in built]
         except _ROW_ERRORS as exc:
             raise InvalidMessage("invalid-record", f"{type(exc).__name__}: {exc}") from exc
         rows = 0

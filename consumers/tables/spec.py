@@ -67,6 +67,17 @@ class TableSpec:
     #: appends to each row from the message's header
     principal: bool = False
 
+    def make(self, record: Record, topic: str, partition: int, offset: int,
+             principal: str = "") -> Any:
+        """The row (or rows, `multi`) of one message, in `columns` order: the row function's,
+        and the principal for audited tables."""
+        made = self.row(record, topic, partition, offset)
+        if not self.principal:
+            return made
+        if self.multi:
+            return [(*row, principal) for row in made]
+        return (*made, principal)
+
     def __post_init__(self) -> None:
         if self.select is not None and len(self.select) != len(self.columns):
             raise ValueError(f"{self.table}: {len(self.select)} select expressions for "

@@ -21,33 +21,29 @@ compresses (zstd), and sends one request at a time over a kept-alive HTTPS conne
 - 401: handed back (spooled: nothing is dropped for a revoked token), logged as an error.
 - other 4xx: rejected, with the gateway's reason.
 
-Only the agent side: it speaks the wire format (`length-prefixed Avro`) and nothing of the
-server's code.
+Only the agent side: it speaks the wire format (`producers.sdk.gateway_wire`: length-prefixed
+Avro) and nothing of the server's code.
 """
 
 from __future__ import annotations
 
 import logging
 import random
-import ssl
-import struct
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-import cramjam
 import httpx
 from confluent_kafka import KafkaError, KafkaException
 
+from producers.sdk.gateway_wire import AVRO_BATCH, GatewayError, describe, post_batch, ssl_context
 from producers.sdk.transport import Transport
 from producers.settings import SdkSettings
 
 log = logging.getLogger("producers.sdk")
 
-AVRO_BATCH = "application/vnd.clawstream.avro-batch"
-_LEN = struct.Struct(">I").pack
 #: an entry of a lane's queue: (topic, key, value, produced at monotonic)
 Entry = tuple[str, bytes | None, bytes, float]
 Report = Callable[[KafkaError | None, Any], None]
@@ -86,32 +82,6 @@ class HttpMessage:
 
     def headers(self) -> None:
         return None
-
-
-class GatewayError(Exception):
-    """A batch the gateway did not take, and what to do with it."""
-
-    def __init__(self, kind: str, detail: str, wait: float = 0.0) -> None:
-        super().__init__(detail)
-        self.kind = kind  # retry | split | reject | unauthorized | unreachable
-        self.detail = detail
-        self.wait = wait
-
-
-def ssl_context(settings: SdkSettings) -> ssl.SSLContext:
-    """Trust the system's CAs, or only `ingest_ca_file` when set (a private CA)."""
-    if settings.ingest_ca_file is not None:
-        return ssl.create_default_context(cafile=str(settings.ingest_ca_file))
-    return ssl.create_default_context()
-
-
-def _describe(exc: Exception, settings: SdkSettings) -> str:
-    text = f"{type(exc).__name__}: {exc}"
-    if "CERTIFICATE_VERIFY_FAILED" in text or "certificate verify failed" in text:
-        return (f"TLS: the gateway's certificate is not trusted ({exc}); set "
-                "CLAWSTREAM_INGEST_CA_FILE to the CA that signed it"
-                + (f" (now {settings.ingest_ca_file})" if settings.ingest_ca_file else ""))
-    return text
 
 
 class _Lane:
@@ -343,7 +313,7 @@ class HttpProducer:
             r = client.get(f"{self.url}/readyz", timeout=timeout)
         except (httpx.HTTPError, OSError) as exc:
             raise KafkaException(KafkaError(KafkaError._TRANSPORT,
-                                            _describe(exc, self.settings))) from None
+                                            describe(exc, self.settings))) from None
         if r.status_code != 200:
             raise KafkaException(KafkaError(KafkaError._TRANSPORT,
                                             f"gateway not ready: {r.status_code}"))
@@ -357,37 +327,8 @@ class HttpProducer:
             lane.thread.join(timeout=35)
             lane.client.close()
 
-    # -- one request (lane threads) ------------------------------------------------------------
     def post(self, client: httpx.Client, part: list[Entry]) -> dict[int, tuple[int, str]]:
-        """Send one batch; the refused items by index, or GatewayError."""
-        body = b"".join(_LEN(len(e[2])) + e[2] for e in part)
-        headers = {}
-        if self.compress == "zstd":
-            body = bytes(cramjam.zstd.compress(body, 1))
-            headers["Content-Encoding"] = "zstd"
-        try:
-            r = client.post(f"{self.url}/v1/events", content=body, headers=headers)
-        except (httpx.HTTPError, OSError) as exc:
-            raise GatewayError("unreachable", _describe(exc, self.settings)) from None
-        code = r.status_code
-        if code == 200:
-            return {}
-        detail = _detail(r)
-        if code == 207:
-            refused = r.json().get("refused", [])
-            return {int(x["index"]): (KafkaError.INVALID_RECORD if x.get("status") != 403
-                                      else KafkaError.TOPIC_AUTHORIZATION_FAILED,
-                                      f"refused by the gateway: {x.get('reason')}: "
-                                      f"{x.get('detail')}") for x in refused}
-        if code == 429 or code >= 500:
-            wait = _retry_after(r.headers.get("retry-after"))
-            raise GatewayError("retry", f"gateway {code}: {detail}", wait)
-        if code == 413:
-            raise GatewayError("split", f"gateway 413: {detail}")
-        if code == 401:
-            raise GatewayError("unauthorized", f"gateway 401: the token was refused ({detail});"
-                               " events stay in the spool until a valid token is configured")
-        raise GatewayError("reject", f"gateway {code}: {detail}")
+        return post_batch(client, self.url, [e[2] for e in part], self.compress, self.settings)
 
     def note_error(self, detail: str, *, unreachable: bool) -> None:
         self.last_error = detail
@@ -405,21 +346,6 @@ class HttpProducer:
             log.info("ingest gateway %s accepts events again", self.url)
         self.unreachable = False
         self._logged_error = None
-
-
-def _detail(r: httpx.Response) -> str:
-    try:
-        doc = r.json()
-        return f"{doc.get('error')}: {doc.get('detail')}"
-    except ValueError:
-        return r.text[:200]
-
-
-def _retry_after(value: str | None) -> float:
-    try:
-        return max(0.0, float(value)) if value else 0.0
-    except ValueError:
-        return 1.0
 
 
 class HttpsTransport(Transport):
