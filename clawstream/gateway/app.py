@@ -38,7 +38,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from clawstream.gateway.batch import BatchError, decompress, split
-from clawstream.gateway.ingest import Acks, Ingest
+from clawstream.gateway.ingest import Ingest
 from clawstream.gateway.limits import AuthThrottle, RateLimiter, retry_after
 from clawstream.gateway.tokens import TokenRecord, TokenRegistry
 from clawstream.settings import Settings
@@ -169,8 +169,7 @@ async def _post_events(gw: Gateway, request: Request,
     if not gw.ingest.kafka_up:
         return _error(503, "kafka-unavailable", "Kafka does not answer; nothing was written",
                       {"Retry-After": "2"}, events=n), principal, n, 0
-    acks = Acks(asyncio.get_running_loop())
-    checked = gw.ingest.write(items, record, acks)
+    checked, acks = gw.ingest.write(items, record, asyncio.get_running_loop())
     if not await acks.wait(gw.ingest.timeout_s + 5) or acks.failures:
         detail = "; ".join(acks.failures[:3]) or "no acknowledgement in time"
         log.warning("batch from %s not acknowledged by Kafka: %s", principal, detail)

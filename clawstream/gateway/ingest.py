@@ -14,6 +14,7 @@ import asyncio
 import logging
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -46,29 +47,28 @@ class Refusal:
 
 
 class Acks:
-    """Delivery reports of one request's messages (called on the poll thread)."""
+    """Delivery reports of one request's messages (called on the poll thread): how many are
+    still to come, and the failures. The number is known before the first is produced, so a
+    report is one decrement; the request is woken once, by the last."""
 
-    __slots__ = ("_done", "_lock", "_loop", "_outstanding", "_sealed", "failures")
+    __slots__ = ("_done", "_left", "_lock", "_loop", "failures")
 
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, expected: int) -> None:
         self._loop = loop
-        self._lock = threading.Lock()
-        self._outstanding = 0
-        self._sealed = False
+        self._lock = threading.Lock()  # (reports are also served where produce waits for room)
+        self._left = expected
         self._done: asyncio.Future[None] = loop.create_future()
         self.failures: list[str] = []
-
-    def expect(self) -> None:
-        with self._lock:
-            self._outstanding += 1
+        if expected == 0:
+            self._done.set_result(None)
 
     def report(self, err: KafkaError | None, msg: Message) -> None:
+        if err is not None:
+            self.failures.append(f"{msg.topic()}: {err.str()}")
         with self._lock:
-            if err is not None:
-                self.failures.append(f"{msg.topic()}: {err.str()}")
-            self._outstanding -= 1
-            finished = self._sealed and self._outstanding == 0
-        if finished:
+            self._left -= 1
+            left = self._left
+        if left == 0:
             self._loop.call_soon_threadsafe(self._finish)
 
     def _finish(self) -> None:
@@ -77,10 +77,7 @@ class Acks:
 
     async def wait(self, timeout: float) -> bool:
         """True when every message was reported within `timeout`."""
-        with self._lock:
-            self._sealed = True
-            finished = self._outstanding == 0
-        if finished:
+        if self._done.done():
             return True
         try:
             await asyncio.wait_for(asyncio.shield(self._done), timeout)
@@ -144,48 +141,61 @@ class Ingest:
                 time.sleep(0.2)
 
     # -- one batch --------------------------------------------------------------------------
-    def write(self, items: list[Item], token: TokenRecord, acks: Acks) -> Checked:
-        """Check every item; produce the accepted ones and dead-letter the others, each
-        reported to `acks`. Runs on the event loop: produce() only queues."""
+    def write(self, items: Sequence[bytes | Item], token: TokenRecord,
+              loop: asyncio.AbstractEventLoop) -> tuple[Checked, Acks]:
+        """Check every item; produce the accepted ones and dead-letter the others, every
+        message reported to the returned `Acks`. Runs on the event loop: produce() only
+        queues. Each Avro item is decoded whole by the contract's reader (the compiled one
+        when built): what the gateway accepts, every reader can read."""
         out = Checked()
         principal = token.principal.encode()
         headers = [(PRINCIPAL, principal)]
         decode = self.serde.decode
-        produce = self.producer.produce
         topics = self.topics
+        allowed: dict[str, bool] = {}  # agent id -> bound to the token (a batch has few)
+        accepted: list[tuple[str, bytes, bytes | None]] = []
+        append = accepted.append
+        refused: list[tuple[bytes, bytes | None, str]] = []  # (value, key, topic)
         for index, item in enumerate(items):
-            value = item.value
             try:
-                if item.event_type is not None:
+                if type(item) is bytes:
+                    value = item
+                else:
+                    assert isinstance(item, Item)
                     value = self._encode_json(item)
                 decoded = decode(value)
             except DecodeError as exc:
-                self._refuse(out, acks, index, item, 400, f"undecodable-{exc.reason}",
-                             exc.detail, "", None, headers)
+                self._refuse(out, refused, index, item, 400, f"undecodable-{exc.reason}",
+                             exc.detail, "", None)
                 continue
             except _Refused as exc:
-                self._refuse(out, acks, index, item, 400, exc.reason, exc.detail, "", None,
-                             headers)
+                self._refuse(out, refused, index, item, 400, exc.reason, exc.detail, "", None)
                 continue
             schema = decoded.schema
-            logical = schema.topic or ""
-            topic = topics.get(logical)
+            topic = topics.get(schema.topic or "")
             agent_id = decoded.record["envelope"]["agent_id"]
             key = agent_id.encode()
             if topic is None:
-                self._refuse(out, acks, index, item, 400, "not-an-agent-event",
-                             f"{schema.name} events are not sent by agents", logical,
-                             key, headers)
+                self._refuse(out, refused, index, item, 400, "not-an-agent-event",
+                             f"{schema.name} events are not sent by agents",
+                             schema.topic or "", key)
                 continue
-            if not token.allows(agent_id):
-                self._refuse(out, acks, index, item, 403, "agent-mismatch",
+            ok = allowed.get(agent_id)
+            if ok is None:
+                ok = allowed[agent_id] = token.allows(agent_id)
+            if not ok:
+                self._refuse(out, refused, index, item, 403, "agent-mismatch",
                              f"agent_id {agent_id!r} is not bound to {token.principal} "
-                             f"({token.binding})", topic, key, headers)
+                             f"({token.binding})", topic, key)
                 continue
-            acks.expect()
-            produce(topic, value, key, headers=headers, on_delivery=acks.report)
-            out.accepted += 1
-        return out
+            append((topic, value, key))
+        out.accepted = len(accepted)
+        acks = Acks(loop, len(accepted) + len(refused))
+        for refusal, (value, key, topic) in zip(out.refusals, refused, strict=True):
+            self.dlq.reject(value, key, reason=refusal.reason, detail=refusal.detail,
+                            topic=topic, extra_headers=headers, on_delivery=acks.report)
+        self.producer.produce_many(accepted, headers=headers, on_delivery=acks.report)
+        return out, acks
 
     def _encode_json(self, item: Item) -> bytes:
         try:
@@ -199,13 +209,12 @@ class Ingest:
         except (EncodeError, KeyError, TypeError, ValueError) as exc:
             raise _Refused("invalid-record", str(exc)[:500]) from None
 
-    def _refuse(self, out: Checked, acks: Acks, index: int, item: Item, status: int,
-                reason: str, detail: str, topic: str, key: bytes | None,
-                headers: list[tuple[str, bytes]]) -> None:
+    @staticmethod
+    def _refuse(out: Checked, refused: list[tuple[bytes, bytes | None, str]], index: int,
+                item: bytes | Item, status: int, reason: str, detail: str, topic: str,
+                key: bytes | None) -> None:
         out.refusals.append(Refusal(index, status, reason, detail))
-        acks.expect()
-        self.dlq.reject(item.value, key, reason=reason, detail=detail, topic=topic,
-                        extra_headers=headers, on_delivery=acks.report)
+        refused.append((item.value if isinstance(item, Item) else item, key, topic))
 
     def close(self, timeout: float = 10.0) -> None:
         self._stop.set()
