@@ -24,6 +24,7 @@ Tokens never reach a log: the access log names the principal (`token:<id>`) and 
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -209,6 +210,10 @@ def create_app(settings: Settings, gateway: Gateway | None = None) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         gw = gateway or await asyncio.to_thread(Gateway.start, settings)
         app.state.gateway = gw
+        # What exists now lives as long as the process: out of the collector's sight, a full
+        # collection does not walk it (pauses that showed in the p99 of requests).
+        gc.collect()
+        gc.freeze()
         try:
             yield
         finally:

@@ -145,12 +145,12 @@ class Ingest:
               loop: asyncio.AbstractEventLoop) -> tuple[Checked, Acks]:
         """Check every item; produce the accepted ones and dead-letter the others, every
         message reported to the returned `Acks`. Runs on the event loop: produce() only
-        queues. Each Avro item is decoded whole by the contract's reader (the compiled one
-        when built): what the gateway accepts, every reader can read."""
+        queues. Each item is checked by the contract's reader (`Serde.identify`: the compiled
+        check, else a whole decode): what the gateway accepts, every reader can read."""
         out = Checked()
         principal = token.principal.encode()
         headers = [(PRINCIPAL, principal)]
-        decode = self.serde.decode
+        identify = self.serde.identify
         topics = self.topics
         allowed: dict[str, bool] = {}  # agent id -> bound to the token (a batch has few)
         accepted: list[tuple[str, bytes, bytes | None]] = []
@@ -163,7 +163,7 @@ class Ingest:
                 else:
                     assert isinstance(item, Item)
                     value = self._encode_json(item)
-                decoded = decode(value)
+                schema, agent_id = identify(value)
             except DecodeError as exc:
                 self._refuse(out, refused, index, item, 400, f"undecodable-{exc.reason}",
                              exc.detail, "", None)
@@ -171,9 +171,7 @@ class Ingest:
             except _Refused as exc:
                 self._refuse(out, refused, index, item, 400, exc.reason, exc.detail, "", None)
                 continue
-            schema = decoded.schema
             topic = topics.get(schema.topic or "")
-            agent_id = decoded.record["envelope"]["agent_id"]
             key = agent_id.encode()
             if topic is None:
                 self._refuse(out, refused, index, item, 400, "not-an-agent-event",
@@ -191,9 +189,9 @@ class Ingest:
             append((topic, value, key))
         out.accepted = len(accepted)
         acks = Acks(loop, len(accepted) + len(refused))
-        for refusal, (value, key, topic) in zip(out.refusals, refused, strict=True):
-            self.dlq.reject(value, key, reason=refusal.reason, detail=refusal.detail,
-                            topic=topic, extra_headers=headers, on_delivery=acks.report)
+        for refusal, (dead, dead_key, headed) in zip(out.refusals, refused, strict=True):
+            self.dlq.reject(dead, dead_key, reason=refusal.reason, detail=refusal.detail,
+                            topic=headed, extra_headers=headers, on_delivery=acks.report)
         self.producer.produce_many(accepted, headers=headers, on_delivery=acks.report)
         return out, acks
 
