@@ -155,8 +155,10 @@ def main() -> None:
         p50 = statistics.median(lat) * 1000
         p99 = lat[min(len(lat) - 1, int(len(lat) * 0.99))] * 1000
         print(f"  steady {args.rate:,.0f} events/s for {args.seconds:.0f}s ({len(lat)} requests "
-              f"of 500): p50 {p50:.1f} ms, p99 {p99:.1f} ms, max {lat[-1] * 1000:.1f} ms "
-              "(target p99 <= 50 ms)")
+              "of 500), request latency:")
+        print(f"    median:                  {p50:10.1f} ms")
+        print(f"    99th percentile:         {p99:10.1f} ms (target <= 50 ms)")
+        print(f"    slowest:                 {lat[-1] * 1000:10.1f} ms")
     finally:
         if gw is not None:
             gw.stop()

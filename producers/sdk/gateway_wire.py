@@ -49,7 +49,12 @@ def post_batch(client: httpx.Client, url: str, values: Sequence[bytes], compress
                settings: SdkSettings) -> dict[int, tuple[int, str]]:
     """Send one batch to `url`/v1/events; the refused items by index (their Kafka error code
     and why), or GatewayError."""
-    body = b"".join(_LEN(len(v)) + v for v in values)
+    parts: list[bytes] = []
+    add = parts.append
+    for v in values:
+        add(_LEN(len(v)))
+        add(v)
+    body = b"".join(parts)
     headers = {}
     if compress == "zstd":
         body = bytes(cramjam.zstd.compress(body, 1))
