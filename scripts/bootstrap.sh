@@ -47,6 +47,7 @@ have prometheus || missing+=(prometheus)
 have prometheus-alertmanager || missing+=(prometheus-alertmanager)
 have kcat || missing+=(kcat)
 have chromium || missing+=(chromium)  # the report test looks at the HTML report headless
+have caddy || missing+=(caddy)  # the compose test validates the ingest proxy's Caddyfile
 # Tk for the GUI tests: the venv's interpreter, or Debian's python3 as a fallback runner
 if ! "$PYTHON" -c 'import tkinter' >/dev/null 2>&1 \
    && ! /usr/bin/python3 -c 'import tkinter' >/dev/null 2>&1; then
