@@ -100,7 +100,9 @@ class Ingest:
         self.serde = serde or Serde.for_registry(settings.schema_registry_url)
         self.timeout_s = settings.gateway_kafka_timeout_s
         self.producer = ReliableProducer(settings, "gateway", "clawstream-gateway", {
-            "linger.ms": 2,
+            # a request's messages are produced in one burst and it waits for their acks:
+            # a short linger answers sooner (2 ms cost ~25% of the bench's throughput)
+            "linger.ms": 0.5,
             "message.timeout.ms": int(self.timeout_s * 1000),
             "error_cb": self._on_error,
         }, per_message_reports=True)

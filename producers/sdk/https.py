@@ -35,10 +35,17 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-import httpx
 from confluent_kafka import KafkaError, KafkaException
 
-from producers.sdk.gateway_wire import AVRO_BATCH, GatewayError, describe, post_batch, ssl_context
+from producers.sdk.gateway_wire import (
+    AVRO_BATCH,
+    TRANSPORT_ERRORS,
+    GatewayConnection,
+    GatewayError,
+    describe,
+    post_batch,
+    ssl_context,
+)
 from producers.sdk.transport import Transport
 from producers.settings import SdkSettings
 
@@ -228,12 +235,10 @@ class HttpProducer:
         self._logged_error: str | None = None
         self.lanes = [_Lane(self, i) for i in range(max(1, settings.ingest_connections))]
 
-    def new_client(self) -> httpx.Client:
-        return httpx.Client(verify=self._ssl, http2=False, timeout=httpx.Timeout(
-            30.0, connect=5.0), limits=httpx.Limits(max_connections=1,
-                                                   max_keepalive_connections=1),
-            headers={"Authorization": self._auth, "Content-Type": AVRO_BATCH,
-                     "User-Agent": "clawstream-sdk"})
+    def new_client(self) -> GatewayConnection:
+        return GatewayConnection(self.url, self._ssl, {
+            "Authorization": self._auth, "Content-Type": AVRO_BATCH,
+            "User-Agent": "clawstream-sdk"})
 
     # -- the Producer API ---------------------------------------------------------------------
     def produce(self, topic: str, value: bytes, key: bytes | None = None) -> None:
@@ -307,13 +312,16 @@ class HttpProducer:
                 lane.cond.notify_all()
 
     def list_topics(self, topic: str | None = None, timeout: float = 1.0) -> None:
-        """The broker probe of the transport: does the gateway answer and is it ready?"""
-        client = self.lanes[0].client
+        """The broker probe of the transport: does the gateway answer and is it ready? (On
+        a connection of its own: the lanes' are theirs.)"""
+        probe = self.new_client()
         try:
-            r = client.get(f"{self.url}/readyz", timeout=timeout)
-        except (httpx.HTTPError, OSError) as exc:
+            r = probe.request("GET", "/readyz", timeout=timeout)
+        except TRANSPORT_ERRORS as exc:
             raise KafkaException(KafkaError(KafkaError._TRANSPORT,
                                             describe(exc, self.settings))) from None
+        finally:
+            probe.close()
         if r.status_code != 200:
             raise KafkaException(KafkaError(KafkaError._TRANSPORT,
                                             f"gateway not ready: {r.status_code}"))
@@ -327,8 +335,8 @@ class HttpProducer:
             lane.thread.join(timeout=35)
             lane.client.close()
 
-    def post(self, client: httpx.Client, part: list[Entry]) -> dict[int, tuple[int, str]]:
-        return post_batch(client, self.url, [e[2] for e in part], self.compress, self.settings)
+    def post(self, conn: GatewayConnection, part: list[Entry]) -> dict[int, tuple[int, str]]:
+        return post_batch(conn, [e[2] for e in part], self.compress, self.settings)
 
     def note_error(self, detail: str, *, unreachable: bool) -> None:
         self.last_error = detail
