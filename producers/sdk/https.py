@@ -244,14 +244,15 @@ class HttpProducer:
     def produce(self, topic: str, value: bytes, key: bytes | None = None) -> None:
         lanes = self.lanes
         lane = lanes[hash(key) % len(lanes)] if len(lanes) > 1 else lanes[0]
-        with lane.cond:
+        with self.lock:  # (the lanes' conditions' lock: a Condition's `with` is Python code)
             if self.closed:
                 raise KafkaException(KafkaError(KafkaError._DESTROY, "producer closed"))
             if self.unsettled >= self.max_queued:
                 raise BufferError("local queue full")
-            lane.queue.append((topic, key, value, time.monotonic()))
+            queue = lane.queue
+            queue.append((topic, key, value, time.monotonic()))
             self.unsettled += 1
-            if len(lane.queue) >= self.batch_events or len(lane.queue) == 1:
+            if len(queue) >= self.batch_events or len(queue) == 1:
                 lane.cond.notify()
 
     def __len__(self) -> int:
