@@ -294,3 +294,25 @@ def test_a_client_that_does_not_trust_the_ca_fails_clearly_and_keeps_its_events(
     client.close()
     land(cs_settings)
     assert stored(cs_settings, "untrusting")[:4] == (20, 20, 1, 20)
+
+
+def test_an_event_over_kafkas_message_size_is_refused_alone(
+        cs_settings: Settings, start_gateway: StartGateway) -> None:
+    """An item Kafka would not take (over message.max.bytes) is refused in the 207 (413
+    too-large), the rest of its batch stored; the DLQ cannot hold it either, so it is only
+    answered."""
+    token, _record = create_token(cs_settings, agent="huge")
+    gw = start_gateway()
+    serde = Serde()
+    frame_record = sample("frame", random.Random(4), agent_id="huge")
+    frame_record["thumbnail"] = b"\xff" * 1_200_000
+    big = serde.encode("frame", frame_record)
+    values = encoded(3, "huge")
+    r = post(gw, token.get_secret_value(), frame([values[0], big, values[1], values[2]]))
+    assert r.status_code == 207, r.text
+    doc = r.json()
+    assert doc["accepted"] == 3
+    assert [(x["index"], x["status"], x["reason"]) for x in doc["refused"]] == [
+        (1, 413, "too-large")]
+    time.sleep(1)
+    assert written(cs_settings) == 3

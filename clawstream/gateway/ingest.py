@@ -31,6 +31,12 @@ from schemas.topics import DLQ, EVENT_TOPICS
 
 log = logging.getLogger(__name__)
 
+#: the largest message the gateway's producer takes (librdkafka's default, set explicitly):
+#: a bigger item is refused alone (413 in the 207) instead of failing its whole request
+MAX_MESSAGE_BYTES = 1_000_000
+#: room for a dead letter's headers (reason, detail, source, principal) and the key
+_DLQ_ROOM = 8192
+
 
 @dataclass(frozen=True)
 class Refusal:
@@ -103,6 +109,7 @@ class Ingest:
             # a request's messages are produced in one burst and it waits for their acks:
             # a short linger answers sooner (2 ms cost ~25% of the bench's throughput)
             "linger.ms": 0.5,
+            "message.max.bytes": MAX_MESSAGE_BYTES,
             "message.timeout.ms": int(self.timeout_s * 1000),
             "error_cb": self._on_error,
         }, per_message_reports=True)
@@ -188,10 +195,23 @@ class Ingest:
                              f"agent_id {agent_id!r} is not bound to {token.principal} "
                              f"({token.binding})", topic, key)
                 continue
+            if len(value) > MAX_MESSAGE_BYTES - _DLQ_ROOM:
+                self._refuse(out, refused, index, item, 413, "too-large",
+                             f"{len(value)} bytes: an event is at most "
+                             f"{MAX_MESSAGE_BYTES - _DLQ_ROOM} bytes", topic, key)
+                continue
             append((topic, value, key))
         out.accepted = len(accepted)
-        acks = Acks(loop, len(accepted) + len(refused))
-        for refusal, (dead, dead_key, headed) in zip(out.refusals, refused, strict=True):
+        # a dead letter Kafka could not take either is not written: its sender has it back
+        # with the reason (the 207), and the log says so
+        letters = [(refusal, dead, dead_key, headed) for refusal, (dead, dead_key, headed)
+                   in zip(out.refusals, refused, strict=True)
+                   if len(dead) <= MAX_MESSAGE_BYTES - _DLQ_ROOM]
+        if len(letters) < len(refused):
+            log.warning("%d refused items from %s too large for the DLQ: only answered",
+                        len(refused) - len(letters), token.principal)
+        acks = Acks(loop, len(accepted) + len(letters))
+        for refusal, dead, dead_key, headed in letters:
             self.dlq.reject(dead, dead_key, reason=refusal.reason, detail=refusal.detail,
                             topic=headed, extra_headers=headers, on_delivery=acks.report)
         self.producer.produce_many(accepted, headers=headers, on_delivery=acks.report)
