@@ -36,6 +36,8 @@ COMMANDS: dict[str, str] = {
     "pki": "clawstream.security_cli:pki",
     "credentials": "clawstream.security_cli:credentials",
     "clickhouse-users": "consumers.clickhouse.server_users:users_cmd",
+    "gateway": "clawstream.gateway.server:gateway",
+    "tokens": "clawstream.gateway.server:tokens",
 }
 
 

@@ -162,6 +162,29 @@ class Settings(SdkSettings):
         "", description="Consumer group of the notifier. Default: <namespace>clawstream-notifier."
     )
 
+    # --- ingest gateway (clawstream gateway) ---------------------------------------------------
+    gateway_host: str = Field("127.0.0.1", description="Address the HTTPS gateway binds.")
+    gateway_port: int = Field(8443, description="Port of the HTTPS gateway.")
+    gateway_tls_cert: Path | None = Field(
+        None, description="The gateway's certificate (PEM, with its chain).")
+    gateway_tls_key: Path | None = Field(None, description="The gateway's private key (PEM).")
+    gateway_max_body_bytes: int = Field(
+        16 << 20, gt=0, description="Largest request body, compressed or not (else 413).")
+    gateway_max_events: int = Field(5000, gt=0, description="Most events in one batch (else 413).")
+    gateway_rate_events_per_s: float = Field(
+        50_000.0, ge=0, description="Events per second one token may send to one replica "
+        "(token bucket; over it: 429 with Retry-After). 0 = no limit.")
+    gateway_rate_burst: float = Field(
+        100_000.0, gt=0, description="Events one token may send at once (the bucket's size).")
+    gateway_auth_max_failures: int = Field(
+        20, ge=0, description="Failed authentications from one address within "
+        "gateway_auth_window_s before it is refused (429) for gateway_auth_block_s. 0 = never.")
+    gateway_auth_window_s: float = Field(60.0, gt=0, description="See gateway_auth_max_failures.")
+    gateway_auth_block_s: float = Field(60.0, gt=0, description="See gateway_auth_max_failures.")
+    gateway_kafka_timeout_s: float = Field(
+        15.0, gt=0, description="How long a request waits for Kafka's acknowledgements "
+        "before it is answered 503 (the client retries; events carry their ids).")
+
     # --- observability (metrics host and SDK port: SdkSettings) -------------------------------
     sink_metrics_port: int = Field(9401, description="/metrics port of the sink.")
     worker_metrics_port: int = Field(9402, description="/metrics port of a stream worker.")

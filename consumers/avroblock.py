@@ -5,14 +5,17 @@ sink near 50k messages/s. Single-object-encoded messages already hold the plain 
 body after their 10-byte header, and ClickHouse reads Avro object container files natively.
 So for a batch of messages of one current schema the sink concatenates, per message,
 
-    [kafka_partition fixed(4)][kafka_offset fixed(8)] + original body + [kafka_end fixed(8)]
+    [kafka_partition fixed(4)][kafka_offset fixed(8)][kafka_principal string]
+        + original body + [kafka_end fixed(8)]
 
 as one record of an *extended* schema (the event's fields framed by metadata fields), all in
 one container block, and inserts the container with `INSERT ... SELECT <column expressions>
 FROM file(...)`. `kafka_end` is the offset XOR a constant: if a body is truncated or carries
 trailing bytes the reader loses alignment, `kafka_end` stops matching, and the SELECT's
 `throwIf` fails the insert; the sink then redoes that batch through the careful Python path,
-which sends the bad messages to the DLQ. Pure: no I/O here.
+which sends the bad messages to the DLQ. `kafka_principal` is the message's
+`clawstream.principal` header (who sent it through the gateway; empty otherwise). Pure: no
+I/O here.
 """
 
 from __future__ import annotations
@@ -31,6 +34,9 @@ PARTITION_SQL = "toUInt16(reinterpretAsUInt32(kafka_partition))"
 CHECK_SQL = (f"throwIf(reinterpretAsUInt64(kafka_end) != bitXor(reinterpretAsUInt64("
              f"kafka_offset), {END_XOR}), 'avro record misaligned (corrupt body)')")
 OFFSET_SQL = f"reinterpretAsUInt64(kafka_offset) + {CHECK_SQL}"
+PRINCIPAL_SQL = "kafka_principal"
+#: the Avro string of an empty principal (its length, 0)
+_NO_PRINCIPAL = b"\x00"
 
 
 def zigzag(n: int) -> bytes:
@@ -53,6 +59,7 @@ def extended_schema(expanded: dict[str, Any]) -> dict[str, Any]:
         {"name": "kafka_partition", "type": {"type": "fixed", "name": "KafkaPartition",
                                              "size": 4}},
         {"name": "kafka_offset", "type": {"type": "fixed", "name": "KafkaOffset", "size": 8}},
+        {"name": "kafka_principal", "type": "string"},
         *ext["fields"],
         {"name": "kafka_end", "type": {"type": "fixed", "name": "KafkaEnd", "size": 8}},
     ]
@@ -99,7 +106,7 @@ def structure(schema: dict[str, Any]) -> str:
 class BlockWriter:
     """Builds one Avro container (header and a single block) for one schema."""
 
-    __slots__ = ("_parts", "_size", "_sync", "count", "header")
+    __slots__ = ("_parts", "_principals", "_size", "_sync", "count", "header")
 
     def __init__(self, ext_schema: dict[str, Any]) -> None:
         self._sync = os.urandom(16)
@@ -112,14 +119,22 @@ class BlockWriter:
         self._parts: list[bytes | memoryview] = []
         self._size = 0
         self.count = 0
+        self._principals: dict[bytes, bytes] = {}  # header value -> its Avro string
 
-    def add(self, partition: int, offset: int, body: bytes | memoryview) -> None:
+    def add(self, partition: int, offset: int, body: bytes | memoryview,
+            principal: bytes | None = None) -> None:
         """Append one message; `body` is the Avro binary record (no wire header)."""
         parts = self._parts
-        parts.append(_PACK_HEAD(partition, offset))
+        if principal:
+            encoded = self._principals.get(principal)
+            if encoded is None:
+                encoded = self._principals[principal] = zigzag(len(principal)) + principal
+        else:
+            encoded = _NO_PRINCIPAL
+        parts.append(_PACK_HEAD(partition, offset) + encoded)
         parts.append(body)
         parts.append(_PACK_Q(offset ^ END_XOR))
-        self._size += 20 + len(body)
+        self._size += 20 + len(encoded) + len(body)
         self.count += 1
 
     def getvalue(self) -> bytes:

@@ -103,7 +103,7 @@ def run_fleet(cfg: FleetConfig, *, rate: float = 0.0, realtime: bool = False,
     else as fast as possible (or `rate` events/s) with the simulated times. `clock_skew_ms`:
     agent id -> how far that agent's clock is off (a faulty agent). `settings`: default, the
     environment's (`sdk_settings()`)."""
-    from producers.sdk import AgentClient, Transport
+    from producers.sdk import AgentClient, make_transport
 
     settings = settings or sdk_settings()
     unknown = set(clock_skew_ms or ()) - set(agent_ids(cfg))
@@ -111,7 +111,7 @@ def run_fleet(cfg: FleetConfig, *, rate: float = 0.0, realtime: bool = False,
         raise ValueError(f"clock skew for agents not in the fleet: {sorted(unknown)}")
     clock = Clock(cfg, realtime=realtime, speedup=speedup, rate=rate,
                   skew_ms=dict(clock_skew_ms or {}))
-    transport = Transport(settings)
+    transport = make_transport(settings)
     clients = {a: AgentClient(settings, a, transport=transport) for a in agent_ids(cfg)}
     sent: Counter[str] = Counter()
     total = None if cfg.duration_ms else cfg.agents * cfg.events_per_agent

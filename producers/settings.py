@@ -67,6 +67,23 @@ class SdkSettings(BaseSettings):
         1 << 30, description="Disk spool cap per agent; beyond it the SDK refuses new events."
     )
 
+    # --- the HTTPS ingest gateway (instead of Kafka) --------------------------------------------
+    ingest_url: str = Field(
+        "", description="https://host:port of an ingest gateway: agents send through it "
+        "instead of to Kafka (empty: Kafka at bootstrap_servers).")
+    ingest_token: SecretStr | None = Field(
+        None, description="The agent's gateway token (a secret; `clawstream tokens create`).")
+    ingest_ca_file: Path | None = Field(
+        None, description="CA certificate (PEM) the gateway's certificate is checked against; "
+        "unset: the system's CAs.")
+    ingest_batch_events: int = Field(500, gt=0, description="Events per request at most.")
+    ingest_linger_ms: float = Field(
+        20.0, ge=0, description="Longest wait for a batch to fill before it is sent.")
+    ingest_connections: int = Field(
+        2, gt=0, description="Requests in flight at once (an agent's events always share one, "
+        "in order).")
+    ingest_compression: str = Field("zstd", description="Request body compression: zstd or none.")
+
     # --- agent side (perception / execution) --------------------------------------------------
     agent_display: str | None = Field(
         None, description="X display the agent sees and acts on (default: $DISPLAY)."

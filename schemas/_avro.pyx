@@ -291,10 +291,8 @@ cdef dict read_record(Src* s, Node n):
     return out
 
 
-def decode(Node plan, bytes data, Py_ssize_t offset):
-    """The record in `data[offset:]`, which must hold exactly one record of `plan`."""
-    cdef Src s
-    cdef dict record
+cdef int open_record(Src* s, Node plan, bytes data, Py_ssize_t offset) except -1:
+    """`s` over `data[offset:]`, which a record `plan` is to read."""
     if plan.kind != K_RECORD:
         raise Unsupported("a record plan is required")
     if offset < 0 or offset > PyBytes_GET_SIZE(data):
@@ -302,6 +300,14 @@ def decode(Node plan, bytes data, Py_ssize_t offset):
     s.p = <const unsigned char*>PyBytes_AS_STRING(data)
     s.pos = offset
     s.end = PyBytes_GET_SIZE(data)
+    return 0
+
+
+def decode(Node plan, bytes data, Py_ssize_t offset):
+    """The record in `data[offset:]`, which must hold exactly one record of `plan`."""
+    cdef Src s
+    cdef dict record
+    open_record(&s, plan, data, offset)
     record = read_record(&s, plan)
     if s.pos != s.end:
         raise Corrupt("bytes after the record")
@@ -515,3 +521,106 @@ def encode_body(Node plan, object record):
 
 if _sys.byteorder != "little":
     raise ImportError("schemas._avro supports little-endian hosts only")
+
+
+# -- checking (the ingest gateway) ------------------------------------------------------------
+cdef struct Walk:
+    Py_ssize_t leaf      # values read so far (every value but records and unions)
+    Py_ssize_t capture   # the leaf to keep (appended to the `kept` list)
+
+
+cdef int skip_value(Src* s, Node n, Walk* w, list kept) except -1:
+    """`read_value` without building the record: the same checks in the same order (so what
+    passes here `decode` reads), one value kept (`w.capture`, e.g. the envelope's agent_id)."""
+    cdef int kind = n.kind
+    cdef int64_t v, count, i
+    cdef Node child
+    cdef Py_ssize_t nf
+    if kind == K_RECORD:
+        nf = PyTuple_GET_SIZE(n.names)
+        for i in range(nf):
+            skip_value(s, <Node>PyTuple_GET_ITEM(n.items, i), w, kept)
+        return 0
+    if kind == K_UNION:
+        v = read_long(s)
+        if v < 0 or v >= PyTuple_GET_SIZE(n.items):
+            raise Corrupt("union branch out of range")
+        return skip_value(s, <Node>PyTuple_GET_ITEM(n.items, v), w, kept)
+    if w.leaf == w.capture:
+        w.leaf += 1
+        PyList_Append(kept, read_value(s, n))
+        return 0
+    w.leaf += 1
+    if kind == K_STRING:
+        v = read_long(s)
+        need(s, v)
+        PyUnicode_DecodeUTF8(<const char*>s.p + s.pos, v, NULL)  # (invalid UTF-8 raises)
+        s.pos += v
+    elif kind == K_LONG:
+        read_long(s)
+    elif kind == K_INT:
+        v = read_long(s)
+        if not (-2147483648 <= v <= 2147483647):
+            raise Corrupt("int out of range")
+    elif kind == K_NULL:
+        pass
+    elif kind == K_DOUBLE:
+        need(s, 8)
+        s.pos += 8
+    elif kind == K_FLOAT:
+        need(s, 4)
+        s.pos += 4
+    elif kind == K_BOOL:
+        need(s, 1)
+        v = s.p[s.pos]
+        s.pos += 1
+        if v != 0 and v != 1:
+            raise Corrupt("boolean byte")
+    elif kind == K_ENUM:
+        v = read_long(s)
+        if v < 0 or v >= PyTuple_GET_SIZE(n.items):
+            raise Corrupt("enum index out of range")
+    elif kind == K_ARRAY or kind == K_MAP:
+        child = n.child
+        count = block_count(s)
+        while count:
+            # stricter than decode: no block holds more items than bytes are left (an item
+            # of a few-byte schema would otherwise make a loop of 2**62 rounds)
+            if count > s.end - s.pos:
+                raise Corrupt("block count beyond the data")
+            for i in range(count):
+                if kind == K_MAP:
+                    v = read_long(s)
+                    need(s, v)
+                    PyUnicode_DecodeUTF8(<const char*>s.p + s.pos, v, NULL)
+                    s.pos += v
+                skip_value(s, child, w, kept)
+            count = block_count(s)
+    elif kind == K_BYTES:
+        v = read_long(s)
+        need(s, v)
+        s.pos += v
+    elif kind == K_FIXED:
+        need(s, n.size)
+        s.pos += n.size
+    else:
+        raise Unsupported("unknown node")
+    return 0
+
+
+def check(Node plan, bytes data, Py_ssize_t offset, Py_ssize_t capture):
+    """Whether `data[offset:]` holds exactly one record of `plan` (else Corrupt), without
+    building it: the value of its `capture`-th leaf (in the order of the bytes, records and
+    unions not counted; the envelope's agent_id is leaf 1)."""
+    cdef Src s
+    cdef Walk w
+    cdef list kept = []
+    open_record(&s, plan, data, offset)
+    w.leaf = 0
+    w.capture = capture
+    skip_value(&s, plan, &w, kept)
+    if s.pos != s.end:
+        raise Corrupt("bytes after the record")
+    if PyList_GET_SIZE(kept) != 1:
+        raise Corrupt("no such value")
+    return <object>PyList_GET_ITEM(kept, 0)

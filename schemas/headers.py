@@ -5,6 +5,11 @@ where the message failed: `clawstream.error.reason`, `clawstream.error.detail`,
 `clawstream.source.topic`, `clawstream.source.partition`, `clawstream.source.offset`,
 `clawstream.failed.by` (`dlq_headers`, `parse_headers`).
 
+Events written by the HTTPS ingest gateway carry `clawstream.principal`: the id of the token
+that sent them (never the token itself). The sink keeps it in the raw tables' `principal`
+column (empty for events written straight to Kafka), the audit trail of who sent what; dead
+letters of the gateway carry it too.
+
 The side output `claw.late.v1` carries an event's original bytes; these headers say why it is
 there. Two reasons:
 - `late`: it arrived after the watermark had closed some of its windows (it still counts in
@@ -37,6 +42,8 @@ DLQ_DETAIL = "clawstream.error.detail"
 SOURCE_PARTITION = "clawstream.source.partition"
 SOURCE_OFFSET = "clawstream.source.offset"
 FAILED_BY = "clawstream.failed.by"
+#: the gateway's token id that sent an event (see the module doc)
+PRINCIPAL = "clawstream.principal"
 #: a dead letter's detail is cut to this many characters
 MAX_DETAIL = 2000
 

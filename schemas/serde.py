@@ -56,6 +56,7 @@ class _CompiledAvro(Protocol):
     def compile_reader(self, schema: dict[str, Any], /) -> Node: ...
     def compile_writer(self, schema: dict[str, Any], skip_fields: int = 0, /) -> Node: ...
     def decode(self, plan: Node, data: bytes, offset: int, /) -> dict[str, Any]: ...
+    def check(self, plan: Node, data: bytes, offset: int, capture: int, /) -> Any: ...
     def encode_record(self, header: bytes, plan: Node, record: Any, /) -> bytes: ...
 
 
@@ -128,6 +129,23 @@ def _build_once(cache: dict[str, Any], schema: EventSchema,
     return built
 
 
+def _agent_id_is_leaf_1(schema: EventSchema) -> bool:
+    """Whether the body starts with the envelope, whose first two fields are event_id (one
+    value) and agent_id (a string): then agent_id is the second value in the bytes."""
+    fields = schema.expanded.get("fields") or []
+    if not fields or fields[0].get("name") != "envelope":
+        return False
+    env = fields[0].get("type")
+    if not isinstance(env, dict) or env.get("type") != "record":
+        return False
+    head = env.get("fields") or []
+    if len(head) < 2 or [f.get("name") for f in head[:2]] != ["event_id", "agent_id"]:
+        return False
+    first, second = head[0].get("type"), head[1].get("type")
+    first = first.get("type") if isinstance(first, dict) else first
+    return first in ("string", "long", "int") and second == "string"
+
+
 class Serde:
     """Encodes and decodes contract events; one instance per process is enough (thread-safe)."""
 
@@ -143,6 +161,8 @@ class Serde:
         self._fast: dict[str, Encoder | None] = {}
         # compiled readers and writers (schemas._avro) of current schemas; built on first use
         self._plans: dict[str, Any] = {}
+        # schema name -> its envelope's agent_id is leaf 1 of the body (`identify`)
+        self._agent_leaf: dict[str, bool] = {}
         self._writers: dict[str, Any] = {}
         # every key contract().get() accepts, resolved once: encode() is on the hot path
         self._kinds: dict[str, EventSchema] = {}
@@ -275,6 +295,30 @@ class Serde:
             f"first bytes {bytes(data[:2]).hex()} are neither Avro single-object (c301) "
             "nor Confluent framing (00 + schema id)",
         )
+
+    def identify(self, data: bytes) -> tuple[EventSchema, str]:
+        """The schema of an event and its envelope's agent_id, when `decode` would read it
+        (DecodeError as `decode` otherwise): what the ingest gateway needs of each item. The
+        compiled module checks the bytes without building the record; anything it does not
+        pass (or cannot check: Confluent framing, a historic writer) is decoded whole."""
+        if _avro is not None and data[:2] == SOE_MAGIC and len(data) >= SOE_HEADER_LEN:
+            w = self._by_fingerprint.get(data[2:SOE_HEADER_LEN])
+            if w is not None and w.reader is None:
+                schema = w.schema
+                plan = self._plans.get(schema.full_name, _MISSING)
+                if plan is _MISSING:
+                    plan = self._reader_plan(schema)
+                leaf = self._agent_leaf.get(schema.full_name)
+                if leaf is None:
+                    leaf = self._agent_leaf[schema.full_name] = _agent_id_is_leaf_1(schema)
+                if plan is not None and leaf:
+                    try:
+                        agent_id: str = _avro.check(plan, data, SOE_HEADER_LEN, 1)
+                        return schema, agent_id
+                    except Exception:  # decode below reads it, or names the problem
+                        pass
+        decoded = self.decode(data)
+        return decoded.schema, decoded.record["envelope"]["agent_id"]
 
     def _read(self, w: _Writer, data: bytes, offset: int) -> dict[str, Any]:
         if w.reader is None and _avro is not None:  # no schema resolution to do

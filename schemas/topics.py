@@ -21,7 +21,9 @@ class TopicSpec:
     partitions: int = 6
     retention_ms: int = 7 * DAY_MS
     cleanup_policy: str = "delete"
-    role: str = "event"  # event (from agents) | derived (from processors) | dlq | side
+    #: event (from agents) | derived (from processors) | dlq | side | control (the
+    #: gateway's token registry)
+    role: str = "event"
     extra_config: dict[str, str] = field(default_factory=dict)
 
     def config(self) -> dict[str, str]:
@@ -49,6 +51,9 @@ ALERTS = "claw.alerts.v1"
 SESSIONS = "claw.sessions.v1"
 LATE = "claw.late.v1"
 DLQ = "claw.dlq.v1"
+#: the ingest gateway's tokens: one JSON record per token id (its hash and agent binding,
+#: never the token), compacted, read whole by every gateway replica
+GATEWAY_TOKENS = "claw.gateway-tokens.v1"
 
 TOPICS: dict[str, TopicSpec] = {
     t.name: t
@@ -72,6 +77,8 @@ TOPICS: dict[str, TopicSpec] = {
         TopicSpec(SESSIONS, "clawstream.v1.Session", role="derived"),
         TopicSpec(LATE, None, role="side"),
         TopicSpec(DLQ, None, retention_ms=30 * DAY_MS, role="dlq"),
+        TopicSpec(GATEWAY_TOKENS, None, partitions=1, cleanup_policy="compact", role="control",
+                  extra_config={"min.cleanable.dirty.ratio": "0.1"}),
     )
 }
 

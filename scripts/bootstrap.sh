@@ -47,6 +47,7 @@ have prometheus || missing+=(prometheus)
 have prometheus-alertmanager || missing+=(prometheus-alertmanager)
 have kcat || missing+=(kcat)
 have chromium || missing+=(chromium)  # the report test, the browser corpus and agent test
+have caddy || missing+=(caddy)  # the compose test validates the ingest proxy's Caddyfile
 # font families of the perception corpus (corpus/tk_screens.py, corpus/html_screens.py)
 for pkg in fonts-dejavu-core fonts-dejavu-extra fonts-liberation fonts-urw-base35 \
            fonts-freefont-ttf fonts-crosextra-carlito fonts-open-sans fonts-cantarell; do

@@ -26,8 +26,8 @@ from consumers.sink.writer import BatchWriter, SharedClient, dedup_token, insert
 from consumers.tables import TableSpec
 
 LAYOUT = ClusterLayout(cluster="clawstream")
-NAME = re.compile(r"^(?:CREATE (?:MATERIALIZED )?(?:TABLE|VIEW)|ALTER TABLE|INSERT INTO)"
-                  r"(?: IF NOT EXISTS)? (\w+)", re.I)
+NAME = re.compile(r"^(?:CREATE (?:OR REPLACE )?(?:MATERIALIZED )?(?:TABLE|VIEW)|ALTER TABLE"
+                  r"|INSERT INTO)(?: IF NOT EXISTS)? (\w+)", re.I)
 
 
 def single() -> list[str]:

@@ -199,3 +199,38 @@ def _fastavro_body(event_type: str, record: dict[str, Any]) -> bytes:
     buf = io.BytesIO()
     schemaless_writer(buf, contract().get(event_type).writer, record, strict_allow_default=True)
     return buf.getvalue()
+
+
+@pytest.mark.parametrize("event_type", EVENT_TYPES)
+def test_identify_accepts_exactly_what_decode_reads(event_type: str) -> None:
+    """The ingest gateway's check (`Serde.identify`: the compiled check without building the
+    record) passes what `decode` reads, with the same schema and agent_id, and raises
+    DecodeError for the rest: every truncation, a byte after the record, random byte flips."""
+    serde = Serde()
+    rng = random.Random(f"identify-{event_type}")
+    for _ in range(20):
+        data = serde.encode(event_type, sample(event_type, rng))
+        damaged = [data[:i] for i in range(len(data))] + [data + b"\0"]
+        for _ in range(100):
+            b = bytearray(data)
+            b[rng.randrange(10, len(b))] = rng.randrange(256)
+            damaged.append(bytes(b))
+        for d in [data, *damaged]:
+            try:
+                decoded = serde.decode(d)
+            except DecodeError as exc:
+                with pytest.raises(DecodeError) as raised:
+                    serde.identify(d)
+                assert raised.value.reason == exc.reason
+                continue
+            schema, agent_id = serde.identify(d)
+            assert schema is decoded.schema
+            assert agent_id == decoded.record["envelope"]["agent_id"]
+
+
+def test_identify_uses_the_compiled_check() -> None:
+    serde = Serde()
+    data = serde.encode("action", sample("action", random.Random(3), agent_id="a-1"))
+    assert decoder.check(plan("action"), data, 10, 1) == "a-1"
+    schema, agent_id = serde.identify(data)
+    assert agent_id == "a-1" and serde._agent_leaf[schema.full_name]

@@ -77,11 +77,13 @@ def test_row_functions_match_their_columns(event_type: str) -> None:
     for _ in range(20):
         rec = serde.decode(serde.encode(event_type, sample(event_type, rng))).record
         for spec in TABLES[event_type]:
-            made = spec.row(rec, "topic", 1, 2)
+            made = spec.make(rec, "topic", 1, 2, "token:abc")
             rows = made if spec.multi else [made]
             for row in rows:
                 assert len(row) == len(spec.columns), spec.table
-                assert row[-3:] == ("topic", 1, 2)
+                kafka = row[-4:] if spec.principal else row[-3:]
+                assert kafka == (("topic", 1, 2, "token:abc") if spec.principal
+                                 else ("topic", 1, 2))
 
 
 def test_migrations_are_idempotent_and_queries_open_chdb_locally(tmp_path: Path) -> None:
@@ -137,10 +139,11 @@ def test_fast_path_rows_equal_python_rows(tmp_path: Path) -> None:
                 values.append(serde.encode(route.event_type, rec))
             buffers: dict[str, list] = {}
             for offset, value in enumerate(values):
-                route.fast.add(4, offset, memoryview(value)[10:])
+                principal = f"token:{offset % 2:016x}" if offset % 4 else ""  # some sent direct
+                route.fast.add(4, offset, memoryview(value)[10:], principal.encode())
                 rec = serde.decode(value).record
                 for spec, _ in route.specs:
-                    made = spec.row(rec, route.topic, 4, offset)
+                    made = spec.make(rec, route.topic, 4, offset, principal)
                     buffers.setdefault(spec.table, []).extend(made if spec.multi else [made])
             data, n = route.fast.getvalue(), route.fast.count
             route.fast.clear()

@@ -21,7 +21,7 @@ from typing import Protocol
 from confluent_kafka import Message
 
 from clawstream.kafka.config import KafkaSettings, Role
-from clawstream.kafka.producer import DeliveryError, ReliableProducer
+from clawstream.kafka.producer import DeliveryError, Headers, OnDelivery, ReliableProducer
 from schemas.headers import dlq_headers
 from schemas.serde import DecodeError
 from schemas.topics import DLQ
@@ -92,6 +92,19 @@ class DeadLetterQueue:
             reason=reason, detail=detail, topic=msg.topic() or "",
             partition=msg.partition() or 0, offset=msg.offset() or 0,
             failed_by=self.component))
+        if self.on_sent is not None:
+            self.on_sent(reason)
+
+    def reject(self, value: bytes | None, key: bytes | None, *, reason: str, detail: str,
+               topic: str, extra_headers: Headers = (),
+               on_delivery: OnDelivery | None = None) -> None:
+        """Dead-letter input that never was on a topic (an item the ingest gateway refused):
+        `topic` is where it was headed, partition and offset are -1. No limit applies (the
+        sender gets the reason back; a stream of bad input is its problem, not upstream's)."""
+        log.debug("DLQ item for %s (%s): %s: %s", topic, self.component, reason, detail[:200])
+        headers = [*dlq_headers(reason=reason, detail=detail, topic=topic, partition=-1,
+                                offset=-1, failed_by=self.component), *extra_headers]
+        self.producer.produce(self.topic, value, key, headers=headers, on_delivery=on_delivery)
         if self.on_sent is not None:
             self.on_sent(reason)
 

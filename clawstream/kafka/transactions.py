@@ -30,14 +30,14 @@ import asyncio
 import contextlib
 import fcntl
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any
 
 from confluent_kafka import KafkaException, TopicPartition
 
 from clawstream.kafka.config import KafkaSettings, Role, transactional
-from clawstream.kafka.producer import Headers, ReliableProducer
+from clawstream.kafka.producer import Headers, OnDelivery, ReliableProducer
 
 #: How long transactional calls (init, commit, abort) wait for the broker.
 TXN_CALL_TIMEOUT_S = 60.0
@@ -81,13 +81,25 @@ class TransactionalProducer(ReliableProducer):
         self.in_transaction = False
         self.producer.init_transactions(TXN_CALL_TIMEOUT_S)
 
-    def produce(self, topic: str, value: bytes | None, key: bytes | None = None, *,
-                partition: int = -1, headers: Headers | None = None) -> None:
-        """Queue one message in the current transaction (begun if none is open)."""
+    def _begin(self) -> None:
         if not self.in_transaction:
             self.producer.begin_transaction()
             self.in_transaction = True
-        super().produce(topic, value, key, partition=partition, headers=headers)
+
+    def produce(self, topic: str, value: bytes | None, key: bytes | None = None, *,
+                partition: int = -1, headers: Headers | None = None,
+                on_delivery: OnDelivery | None = None) -> None:
+        """Queue one message in the current transaction (begun if none is open)."""
+        self._begin()
+        super().produce(topic, value, key, partition=partition, headers=headers,
+                        on_delivery=on_delivery)
+
+    def produce_many(self, messages: Sequence[tuple[str, bytes, bytes | None]], *,
+                     headers: Headers | None = None,
+                     on_delivery: OnDelivery | None = None) -> None:
+        """Queue messages in the current transaction (begun if none is open)."""
+        self._begin()
+        super().produce_many(messages, headers=headers, on_delivery=on_delivery)
 
     def commit(self, offsets: list[TopicPartition] | None = None,
                group_metadata: Any = None) -> None:

@@ -7,7 +7,7 @@ group names of that environment):
 | role     | may                                                                              |
 |----------|----------------------------------------------------------------------------------|
 | agent    | write the raw event topics (idempotently); nothing else: no read, no other topic |
-| gateway  | write the raw event topics and the DLQ                                           |
+| gateway  | write the raw event topics and the DLQ; read the token registry                  |
 | worker   | read the raw topics and the aggregates; write the derived topics, lost outcomes, |
 |          | late events and the DLQ; its own internal topics and groups (its app id prefix), |
 |          | which it may create (faust declares them)                                        |
@@ -28,6 +28,7 @@ from schemas.topics import (
     ALERTS,
     DLQ,
     EVENT_TOPICS,
+    GATEWAY_TOKENS,
     LATE,
     OUTCOMES,
     SESSIONS,
@@ -79,6 +80,7 @@ def _grants(role: str, names: Names) -> list[Grant]:
                 Grant("cluster", "kafka-cluster", "literal", "IDEMPOTENT_WRITE")]
     if role == "gateway":
         return [*_topics(names, (*raw, DLQ), "WRITE", "DESCRIBE"),
+                *_topics(names, (GATEWAY_TOKENS,), "READ", "DESCRIBE"),
                 Grant("cluster", "kafka-cluster", "literal", "IDEMPOTENT_WRITE")]
     if role == "worker":
         app = names.worker_app_id
@@ -88,7 +90,7 @@ def _grants(role: str, names: Names) -> list[Grant]:
                 Grant("group", app, "prefixed", "ALL"),
                 Grant("cluster", "kafka-cluster", "literal", "IDEMPOTENT_WRITE")]
     if role == "sink":
-        lands = tuple(t for t in TOPICS if t != DLQ)
+        lands = tuple(t for t in TOPICS if t not in (DLQ, GATEWAY_TOKENS))
         return [*_topics(names, lands, "READ", "DESCRIBE"),
                 *_topics(names, (DLQ,), "WRITE", "DESCRIBE"),
                 Grant("group", names.sink_group, "prefixed", "READ"),

@@ -37,7 +37,8 @@ _IDENT = r"[A-Za-z_][A-Za-z0-9_]*"
 _CREATE_TABLE = re.compile(
     rf"^CREATE\s+TABLE\s+(IF\s+NOT\s+EXISTS\s+)?({_IDENT})(?:\s+ON\s+CLUSTER\s+\S+)?\s*\(", re.I)
 _CREATE_VIEW = re.compile(
-    rf"^CREATE\s+(MATERIALIZED\s+)?VIEW\s+(IF\s+NOT\s+EXISTS\s+)?({_IDENT})\s+", re.I)
+    rf"^CREATE\s+(?:(?P<replace>OR\s+REPLACE)\s+)?(MATERIALIZED\s+)?VIEW\s+"
+    rf"(IF\s+NOT\s+EXISTS\s+)?({_IDENT})\s+", re.I)
 _ALTER = re.compile(rf"^ALTER\s+TABLE\s+({_IDENT})\s+", re.I)
 _INSERT = re.compile(rf"^INSERT\s+INTO\s+{_IDENT}\s", re.I)
 _ENGINE = re.compile(rf"\bENGINE\s*=\s*({_IDENT})", re.I)
@@ -133,8 +134,8 @@ class ClusterRendering:
             v = _CREATE_VIEW.match(stmt)
             if m is not None:
                 self.relations.add(m.group(2))
-            elif v is not None and not v.group(1):  # plain views are read like tables
-                self.relations.add(v.group(3))
+            elif v is not None and not v.group(2):  # plain views are read like tables
+                self.relations.add(v.group(4))
 
     def render(self, statement: str) -> Statements:
         """The cluster statements for one single-node statement (in order)."""
@@ -168,15 +169,17 @@ class ClusterRendering:
         ]
 
     def _view(self, statement: str, v: re.Match[str]) -> Statements:
-        lay, name = self.layout, v.group(3)
-        materialized, if_not_exists = v.group(1) or "", v.group(2) or ""
+        lay, name = self.layout, v.group(4)
+        materialized, if_not_exists = v.group(2) or "", v.group(3) or ""
+        # a replaced view's Distributed peer is replaced too: its columns follow the view's
+        create = "CREATE OR REPLACE" if v.group("replace") else "CREATE"
         body = self._local_references(statement[v.end():])
         if materialized:  # no storage of its own: the TO table has it
-            return [f"CREATE MATERIALIZED VIEW {if_not_exists}{name} {lay.on_cluster} {body}"]
+            return [f"{create} MATERIALIZED VIEW {if_not_exists}{name} {lay.on_cluster} {body}"]
         local = lay.local(name)
         return [
-            f"CREATE VIEW {if_not_exists}{local} {lay.on_cluster} {body}",
-            f"CREATE TABLE {if_not_exists}{name} {lay.on_cluster} AS {local} ENGINE = "
+            f"{create} VIEW {if_not_exists}{local} {lay.on_cluster} {body}",
+            f"{create} TABLE {if_not_exists}{name} {lay.on_cluster} AS {local} ENGINE = "
             f"Distributed('{lay.cluster}', currentDatabase(), '{local}')",
         ]
 

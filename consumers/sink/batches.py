@@ -14,7 +14,7 @@ from typing import Any
 
 from confluent_kafka import Message, TopicPartition
 
-from consumers.sink.routing import Route, Routing
+from consumers.sink.routing import Route, Routing, principal_of
 from consumers.tables import TableSpec
 from schemas.serde import SOE_HEADER_LEN, Serde
 
@@ -78,7 +78,8 @@ class Pending:
         route = self._routes[topic]
         value = msg.value()
         if route.fast is not None and value is not None and value.startswith(route.fast_header):
-            route.fast.add(partition, offset, memoryview(value)[SOE_HEADER_LEN:])
+            route.fast.add(partition, offset, memoryview(value)[SOE_HEADER_LEN:],
+                           principal_of(msg))
             route.fast_msgs.append(msg)
             self.rows += 1
         else:

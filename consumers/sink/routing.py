@@ -16,8 +16,16 @@ from confluent_kafka import Message
 
 from clawstream.kafka.deadletter import InvalidMessage
 from clawstream.settings import Settings
-from consumers.avroblock import OFFSET_SQL, PARTITION_SQL, BlockWriter, extended_schema, structure
+from consumers.avroblock import (
+    OFFSET_SQL,
+    PARTITION_SQL,
+    PRINCIPAL_SQL,
+    BlockWriter,
+    extended_schema,
+    structure,
+)
 from consumers.tables import LATE_EVENTS, TABLES, RowError, TableSpec, late_row, primary_spec
+from schemas.headers import PRINCIPAL
 from schemas.registry import contract
 from schemas.serde import SOE_MAGIC, Serde
 from schemas.topics import DERIVED_TOPICS, EVENT_TOPICS, LATE, TOPICS
@@ -46,6 +54,17 @@ def _event_type_of_topic(logical: str) -> str | None:
     return contract().get(schema).event_type if schema else None
 
 
+def principal_of(msg: Message) -> bytes | None:
+    """The message's `clawstream.principal` header (who sent it through the gateway)."""
+    headers = msg.headers()
+    if not headers:
+        return None
+    for header in headers:
+        if header[0] == PRINCIPAL:
+            return cast(bytes | None, header[1])
+    return None
+
+
 class Route:
     """Per physical topic: the expected event type, its tables' row buffers, and the fast
     path's container writer (None when the fast path does not apply)."""
@@ -72,7 +91,8 @@ class Route:
             for spec in specs:
                 assert spec.select is not None
                 exprs = ", ".join(e.replace("{topic}", literal).replace("{offset}", OFFSET_SQL)
-                                  .replace("{partition}", PARTITION_SQL) for e in spec.select)
+                                  .replace("{partition}", PARTITION_SQL)
+                                  .replace("{principal}", PRINCIPAL_SQL) for e in spec.select)
                 self.fast_sql.append((spec, (
                     f"INSERT INTO {spec.table} ({', '.join(spec.columns)}) SELECT {exprs} "
                     f"FROM file('{{path}}', 'Avro', '{struct_sql}') {spec.array_join}"
@@ -100,7 +120,8 @@ class Route:
                                                       headers, topic, partition, offset),
                           False)]
             else:
-                built = [(spec.table, spec.row(rec, topic, partition, offset), spec.multi)
+                who = (principal_of(msg) or b"").decode("utf-8", "replace")
+                built = [(spec.table, spec.make(rec, topic, partition, offset, who), spec.multi)
                          for spec, _buf in self.specs]
         except _ROW_ERRORS as exc:
             raise InvalidMessage("invalid-record", f"{type(exc).__name__}: {exc}") from exc

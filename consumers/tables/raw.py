@@ -1,6 +1,7 @@
 # ruff: noqa: RUF005  (envelope + typed tuple concatenation keeps the column order readable)
 """The tables of the raw event types agents send (migration infra/clickhouse/001): one row
-function per table, and the fast path's SQL expressions for the same columns."""
+function per table, and the fast path's SQL expressions for the same columns. Each ends with
+`principal` (migration 060), which the sink fills from the message's header."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from consumers.tables.spec import (
     Record,
     Row,
     TableSpec,
+    audited,
     columns_of,
     envelope_values,
     select_of,
@@ -168,6 +170,11 @@ STATE_DELTAS = TableSpec("state_deltas", columns_of(
     "replica_id", "crdt_type", "key", "payload", "full_state",
 ))
 
+
+# every raw table records who sent each event (the `principal` column, migration 060)
+FRAMES, DETECTION_FRAMES, DETECTIONS, PLANS, ACTIONS, OUTCOMES, HEARTBEATS, STATE_DELTAS = (
+    audited(spec) for spec in (FRAMES, DETECTION_FRAMES, DETECTIONS, PLANS, ACTIONS, OUTCOMES,
+                               HEARTBEATS, STATE_DELTAS))
 
 #: event type -> its tables. Multi-row (secondary) tables come first: the sink inserts in
 #: this order, so once a primary table holds a message, every table does.

@@ -13,7 +13,7 @@ is passed as its 128-bit int, which clickhouse-connect writes without parsing ag
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 Record = dict[str, Any]
@@ -63,6 +63,20 @@ class TableSpec:
     #: Avro record as ClickHouse reads it, `{topic}` standing for the topic literal
     select: tuple[str, ...] | None = None
     array_join: str = ""
+    #: the last column is `principal` (who sent the event: `audited`), which the sink
+    #: appends to each row from the message's header
+    principal: bool = False
+
+    def make(self, record: Record, topic: str, partition: int, offset: int,
+             principal: str = "") -> Any:
+        """The row (or rows, `multi`) of one message, in `columns` order: the row function's,
+        and the principal for audited tables."""
+        made = self.row(record, topic, partition, offset)
+        if not self.principal:
+            return made
+        if self.multi:
+            return [(*row, principal) for row in made]
+        return (*made, principal)
 
     def __post_init__(self) -> None:
         if self.select is not None and len(self.select) != len(self.columns):
@@ -106,5 +120,16 @@ KAFKA_SELECT: tuple[str, ...] = ("{topic}", "{partition}", "{offset}")
 
 def select_of(*typed: str) -> tuple[str, ...]:
     return ENVELOPE_SELECT + typed + KAFKA_SELECT
+
+
+#: the `principal` column (migration 060) and its fast-path expression
+PRINCIPAL_COLUMN = "principal"
+PRINCIPAL_SELECT = "{principal}"
+
+
+def audited(spec: TableSpec) -> TableSpec:
+    """`spec` with the `principal` column last (raw event tables: who sent each event)."""
+    return replace(spec, columns=(*spec.columns, PRINCIPAL_COLUMN), principal=True,
+                   select=None if spec.select is None else (*spec.select, PRINCIPAL_SELECT))
 
 

@@ -23,8 +23,10 @@ The package, one concern a module:
 - `events`: the typed helpers (`frame`, `detection`, `plan`, `action`, `outcome`,
   `heartbeat`, `state_delta`) and frames' claim check
 - `encoding`: envelope and body encoding, event ids, the persistent seq
-- `transport`: `Transport` (the shared producer and its thread), `producer_config`, and the
-  `DeliveryListener` protocol through which it reports to clients
+- `transport`: `Transport` (the shared producer and its thread), `producer_config`, the
+  `DeliveryListener` protocol through which it reports to clients, and `make_transport`
+  (Kafka, or the HTTPS gateway when `ingest_url` is set)
+- `https`: `HttpsTransport`, the same through the ingest gateway
 - `outage`: the disk spool during outages and its replay
 - `accounting`: delivery counts and the SDK's Prometheus metrics
 
@@ -55,7 +57,13 @@ from producers.sdk.encoding import (
 )
 from producers.sdk.events import ClaimCheck, StoredImage, TypedEvents
 from producers.sdk.outage import OutageSpool, ReplayBatch
-from producers.sdk.transport import PERMANENT_ERRORS, DeliveryListener, Transport, producer_config
+from producers.sdk.transport import (
+    PERMANENT_ERRORS,
+    DeliveryListener,
+    Transport,
+    make_transport,
+    producer_config,
+)
 from producers.settings import SdkSettings
 from producers.spool import Spool, SpoolFullError
 
@@ -88,6 +96,7 @@ __all__ = [
     "accelerator",
     "agent_dir_name",
     "envelope_seq",
+    "make_transport",
     "producer_config",
     "serve_sdk_metrics",
 ]

@@ -34,7 +34,7 @@ from producers.sdk.encoding import (
 from producers.sdk.events import ClaimCheck, TypedEvents
 from producers.sdk.failures import DeliveryFailure, DeliveryFailures
 from producers.sdk.outage import OutageSpool
-from producers.sdk.transport import Transport
+from producers.sdk.transport import Transport, make_transport
 from producers.settings import SdkSettings
 from producers.spool import Spool
 from schemas.serde import Serde
@@ -97,8 +97,8 @@ class AgentClient(TypedEvents):
                       fsync=spool_fsync)
 
         self._owns_transport = transport is None
-        self.transport = transport or Transport(settings, exclusive=True,
-                                                **(producer_config or {}))
+        self.transport = transport or make_transport(settings, exclusive=True,
+                                                     **(producer_config or {}))
         self.counts = DeliveryCounts(agent_id, counting=self.transport.counts_deliveries)
         self.encoder = EventEncoder(
             self.serde, agent_id, self.producer_name, settings.topic,

@@ -1,6 +1,7 @@
-"""The SDK's Kafka side: one confluent-kafka producer, shared by any number of agents'
-clients, and the thread that serves its callbacks, probes the broker during outages and asks
-the clients with spooled events to replay them.
+"""The SDK's Kafka side: one confluent-kafka producer (or the ingest gateway's stand-in for
+it, `producers.sdk.https`, when `ingest_url` says so: `make_transport`), shared by any number
+of agents' clients, and the thread that serves its callbacks, probes the broker during
+outages and asks the clients with spooled events to replay them.
 
 The transport knows its clients only as `DeliveryListener`s: it routes each delivery report
 to the client whose key (agent_id) the event carries, and tells every client when the broker
@@ -87,6 +88,17 @@ def _credential_of(conf: dict[str, Any]) -> tuple[Any, ...]:
                                        "ssl.ca.pem"))
 
 
+def make_transport(settings: SdkSettings, *, exclusive: bool = False,
+                   **config_overrides: Any) -> Transport:
+    """The transport the settings choose: Kafka at `bootstrap_servers`, or the HTTPS ingest
+    gateway when `ingest_url` is an https:// URL (`producers.sdk.https`)."""
+    if settings.ingest_url:
+        from producers.sdk.https import HttpsTransport
+
+        return HttpsTransport(settings, exclusive=exclusive, **config_overrides)
+    return Transport(settings, exclusive=exclusive, **config_overrides)
+
+
 class DeliveryListener(Protocol):
     """What a `Transport` tells each client it serves (`AgentClient` is one). All calls come
     from the transport thread, except `on_broker_down` (whichever thread polls the producer)
@@ -137,7 +149,7 @@ class Transport:
         #: True: only failures are reported; successes are counted from len(producer)
         self.counts_deliveries = exclusive
         conf = self._config()
-        self.producer = Producer(conf)
+        self.producer = self._new_producer(conf)
         self._credential = _credential_of(conf)
         self.message_timeout_s = conf["message.timeout.ms"] / 1000
         self.broker_up = True
@@ -223,12 +235,16 @@ class Transport:
         old = self.producer
         old.purge(in_queue=True, in_flight=True)
         old.flush(5)
-        self.producer = Producer(self._config())
+        self.producer = self._new_producer(self._config())
         for listener in [*self.listeners, *self._to_finalize]:
             listener.on_producer_replaced()
         close = getattr(old, "close", None)
         if close is not None:
             close()
+
+    def _new_producer(self, conf: dict[str, Any]) -> Any:
+        """The producer events go through (`producers.sdk.https.HttpsTransport`: the gateway)."""
+        return Producer(conf)
 
     # -- callbacks (transport thread) ---------------------------------------------------------
     def _on_error(self, err: KafkaError) -> None:
