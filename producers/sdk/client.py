@@ -344,8 +344,7 @@ class AgentClient(TypedEvents):
             "spool_messages": self.outage.spool.depth_messages,
             "spool_bytes": self.outage.spool.depth_bytes,
             "seq": self.seq,
-            # why Kafka refuses this agent's credential (its events wait in the spool)
-            "credential_refused": self.transport.credential_refused,
+            "credential_refused": self.transport.credential_refused,  # (spooling meanwhile)
         }
 
     # -- closing --------------------------------------------------------------------------------
