@@ -1,21 +1,26 @@
 """Enrolling a remote agent in one file, end to end: `clawstream gateway` serves the project
 CA's certificate (no TLS settings), `clawstream tokens create --write-config` writes the URL,
 token and CA into a client config file, and an agent process given only that file sends
-through the gateway; the sink stores its events with their principal."""
+through the gateway; the sink stores its events with their principal. And a real Prometheus
+with docker-compose's scrape job for the gateway scrapes two replicas over HTTPS."""
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
+import time
+import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from gateway_helpers import ROOT, GatewayProcess, pki_tls
+import yaml
+from gateway_helpers import ROOT, GatewayProcess, TlsFiles, pki_tls
 from ports import free_port
-from test_gateway import land, stored
+from test_gateway import land, start_gateway, stored  # noqa: F401 (a fixture)
 
 from clawstream.settings import Settings
 
@@ -47,11 +52,22 @@ print(json.dumps({"url": settings.ingest_url, "left": left, "failed": bool(stats
 
 
 @pytest.fixture
-def gateway(cs_settings: Settings, tmp_path: Path) -> Iterator[GatewayProcess]:
-    """A gateway given no certificate: it makes and serves the project CA's."""
-    gw = GatewayProcess(pki_tls(cs_settings.data_dir), free_port(), tmp_path / "gateway.log")
-    yield gw.start()
-    gw.stop()
+def tls(cs_settings: Settings) -> TlsFiles:
+    """test_gateway's `start_gateway` gives the gateways no certificate: they make (once) and
+    serve the project CA's."""
+    return pki_tls(cs_settings.data_dir)
+
+
+@pytest.fixture
+def launch(request: pytest.FixtureRequest) -> Callable[..., GatewayProcess]:
+    """test_gateway's `start_gateway` (imported above), with the `tls` above."""
+    fixture: Callable[..., GatewayProcess] = request.getfixturevalue("start_gateway")
+    return fixture
+
+
+@pytest.fixture
+def gateway(launch: Callable[..., GatewayProcess]) -> GatewayProcess:
+    return launch()
 
 
 def test_an_agent_with_only_its_client_config_file_sends_through_the_gateway(
@@ -87,3 +103,46 @@ def test_an_agent_with_only_its_client_config_file_sends_through_the_gateway(
                                           [f"token:{doc['ingest_token_id']}"])
     for text in (gateway.log_file.read_text(), agent.stderr):
         assert token not in text and token[20:] not in text
+
+
+def test_prometheus_scrapes_both_replicas_over_https(
+        launch: Callable[..., GatewayProcess], tmp_path: Path) -> None:
+    """docker-compose's scrape job as it is (HTTPS, the CA, server name "gateway"), pointed at
+    two replicas here: each serves the one certificate of the project CA they share."""
+    prom = shutil.which("prometheus")
+    if prom is None:
+        pytest.skip("Debian's prometheus is not installed (make test installs it)")
+    replicas = [launch(gateway_tls_hosts="gateway") for _ in range(2)]
+    config = yaml.safe_load((ROOT / "infra/prometheus/prometheus.yml").read_text())
+    job = next(j for j in config["scrape_configs"] if j["job_name"] == "clawstream-gateway")
+    assert job["static_configs"][0]["targets"] == ["gateway-1:8443", "gateway-2:8443"]
+    job["tls_config"]["ca_file"] = str(replicas[0].tls.ca)
+    job["static_configs"] = [{"targets": [gw.url.removeprefix("https://") for gw in replicas]}]
+    job["scrape_interval"] = "1s"
+    config = {"global": {"scrape_interval": "1s"}, "scrape_configs": [job]}
+    (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(config))
+    port = free_port()
+    with open(tmp_path / "prometheus.log", "wb") as log:
+        proc = subprocess.Popen([prom, f"--config.file={tmp_path / 'prometheus.yml'}",
+                                 f"--storage.tsdb.path={tmp_path / 'db'}",
+                                 f"--web.listen-address=127.0.0.1:{port}"],
+                                stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline, active = time.monotonic() + 60, []
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v1/targets",
+                                            timeout=5) as resp:
+                    active = json.loads(resp.read())["data"]["activeTargets"]
+            except OSError:
+                active = []
+            if len(active) == 2 and all(t["health"] == "up" for t in active):
+                break
+            time.sleep(0.5)
+        assert len(active) == 2 and all(t["health"] == "up" for t in active), (
+            [(t["scrapeUrl"], t["health"], t["lastError"]) for t in active],
+            (tmp_path / "prometheus.log").read_text()[-2000:])
+        assert {t["scrapeUrl"] for t in active} == {f"{gw.url}/metrics" for gw in replicas}
+    finally:
+        proc.terminate()
+        proc.wait(30)
