@@ -29,9 +29,15 @@ def pki() -> None:
 @click.option("--broker-owner", type=int, default=None,
               help="Give the broker's key file (still 0600) to this uid: the Kafka container's "
                    "user, when the PKI is made in a volume it mounts.")
-def pki_init(hosts: tuple[str, ...], broker_owner: int | None) -> None:
+@click.option("--gateway-host", "gateway_hosts", multiple=True,
+              help="Also make the ingest gateway's certificate (what `clawstream gateway` "
+                   "serves without CLAWSTREAM_GATEWAY_TLS_CERT), valid for this name or "
+                   "address agents reach it by, besides loopback (repeatable).")
+def pki_init(hosts: tuple[str, ...], broker_owner: int | None,
+             gateway_hosts: tuple[str, ...]) -> None:
     """Make the CA, the broker certificate and the admin credential (once; `clawstream up`
     does it on its first secured start). Keys and passwords are written 0600."""
+    from clawstream.gateway.server import gateway_names
     from clawstream.security.local import LocalSecurity
 
     settings = get_settings()
@@ -45,6 +51,10 @@ def pki_init(hosts: tuple[str, ...], broker_owner: int | None) -> None:
         os.chmod(local.pki.dir, 0o755)  # (the key file itself stays 0600)
     console.print(("PKI already there: " if existed else "made the PKI: ") + str(local.pki.dir))
     console.print(f"broker certificate valid for: {', '.join(local.pki.broker_names())}")
+    if gateway_hosts:
+        cert, _key, made = local.gateway_tls([*gateway_hosts, *gateway_names(settings)])
+        console.print(f"{'made' if made else 'kept'} the gateway certificate {cert}, valid "
+                      f"for: {', '.join(local.pki.gateway_names())}")
     console.print(f"CA certificate (give it to clients): {local.pki.ca_cert}")
 
 

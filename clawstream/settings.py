@@ -166,8 +166,13 @@ class Settings(SdkSettings):
     gateway_host: str = Field("127.0.0.1", description="Address the HTTPS gateway binds.")
     gateway_port: int = Field(8443, description="Port of the HTTPS gateway.")
     gateway_tls_cert: Path | None = Field(
-        None, description="The gateway's certificate (PEM, with its chain).")
+        None, description="The gateway's certificate (PEM, with its chain); unset (with "
+        "gateway_tls_key): one from the project CA, see gateway_tls_hosts.")
     gateway_tls_key: Path | None = Field(None, description="The gateway's private key (PEM).")
+    gateway_tls_hosts: str = Field(
+        "", description="Host names and addresses (comma separated) agents reach the gateway "
+        "by: with no gateway_tls_cert/key, the gateway serves a certificate of the project CA "
+        "valid for these, its bind address and loopback (made once under data_dir/security).")
     gateway_max_body_bytes: int = Field(
         16 << 20, gt=0, description="Largest request body, compressed or not (else 413).")
     gateway_max_events: int = Field(5000, gt=0, description="Most events in one batch (else 413).")

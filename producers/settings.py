@@ -76,6 +76,9 @@ class SdkSettings(BaseSettings):
     ingest_ca_file: Path | None = Field(
         None, description="CA certificate (PEM) the gateway's certificate is checked against; "
         "unset: the system's CAs.")
+    ingest_ca_pem: str = Field(
+        "", description="The same CA as PEM text, as a client config file carries it "
+        "(ingest_ca_file, when set, wins).")
     ingest_batch_events: int = Field(500, gt=0, description="Events per request at most.")
     ingest_linger_ms: float = Field(
         20.0, ge=0, description="Longest wait for a batch to fill before it is sent.")
@@ -111,17 +114,23 @@ class SdkSettings(BaseSettings):
         return None if value == "" else value
 
     @model_validator(mode="after")
-    def _bootstrap_from_client_config(self) -> SdkSettings:
-        """A client config file says where its cluster is: with one and no explicit bootstrap
-        servers, an agent machine needs nothing else."""
-        if self.kafka_client_config and "bootstrap_servers" not in self.model_fields_set:
-            try:
-                bootstrap = json.loads(Path(self.kafka_client_config).read_text())[
-                    "bootstrap_servers"]
-            except (OSError, ValueError, KeyError) as exc:
-                raise ValueError(f"cannot read the client config file "
-                                 f"{self.kafka_client_config}: {exc}") from None
-            self.__dict__["bootstrap_servers"] = bootstrap
+    def _from_client_config(self) -> SdkSettings:
+        """A client config file says where its cluster is and, when it holds a gateway token
+        (`clawstream tokens create --write-config`), the gateway's URL, the token and the CA:
+        with one, an agent machine needs nothing else. Settings given explicitly win."""
+        if not self.kafka_client_config:
+            return self
+        try:
+            data = json.loads(Path(self.kafka_client_config).read_text())
+            if not isinstance(data, dict):
+                raise ValueError("not a JSON object")
+        except (OSError, ValueError) as exc:
+            raise ValueError(f"cannot read the client config file "
+                             f"{self.kafka_client_config}: {exc}") from None
+        for name in ("bootstrap_servers", "ingest_url", "ingest_ca_pem", "ingest_token"):
+            if name in data and name not in self.model_fields_set:
+                value = data[name]
+                self.__dict__[name] = SecretStr(value) if name == "ingest_token" else value
         return self
 
     def topic(self, name: str) -> str:

@@ -25,9 +25,17 @@ ROOT = Path(__file__).resolve().parent.parent
 
 @dataclass(frozen=True)
 class TlsFiles:
+    """The CA a client trusts, and the certificate and key the gateway is given (None: the
+    gateway serves its own from the project PKI, `pki_tls`)."""
+
     ca: Path
-    cert: Path
-    key: Path
+    cert: Path | None
+    key: Path | None
+
+
+def pki_tls(data_dir: Path) -> TlsFiles:
+    """A gateway given no certificate: it serves the project CA's, made under `data_dir`."""
+    return TlsFiles(data_dir / "security" / "pki" / "ca.crt", None, None)
 
 
 def _name(cn: str) -> x509.Name:
@@ -82,8 +90,11 @@ class GatewayProcess:
         self.port = port
         self.log_file = log_file
         self.url = f"https://127.0.0.1:{port}"
-        self.env = {**os.environ, "CLAWSTREAM_GATEWAY_TLS_CERT": str(tls.cert),
-                    "CLAWSTREAM_GATEWAY_TLS_KEY": str(tls.key), **(env or {})}
+        given = ({} if tls.cert is None or tls.key is None else
+                 {"CLAWSTREAM_GATEWAY_TLS_CERT": str(tls.cert),
+                  "CLAWSTREAM_GATEWAY_TLS_KEY": str(tls.key)})
+        self.env = {**{k: v for k, v in os.environ.items()
+                       if not k.startswith("CLAWSTREAM_GATEWAY_TLS_")}, **given, **(env or {})}
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 60.0) -> GatewayProcess:
@@ -105,8 +116,8 @@ class GatewayProcess:
                 r = httpx.get(f"{self.url}/readyz", verify=self.ssl_context(), timeout=1.0)
                 if r.status_code == 200:
                     return
-            except httpx.HTTPError:
-                pass
+            except (httpx.HTTPError, FileNotFoundError):  # (the CA: a gateway serving the
+                pass  # project PKI's certificate makes it as it starts)
             time.sleep(0.1)
         raise TimeoutError(f"gateway not ready in {timeout}s:\n{self.log_tail()}")
 

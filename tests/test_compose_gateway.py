@@ -91,6 +91,23 @@ def test_the_caddyfile_names_both_replicas_and_their_readiness() -> None:
     assert re.search(r"^\s*tls \S+/ingest\.pem \S+/ingest\.key$", text, re.M)  # terminated
 
 
+def test_prometheus_scrapes_both_replicas_over_https(services: dict[str, dict]) -> None:
+    """/metrics of each replica, over HTTPS with the CA the replicas' certificates come from
+    (a real Prometheus runs this job against two replicas in tests/test_gateway_enrol.py)."""
+    prom = yaml.safe_load((PROJECT_ROOT / "infra/prometheus/prometheus.yml").read_text())
+    job = next(j for j in prom["scrape_configs"] if j["job_name"] == "clawstream-gateway")
+    port = next(str(p) for svc in replicas(services).values() for p in svc["expose"])
+    assert job["static_configs"][0]["targets"] == [f"{n}:{port}" for n in replicas(services)]
+    assert job["scheme"] == "https" and job.get("metrics_path", "/metrics") == "/metrics"
+    ca_dir, ca_name = job["tls_config"]["ca_file"].rsplit("/", 1)
+    assert ca_name == "ca.pem" and job["tls_config"]["server_name"] == "gateway"
+    # the folder the replicas' certificates (and their CA) come from, mounted into Prometheus
+    gateway_tls = next(str(v).rsplit(":", 2)[0] for v in services["gateway-1"]["volumes"]
+                       if str(v).endswith(":/etc/clawstream/tls:ro"))
+    assert f"{gateway_tls}:{ca_dir}:ro" in [str(v) for v in services["prometheus"]["volumes"]]
+    assert "insecure_skip_verify" not in str(job)
+
+
 def test_no_secret_in_clear(services: dict[str, dict]) -> None:
     for name in [PROXY, *replicas(services)]:
         for key, value in services[name].get("environment", {}).items():

@@ -4,7 +4,8 @@ A process connects as the first of:
 1. explicit settings: `CLAWSTREAM_KAFKA_SASL_USERNAME` / `..._SASL_PASSWORD` (a secret),
    `..._SECURITY_PROTOCOL`, `..._SASL_MECHANISM`, `..._SSL_CA_LOCATION`;
 2. a client config file, `CLAWSTREAM_KAFKA_CLIENT_CONFIG` (what `clawstream credentials add`
-   writes: all an agent machine needs);
+   writes: all an agent machine needs), when it holds a Kafka credential (a file with only a
+   gateway token, from `clawstream tokens create --write-config`, holds none);
 3. on the broker's own machine: the credential `clawstream up` made for the process's role
    and namespace in the local store (`<data_dir>/security`), when the local broker at the
    configured address runs secured;
@@ -64,7 +65,9 @@ def credential_for(settings: Any, role: str) -> Credential | None:
                                                  "SCRAM-SHA-512"))
     client_file = getattr(settings, "kafka_client_config", None)
     if client_file:
-        return Credential.from_file(Path(client_file))
+        in_file = Credential.in_file(Path(client_file))
+        if in_file is not None:
+            return in_file
     if not local_broker_secured(settings):
         return None
     sec = security_dir(settings)

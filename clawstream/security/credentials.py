@@ -10,12 +10,17 @@ next request on (and cut at the next re-authentication), and removes the file.
 The local store (`<data_dir>/security/credentials/<name>.json`) keeps the files of the
 credentials made on this machine; the Kafka runtime finds a process's credential there by role
 and namespace when nothing else is configured (see `clawstream.kafka.security`).
+
+The same file may carry a gateway token (`ingest_url`, `ingest_token`, `ingest_ca_pem`:
+`clawstream tokens create --write-config`, `update_client_config`), or only that: an agent
+machine that reaches Kafka through the HTTPS gateway holds no Kafka credential at all.
 """
 
 from __future__ import annotations
 
 import json
 import secrets
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -70,9 +75,48 @@ class Credential:
         except (OSError, ValueError, KeyError) as exc:
             raise CredentialError(f"cannot read the client config file {path}: {exc}") from None
 
+    @classmethod
+    def in_file(cls, path: Path) -> Credential | None:
+        """The Kafka credential of a client config file, or None when it holds none (a
+        gateway token only)."""
+        data = _read_config(path)
+        if "password" not in data and "bootstrap_servers" not in data:
+            return None
+        return cls.from_file(path)
+
     def write(self, path: Path) -> Path:
         write_private(path, self.to_json().encode())
         return path
+
+
+def _read_config(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise CredentialError(f"cannot read the client config file {path}: {exc}") from None
+    if not isinstance(data, dict):
+        raise CredentialError(f"the client config file {path} is not a JSON object")
+    return data
+
+
+#: the fields of a client config file that say how to reach the ingest gateway
+INGEST_FIELDS = ("ingest_url", "ingest_token", "ingest_ca_pem", "ingest_token_id",
+                 "ingest_binding")
+
+
+def update_client_config(path: Path, fields: Mapping[str, Any], *, name: str,
+                         namespace: str) -> Path:
+    """Add the gateway's `fields` (INGEST_FIELDS) to the client config file at `path` (its
+    Kafka credential, if any, stays), or make one for agent `name`; 0600. Earlier gateway
+    fields are replaced whole: a new token never keeps an old token's CA."""
+    unknown = set(fields) - set(INGEST_FIELDS)
+    if unknown:
+        raise CredentialError(f"not gateway fields of a client config file: {sorted(unknown)}")
+    current = (_read_config(path) if path.exists() else
+               {"name": name, "role": "agent", "namespace": namespace})
+    kept = {k: v for k, v in current.items() if k not in INGEST_FIELDS}
+    write_private(path, (json.dumps({**kept, **fields}, indent=1) + "\n").encode())
+    return path
 
 
 def new_password() -> SecretStr:

@@ -17,7 +17,7 @@ from typing import Any
 
 from clawstream.kafka.security import broker_mode_file
 from clawstream.security.credentials import ADMIN, Credential, Store, new_password
-from clawstream.security.pki import Pki, ensure_pki
+from clawstream.security.pki import Pki, ensure_gateway_cert, ensure_pki
 
 
 @dataclass(frozen=True)
@@ -46,6 +46,14 @@ class LocalSecurity:
             admin = Credential(ADMIN, "admin", "", bootstrap, new_password(), pki.ca_pem())
             admin.write(self.store.path(ADMIN))
         return admin
+
+    def gateway_tls(self, hosts: Iterable[str] = ()) -> tuple[Path, Path, bool]:
+        """The gateway's certificate chain and key from the project CA, made once (see
+        `ensure_gateway_cert`); (cert, key, made now?)."""
+        self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.dir.chmod(0o700)
+        pki, made = ensure_gateway_cert(self.pki.dir, hosts)
+        return pki.gateway_cert, pki.gateway_key, made
 
     def mark_broker(self, bootstrap: str, protocol: str) -> None:
         """Record how the local broker at `bootstrap` listens now."""

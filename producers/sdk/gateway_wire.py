@@ -36,9 +36,12 @@ class GatewayError(Exception):
 
 
 def ssl_context(settings: SdkSettings) -> ssl.SSLContext:
-    """Trust the system's CAs, or only `ingest_ca_file` when set (a private CA)."""
+    """Trust the system's CAs, or only `ingest_ca_file` / `ingest_ca_pem` when set (a
+    private CA: the client config file carries the project's)."""
     if settings.ingest_ca_file is not None:
         return ssl.create_default_context(cafile=str(settings.ingest_ca_file))
+    if settings.ingest_ca_pem:
+        return ssl.create_default_context(cadata=settings.ingest_ca_pem)
     return ssl.create_default_context()
 
 
@@ -128,9 +131,10 @@ class GatewayConnection:
 def describe(exc: Exception, settings: SdkSettings) -> str:
     text = f"{type(exc).__name__}: {exc}"
     if "CERTIFICATE_VERIFY_FAILED" in text or "certificate verify failed" in text:
+        now = (f" (now {settings.ingest_ca_file})" if settings.ingest_ca_file else
+               " (now the client config file's ingest_ca_pem)" if settings.ingest_ca_pem else "")
         return (f"TLS: the gateway's certificate is not trusted ({exc}); set "
-                "CLAWSTREAM_INGEST_CA_FILE to the CA that signed it"
-                + (f" (now {settings.ingest_ca_file})" if settings.ingest_ca_file else ""))
+                "CLAWSTREAM_INGEST_CA_FILE to the CA that signed it" + now)
     return text
 
 
