@@ -117,4 +117,4 @@ def declare_changelogs(app: Any, settings: Settings) -> list[str]:
                   cleanup_policy="compact", role="side")
         for table in app.tables.values()
     ]
-    return ensure_topics(settings.bootstrap_servers, specs=specs).created
+    return ensure_topics(settings, specs=specs).created

@@ -38,7 +38,7 @@ from clawstream.security.local import LocalSecurity
 from clawstream.security.pki import ensure_pki
 from clawstream.security.provision import provision_roles
 from clawstream.settings import Settings
-from schemas.topics import ACTIONS, TOPICS
+from schemas.topics import ACTIONS, TOPICS, TopicSpec
 
 
 def test_replication_is_min_3_and_two_in_sync_at_3() -> None:
@@ -213,3 +213,41 @@ def test_the_sdk_loses_nothing_when_a_node_is_killed(cluster: LocalCluster) -> N
     print(f"ISR whole {time.monotonic() - t_restart:.1f}s after the restart")
     assert "under-replicated partitions: 0, offline partitions: 0" in _status(cluster, ns)
     assert len(TOPICS) == len(topics)
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_internal_and_changelog_topics_are_replicated(cluster: LocalCluster) -> None:
+    """The broker's consumer offsets, the worker's changelogs (the event-time state among
+    them) and faust's own topics: 3 replicas, 2 in sync at least."""
+    from confluent_kafka import Consumer, KafkaException, TopicPartition
+
+    from clawstream.kafka.config import client_config
+    from streams.app import create_app, declare_changelogs
+    from streams.worker_app import topic_replication
+
+    admin = cluster.client_settings()
+    ns = f"w{uuid.uuid4().hex[:8]}."
+    create_topics(admin, ns, [ACTIONS])
+    c = Consumer(client_config(admin, "admin", "consumer", {"group.id": ns + "g"}))
+    deadline = time.monotonic() + 30
+    try:  # a committed offset: the offsets topic exists (made on the first commit)
+        while True:
+            try:
+                c.commit(offsets=[TopicPartition(ns + ACTIONS, 0, 0)], asynchronous=False)
+                break
+            except KafkaException:  # NOT_COORDINATOR while the offsets topic is made
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.5)
+    finally:
+        c.close()
+    worker = admin.model_copy(update={"topic_namespace": ns, "worker_app_id": ns + "app"})
+    app = create_app(worker, modules=("streams.event_time",))
+    changelogs = declare_changelogs(app, worker)
+    assert any("event-time-state" in t for t in changelogs), changelogs
+    assert topic_replication(worker) == 3  # faust's topic_replication_factor at start
+    for p in partition_health(admin, ["__consumer_offsets", *changelogs]):
+        assert len(p.replicas) == 3 and len(p.isr) >= 2, p
+    for info in describe_topics(admin, specs=[TopicSpec(t, None) for t in changelogs]):
+        assert info.configs["min.insync.replicas"] == "2", info.name
