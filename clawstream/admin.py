@@ -6,6 +6,10 @@ returns only once every topic has a leader for every partition, so a producer st
 after never sees UNKNOWN_TOPIC_OR_PART. The few configs the pipeline's correctness rests on
 (`ENFORCED_CONFIGS`: the event topics' broker-side timestamps) are set on existing topics
 too, so a broker set up by an older version is brought in line.
+
+Replication adapts to the cluster: min(3, brokers) replicas, and min.insync.replicas 2 at 3
+(`clawstream.broker_properties.replication`), counted among the brokers the cluster has now.
+`partition_health` is what `clawstream status` shows of it: leaders, ISR, under-replicated.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from confluent_kafka.admin import (
     OffsetSpec,
 )
 
+from clawstream.broker_properties import replication
 from clawstream.kafka.config import KafkaSettings, client_config
 from schemas.topics import TIMESTAMP_TYPE, TOPICS, TopicSpec
 
@@ -93,10 +98,14 @@ def ensure_topics(
     """Create the missing topics of the table under `namespace`; existing ones are fine."""
     admin = _admin(bootstrap)
     wanted = {namespace + s.name: s for s in _specs(specs)}
-    present = set(admin.list_topics(timeout=timeout).topics)
+    md = admin.list_topics(timeout=timeout)
+    present = set(md.topics)
     result = TopicsResult(existing=[n for n in wanted if n in present])
+    rf, min_isr = replication(len(md.brokers))
+    durability = {"min.insync.replicas": str(min_isr)} if rf > 1 else {}
     new = [
-        NewTopic(name, num_partitions=s.partitions, replication_factor=1, config=s.config())
+        NewTopic(name, num_partitions=s.partitions, replication_factor=rf,
+                 config={**s.config(), **durability})
         for name, s in wanted.items()
         if name not in present
     ]
@@ -141,6 +150,36 @@ def _enforce_configs(admin: AdminClient, existing: dict[str, TopicSpec], timeout
     if changes:
         for fut in admin.incremental_alter_configs(changes, request_timeout=timeout).values():
             fut.result()
+
+
+def replication_factor(target: str | KafkaSettings, timeout: float = 10.0) -> int:
+    """The replication factor topics get on the cluster at `target`: min(3, its brokers)."""
+    return replication(len(_admin(target).list_topics(timeout=timeout).brokers))[0]
+
+
+@dataclass(frozen=True)
+class PartitionHealth:
+    """One partition's replicas as the cluster's metadata has them (leader -1: offline)."""
+
+    topic: str
+    partition: int
+    leader: int
+    replicas: tuple[int, ...]
+    isr: tuple[int, ...]
+
+    @property
+    def under_replicated(self) -> bool:
+        return len(self.isr) < len(self.replicas)
+
+
+def partition_health(target: str | KafkaSettings, topics: Iterable[str],
+                     timeout: float = 10.0) -> list[PartitionHealth]:
+    """Leader, replicas and in-sync replicas of every partition of `topics` (those that
+    exist), in topic and partition order."""
+    md = _admin(target).list_topics(timeout=timeout)
+    return [PartitionHealth(t, p.id, p.leader, tuple(p.replicas), tuple(p.isrs))
+            for t in topics if t in md.topics
+            for p in sorted(md.topics[t].partitions.values(), key=lambda p: p.id)]
 
 
 def create_topics(

@@ -32,8 +32,10 @@ import re
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Any
 
 from clawstream.broker_properties import (
+    java_quote,
     log4j2_properties,
     new_cluster_id,
     render_properties,
@@ -147,14 +149,6 @@ def fetch_kafka(settings: Settings, *, force: bool = False) -> Path:
     return libs
 
 
-# --- configuration: clawstream.broker_properties ---------------------------------------
-
-
-def _java_quote(arg: str) -> str:
-    """One argument of a Java @argfile (quoted; backslashes and quotes escaped)."""
-    return '"' + arg.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
 # --- probing ----------------------------------------------------------------------------------
 
 
@@ -227,6 +221,7 @@ class LocalBroker(DetachedProcess):
     #: a segment, its indexes and a socket or two per partition: many namespaces on one
     #: broker (a test run makes a hundred) outgrow a default limit of 1024 or 20000
     min_open_files = 1 << 17
+    heap = JAVA_HEAP
 
     def __init__(
         self,
@@ -311,16 +306,21 @@ class LocalBroker(DetachedProcess):
             admin = self.security.ensure(self.bootstrap)
             password = admin.password.get_secret_value()
             props = secure_properties(self.port, self.controller_port, self.data,
-                                      self.security.pki, password)
+                                      self.security.pki, password, **self._node())
         else:
-            props = server_properties(self.port, self.controller_port, self.data)
+            props = server_properties(self.port, self.controller_port, self.data, **self._node())
         write_private(self.props_file, render_properties(props).encode())
         self.log4j_file.write_text(log4j2_properties(self.server_log))
         return password
 
+    def _node(self) -> dict[str, Any]:  # a cluster's node: `clawstream.broker_cluster`
+        return {}
+    def _quorum_args(self) -> list[str]:  # the formatter's: a standalone controller
+        return ["-t", new_cluster_id(), "--standalone"]
+
     def _java_cmd(self, java: str, main: str, *args: str) -> list[str]:
         return [
-            java, JAVA_HEAP, "-Djava.awt.headless=true",
+            java, self.heap, "-Djava.awt.headless=true",
             f"-Dlog4j2.configurationFile={self.log4j_file}",
             f"-Dkafka.logs.dir={self.dir}",
             "-cp", str(libs_dir(self.settings) / "*"), main, *args,
@@ -339,13 +339,13 @@ class LocalBroker(DetachedProcess):
                     "afresh, secured")
             return
         self.data.mkdir(parents=True, exist_ok=True)
-        args = ["kafka.tools.StorageTool", "format", "-t", new_cluster_id(),
-                "-c", str(self.props_file), "--standalone"]
+        args = ["kafka.tools.StorageTool", "format", "-c", str(self.props_file),
+                *self._quorum_args()]
         if admin_password is not None:
             args += ["--add-scram", f"SCRAM-SHA-512=[name=admin,password={admin_password}]"]
         argfile = self.dir / "format.args"
         base = self._java_cmd(java, args[0])
-        write_private(argfile, "\n".join(_java_quote(a) for a in base[1:] + args[1:]).encode())
+        write_private(argfile, "\n".join(java_quote(a) for a in base[1:] + args[1:]).encode())
         fmt_log = self.dir / "format.log"
         try:
             with open(fmt_log, "w") as out:

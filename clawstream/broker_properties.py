@@ -1,25 +1,59 @@
 """The configuration files of a local Kafka broker: server.properties (plain or with SASL_SSL,
 SCRAM, TLS and ACLs), log4j2's, and the KRaft cluster id, as pure functions of ports, paths and
 the PKI (`clawstream.broker` writes and runs them).
+
+A node of a local cluster (`clawstream up --brokers 3`) is the same broker with a node id and
+a static quorum (`Quorum`: every node is a controller voter, `controller.quorum.voters`), and
+its internal topics replicated: replication factor min(3, nodes), min.insync.replicas 2 at 3.
 """
 
 from __future__ import annotations
 
 import base64
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
 from clawstream.security.pki import Pki
 
 
+@dataclass(frozen=True)
+class Quorum:
+    """The controller voters of a local cluster: node ids 1..n, node i's controller listener
+    on `controller_ports[i - 1]` (loopback). Every node is a voter (combined roles)."""
+
+    controller_ports: tuple[int, ...]
+
+    @property
+    def size(self) -> int:
+        return len(self.controller_ports)
+
+    @property
+    def voters(self) -> str:
+        return ",".join(f"{i}@127.0.0.1:{p}" for i, p in enumerate(self.controller_ports, 1))
+
+
+def replication(nodes: int) -> tuple[int, int]:
+    """(replication factor, min.insync.replicas) of topics on a cluster of `nodes` brokers:
+    min(3, nodes) copies; at 3, an acknowledged write is on 2 of them at least, so one node
+    may fail (or restart) without refusing writes or losing acknowledged ones."""
+    rf = max(1, min(3, nodes))
+    return rf, 2 if rf >= 3 else 1
+
+
 def server_properties(
-    port: int, controller_port: int, log_dir: Path, *, num_partitions: int = 6
+    port: int, controller_port: int, log_dir: Path, *, num_partitions: int = 6,
+    node_id: int = 1, quorum: Quorum | None = None,
 ) -> dict[str, str]:
-    """Properties of a single-node KRaft broker+controller listening on loopback only."""
+    """Properties of a KRaft broker+controller listening on loopback only: a single node
+    (no `quorum`: a standalone controller), or node `node_id` of `quorum`."""
+    rf, min_isr = replication(quorum.size if quorum else 1)
+    voters = ({"controller.quorum.voters": quorum.voters} if quorum else
+              {"controller.quorum.bootstrap.servers": f"127.0.0.1:{controller_port}"})
     return {
         "process.roles": "broker,controller",
-        "node.id": "1",
-        "controller.quorum.bootstrap.servers": f"127.0.0.1:{controller_port}",
+        "node.id": str(node_id),
+        **voters,
         "listeners": f"PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}",
         "advertised.listeners": f"PLAINTEXT://127.0.0.1:{port}",
         "controller.listener.names": "CONTROLLER",
@@ -27,13 +61,15 @@ def server_properties(
         "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
         "log.dirs": str(log_dir),
         "num.partitions": str(num_partitions),
-        "default.replication.factor": "1",
-        "min.insync.replicas": "1",
-        "offsets.topic.replication.factor": "1",
-        "transaction.state.log.replication.factor": "1",
-        "transaction.state.log.min.isr": "1",
-        "share.coordinator.state.topic.replication.factor": "1",
-        "share.coordinator.state.topic.min.isr": "1",
+        # what any topic created without saying gets (faust's own, tools'), and the
+        # broker's internal topics: consumer offsets, transaction state, share state
+        "default.replication.factor": str(rf),
+        "min.insync.replicas": str(min_isr),
+        "offsets.topic.replication.factor": str(rf),
+        "transaction.state.log.replication.factor": str(rf),
+        "transaction.state.log.min.isr": str(min_isr),
+        "share.coordinator.state.topic.replication.factor": str(rf),
+        "share.coordinator.state.topic.min.isr": str(min_isr),
         "group.initial.rebalance.delay.ms": "0",
         "auto.create.topics.enable": "false",
         # small machines: fewer threads than the defaults sized for servers
@@ -43,9 +79,11 @@ def server_properties(
 
 
 def secure_properties(port: int, controller_port: int, log_dir: Path, pki: Pki,
-                      admin_password: str) -> dict[str, str]:
-    """Properties of the single-node broker with SASL_SSL, SCRAM, TLS and ACLs."""
-    props = server_properties(port, controller_port, log_dir)
+                      admin_password: str, *, node_id: int = 1,
+                      quorum: Quorum | None = None) -> dict[str, str]:
+    """Properties of the broker with SASL_SSL, SCRAM, TLS and ACLs (between brokers and to
+    the controllers too: admin's SCRAM credential, admin's PLAIN one on the controllers)."""
+    props = server_properties(port, controller_port, log_dir, node_id=node_id, quorum=quorum)
     scram = ('org.apache.kafka.common.security.scram.ScramLoginModule required '
              f'username="admin" password="{admin_password}";')
     plain = ('org.apache.kafka.common.security.plain.PlainLoginModule required '
@@ -72,6 +110,11 @@ def secure_properties(port: int, controller_port: int, log_dir: Path, pki: Pki,
         "allow.everyone.if.no.acl.found": "false",
     })
     return props
+
+
+def java_quote(arg: str) -> str:
+    """One argument of a Java @argfile (quoted; backslashes and quotes escaped)."""
+    return '"' + arg.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def render_properties(props: dict[str, str]) -> str:

@@ -64,7 +64,6 @@ def create_app(settings: Settings, *, modules: tuple[str, ...] | None = None,
         "key_serializer": "raw",
         "store": "memory://",
         "topic_partitions": DEFAULT_PARTITIONS,
-        "topic_replication_factor": 1,
         "consumer_auto_offset_reset": "earliest",
         "web_enabled": False,
         "autodiscover": False,
@@ -76,11 +75,12 @@ def create_app(settings: Settings, *, modules: tuple[str, ...] | None = None,
         "datadir": str(settings.data_dir / "faust" / settings.worker_app_id),
     }
     conf.update(overrides)
+    conf.setdefault("topic_replication_factor", 1)  # until the cluster says (WorkerApp.on_start)
     if isinstance(conf.get("broker_credentials"), FaustAuth):
         conf["broker_credentials"] = faust_credentials(conf["broker_credentials"])
     Path(conf["datadir"]).mkdir(parents=True, exist_ok=True)
     app = WorkerApp(settings.worker_app_id, **conf)
-    app.use(settings)
+    app.use(settings, replication_of_cluster="topic_replication_factor" not in overrides)
     loaded = []
     for name in modules if modules is not None else APP_MODULES:
         core = name in CORE_MODULES
@@ -117,4 +117,4 @@ def declare_changelogs(app: Any, settings: Settings) -> list[str]:
                   cleanup_policy="compact", role="side")
         for table in app.tables.values()
     ]
-    return ensure_topics(settings.bootstrap_servers, specs=specs).created
+    return ensure_topics(settings, specs=specs).created

@@ -14,6 +14,8 @@ never ends).
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from typing import Any
 
 import faust
@@ -23,6 +25,8 @@ from faust.transport.drivers import aiokafka as faust_aiokafka
 
 from clawstream.kafka.config import guarantee
 from clawstream.settings import Settings
+
+log = logging.getLogger("clawstream.streams")
 
 
 class ReadCommittedThread(faust_aiokafka.AIOKafkaConsumerThread):
@@ -62,15 +66,41 @@ class WorkerApp(faust.App):
     clawstream_settings: Settings
     clawstream_modules: tuple[str, ...] = ()
 
-    def use(self, settings: Settings) -> None:
+    def use(self, settings: Settings, *, replication_of_cluster: bool = False) -> None:
         """Keep the settings; exactly-once: faust's recovery steps over transaction markers
-        (the one faust app of a worker process)."""
+        (the one faust app of a worker process). With `replication_of_cluster`, faust's own
+        topics get the cluster's replication factor, asked when the app starts."""
         self.clawstream_settings = settings
+        self.clawstream_replication_of_cluster = replication_of_cluster
         if guarantee(settings) == "exactly_once":
             faust_tables.Recovery = MarkerAwareRecovery  # type: ignore[misc]
+
+    async def on_start(self) -> None:
+        """Before faust declares its topics (internal ones: plan progress, fleet partials,
+        alerting input, the assignor's; the tables' changelogs): their replication factor is
+        what `clawstream.admin.ensure_topics` gives the event topics there, min(3, brokers),
+        with the cluster's min.insync.replicas (2 at 3)."""
+        if self.clawstream_replication_of_cluster:
+            loop = asyncio.get_running_loop()
+            rf = await loop.run_in_executor(None, topic_replication, self.clawstream_settings)
+            self.conf.topic_replication_factor = rf
+        await super().on_start()
 
     def _new_transport(self) -> Any:
         transport = super()._new_transport()
         if guarantee(self.clawstream_settings) == "exactly_once":
             setattr(transport, "Consumer", ReadCommittedConsumer)  # noqa: B010 (this one)
         return transport
+
+
+def topic_replication(settings: Settings) -> int:
+    """The replication factor of topics on the cluster of `settings`: min(3, brokers); 1 when
+    no broker answers now (logged)."""
+    from clawstream.admin import replication_factor
+
+    try:
+        return replication_factor(settings, timeout=10.0)
+    except Exception as exc:
+        log.warning("no broker answered for the replication factor (%s): faust's own topics "
+                    "get 1 replica", exc)
+        return 1

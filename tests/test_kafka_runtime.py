@@ -48,6 +48,13 @@ def test_connection_and_security_cannot_be_overridden_per_client() -> None:
             client_config(Bootstrap("h:1"), "agent", "producer", {key: "x"})
 
 
+def test_no_producer_gives_up_acks_all_or_idempotence() -> None:
+    for override in ({"acks": 1}, {"acks": "0"}, {"enable.idempotence": False}):
+        with pytest.raises(ValueError, match="acks=all"):
+            client_config(Bootstrap("h:1"), "agent", "producer", override)
+    assert client_config(Bootstrap("h:1"), "tool", "producer", {"acks": -1})["acks"] == -1
+
+
 def test_faust_apps_get_the_same_brokers_and_group_timings() -> None:
     conf = faust_config(Bootstrap("a:1, b:2"), "worker")
     assert conf["broker"] == ["kafka://a:1", "kafka://b:2"]

@@ -143,6 +143,11 @@ def client_config(settings: KafkaSettings, role: Role, kind: Kind = "producer",
         if name in _FIXED:
             raise ValueError(f"{name} comes from the settings, not from an override")
         conf[name] = value
+    if kind == "producer" and (str(conf["acks"]) not in ("all", "-1")
+                               or conf["enable.idempotence"] is not True):
+        # on a replicated cluster a record is acknowledged once min.insync.replicas have it:
+        # what an acknowledged write survives (one broker lost) rests on acks=all
+        raise ValueError("every producer is idempotent with acks=all: not overridable")
     return conf
 
 

@@ -42,8 +42,10 @@ def local_broker_secured(settings: Any) -> bool:
         info = json.loads(broker_mode_file(sec, settings.bootstrap_servers).read_text())
     except (OSError, ValueError):
         return False
-    return bool(info.get("protocol") == "SASL_SSL"
-                and info.get("bootstrap") == settings.bootstrap_servers)
+    # a cluster's record names all its nodes: any of them, or all, is that cluster
+    recorded = {b.strip() for b in str(info.get("bootstrap", "")).split(",")}
+    wanted = {b.strip() for b in settings.bootstrap_servers.split(",") if b.strip()}
+    return bool(info.get("protocol") == "SASL_SSL" and wanted and wanted <= recorded)
 
 
 def credential_for(settings: Any, role: str) -> Credential | None:
