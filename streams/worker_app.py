@@ -7,9 +7,14 @@ With exactly-once processing every faust agent reads committed data only: faust 
 consumer's isolation level only together with its own transactions (for every agent), which
 clawstream does not use; the event-time processor's transactions are its own
 (`streams.event_time`). So the app's consumer is made read_committed here, and faust's table
-recovery is told to step over transaction markers at a changelog's end (it does that only for
-its own transactions; without it, recovering a changelog the processor wrote in transactions
-never ends).
+recovery leaves alone the tables whose changelogs are written in transactions: the event-time
+state and the fleet merge's (`OWNER_RESTORED`), which their owners read back themselves (to
+the partition's end, stepping over markers) and never from faust's copy. Faust's recovery
+would only wait on them: a changelog ending in a transaction marker looks unfinished to it
+until its aborted-transaction check runs, and that runs only after two empty 5 s polls of
+every changelog, which never come while other changelogs are being written (a worker taking
+over sat there for minutes before it joined the input group). For any other changelog it is
+told to step over markers as it does for its own transactions.
 """
 
 from __future__ import annotations
@@ -41,6 +46,10 @@ class ReadCommittedConsumer(faust_aiokafka.Consumer):
         return ReadCommittedThread(self, loop=self.loop, beacon=self.beacon)
 
 
+#: set (True) on a faust table whose changelog its owner writes, and reads back itself
+OWNER_RESTORED = "clawstream_owner_restored"
+
+
 class TransactionalView:
     """The app as faust's recovery sees it: in transactions (so it skips aborted records and
     markers up to a changelog's highwater); everything else is the app's."""
@@ -58,6 +67,16 @@ class MarkerAwareRecovery(Recovery):
     def __init__(self, app: Any, *args: Any, **kwargs: Any) -> None:
         super().__init__(app, *args, **kwargs)
         self.app = TransactionalView(app)  # type: ignore[assignment]
+
+    def add_active(self, table: Any, tp: Any) -> None:
+        """Recover a changelog partition unless the table's owner restores it itself (its
+        partitions then stay paused on faust's consumer, as every changelog outside recovery)."""
+        if not getattr(table, OWNER_RESTORED, False):
+            super().add_active(table, tp)
+
+    def add_standby(self, table: Any, tp: Any) -> None:
+        if not getattr(table, OWNER_RESTORED, False):
+            super().add_standby(table, tp)
 
 
 class WorkerApp(faust.App):

@@ -4,6 +4,7 @@ defaults are the guarantees the pipeline rests on, and the dead-letter limit sto
 from __future__ import annotations
 
 import ast
+import asyncio
 import time
 from pathlib import Path
 
@@ -17,10 +18,11 @@ from clawstream.kafka.config import (
     client_config,
     faust_config,
 )
-from clawstream.kafka.consumer import GroupConsumer, next_offsets
+from clawstream.kafka.consumer import BatchConsumer, GroupConsumer, next_offsets
 from clawstream.kafka.deadletter import DeadLetterQueue, DlqLimit, InvalidMessage, TooManyInvalid
 from clawstream.kafka.producer import ReliableProducer
 from clawstream.kafka.reader import PartitionReader
+from clawstream.kafka.transactions import TransactionalProducer
 from clawstream.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -186,6 +188,42 @@ def test_group_consumer_starts_where_on_assign_says_and_commits_what_it_is_told(
                  on_assign=on_assign)
     assert read == [(0, o) for o in range(4, 10)]
     assert _committed(cs_settings, group, topic, 0) == 10
+
+
+@pytest.mark.integration
+def test_a_revocation_commits_its_transaction_with_the_group_generation_at_once(
+    cs_settings: Settings,
+) -> None:
+    """The event-time processor's revocation: BatchConsumer's revoke callback waits for the
+    event loop, where the owner commits its transaction with the group's metadata. Asked of
+    the consumer then, that call waited for the callback (a deadlock until the revocation
+    timed out, the group stuck meanwhile); it is the generation of the latest assignment, and
+    the broker takes it."""
+    topic = cs_settings.topic("claw.heartbeats.v1")
+    _produce(cs_settings, topic, partition=0, n=5)
+    group = cs_settings.topic("runtime-eos-test")
+    source = BatchConsumer(cs_settings, "worker", group, [topic])
+    out = TransactionalProducer(cs_settings, "worker", "runtime-test", f"{group}-txn")
+    read: list[Message] = []
+    took: list[float] = []
+
+    async def on_batch(batch: list[Message]) -> None:
+        read.extend(batch)
+        if len(read) >= 5:
+            source.core.stop()  # leaving the group revokes the partitions
+
+    async def on_revoke(partitions: list[TopicPartition]) -> list[TopicPartition]:
+        t0 = time.monotonic()
+        await out.commit_async([TopicPartition(topic, 0, 5)], source.group_metadata())
+        took.append(time.monotonic() - t0)
+        return []
+
+    async def on_lost(partitions: list[TopicPartition]) -> None:
+        raise AssertionError("nothing is lost here")
+
+    asyncio.run(asyncio.wait_for(source.run(on_batch, on_revoke, on_lost), 90))
+    assert len(took) == 1 and took[0] < 10
+    assert _committed(cs_settings, group, topic, 0) == 5
 
 
 @pytest.mark.integration

@@ -136,6 +136,7 @@ class GroupConsumer:
         def revoked(c: Consumer, partitions: list[TopicPartition]) -> None:
             if self._failed:  # the owner's state is suspect: nothing is made durable
                 return
+            self.membership.note_generation(c)  # (what committing them now needs)
             offsets = on_revoke(partitions)
             if offsets:
                 c.commit(offsets=offsets, asynchronous=False)
@@ -145,9 +146,8 @@ class GroupConsumer:
             self.membership.forget(partitions)
             if self._failed:
                 return
-            log.warning("assignment of %d partitions lost (the group moved them on "
-                        "after a session timeout): what was held for them is dropped, "
-                        "uncommitted", len(partitions))
+            log.warning("assignment of %d partitions lost (moved on after a session timeout):"
+                        " what was held for them is dropped, uncommitted", len(partitions))
             on_lost(partitions)
 
         def assigned(c: Consumer, partitions: list[TopicPartition]) -> None:
@@ -155,7 +155,7 @@ class GroupConsumer:
                 positions = on_assign(partitions)
                 if positions is not None:
                     c.assign(positions)
-            self.membership.assigned(partitions)
+            self.membership.assigned(partitions, c)
             log.info("assigned %d partitions", len(partitions))
 
         consumer.subscribe(self.topics, on_assign=assigned, on_revoke=revoked, on_lost=lost)
@@ -267,8 +267,8 @@ class GroupConsumer:
         return max(self.consumer.position([TopicPartition(topic, partition)])[0].offset, -1)
 
     def group_metadata(self) -> Any:
-        """The member and generation a transaction commits offsets with."""
-        return self.consumer.consumer_group_metadata() if self.consumer else None
+        """The member and generation a transaction commits offsets with (any thread)."""
+        return self.membership.metadata
 
     def high_watermark(self, topic: str, partition: int) -> int | None:
         """The partition's end offset as of the latest fetch (None before one came back)."""

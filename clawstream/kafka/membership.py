@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import Any
 
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 
@@ -35,9 +36,25 @@ class Membership:
         self.committed: dict[Key, int] = {}
         self.last_read = time.monotonic()
         self.verify = False  # a long pause: prove membership before handing anything over
+        #: the member and generation of the latest rebalance (`note_generation`)
+        self.metadata: Any = None
 
-    def assigned(self, partitions: list[TopicPartition]) -> None:
+    def assigned(self, partitions: list[TopicPartition], consumer: Consumer) -> None:
         self.owned |= {(tp.topic, tp.partition) for tp in partitions}
+        self.note_generation(consumer)
+
+    def note_generation(self, consumer: Consumer) -> None:
+        """Keep the member id and generation (`consumer_group_metadata()`) that a transaction
+        commits offsets with; called in the rebalance callbacks, on the thread that reads.
+
+        Not asked for when committing: while `poll` runs a rebalance callback, every call
+        into the consumer from another thread waits for the callback (confluent-kafka holds
+        the consumer), and `BatchConsumer`'s revoke callback waits for the event loop, which
+        commits the owner's transaction in it. Asking from the event loop then never returned
+        (the revocation timed out, the group waited minutes for this member). A member whose
+        partitions were lost keeps its old generation until it is assigned again: the broker
+        refuses a commit with it (a zombie is fenced)."""
+        self.metadata = consumer.consumer_group_metadata()
 
     def forget(self, partitions: list[TopicPartition]) -> None:
         for tp in partitions:

@@ -27,11 +27,17 @@ STATE_TABLE = "event-time-state"
 
 
 def raw_table(app: Any, name: str, partitions: int, help: str) -> Any:
-    """A faust table of bytes keys and values whose changelog the processor writes itself."""
+    """A faust table of bytes keys and values whose changelog the processor writes itself and
+    reads back itself (`read_changelog`): with exactly-once, faust's recovery skips it."""
     import faust
 
-    return app.Table(name, partitions=partitions, key_type=bytes, value_type=bytes, help=help,
-                     schema=faust.Schema(key_serializer="raw", value_serializer="raw"))
+    from streams.worker_app import OWNER_RESTORED
+
+    table = app.Table(name, partitions=partitions, key_type=bytes, value_type=bytes,
+                      help=help,
+                      schema=faust.Schema(key_serializer="raw", value_serializer="raw"))
+    setattr(table, OWNER_RESTORED, True)
+    return table
 
 
 def changelog_topic(table: Any) -> str:
