@@ -14,10 +14,11 @@ import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
-from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, TopicPartition
 from streams_helpers import T0, Emitter, WorkerProcess, committed_lag, worker_log
 
 from clawstream.kafka.config import client_config
@@ -53,7 +54,8 @@ def read_topic(settings: Settings, logical: str, isolation: str = "read_committe
                timeout: float = 120.0) -> tuple[list[Message], int]:
     """Every message of a topic visible to `isolation`, up to where each partition ends now
     (an open transaction, say a killed producer's, holds a read_committed reader of its
-    partition until the broker aborts it), and how many offsets the partitions span."""
+    partition until the broker aborts it), and how many offsets the partitions span. The
+    partitions are assigned, not subscribed to: no group to join (readers run side by side)."""
     topic = settings.topic(logical)
     conf = client_config(settings, "admin", "consumer", {
         "group.id": "eos-check", "enable.partition.eof": True, "auto.offset.reset": "earliest",
@@ -62,7 +64,7 @@ def read_topic(settings: Settings, logical: str, isolation: str = "read_committe
     c = Consumer(conf)
     try:
         parts = c.list_topics(topic, timeout=10).topics[topic].partitions
-        c.subscribe([topic])
+        c.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in parts])
         out, ended, deadline = [], set(), time.monotonic() + timeout
         while len(ended) < len(parts) and time.monotonic() < deadline:
             for m in c.consume(5000, 0.5):
@@ -82,6 +84,34 @@ def read_topic(settings: Settings, logical: str, isolation: str = "read_committe
         c.close()
 
 
+def wait_for_open_transaction(settings: Settings, logical: str, timeout: float) -> bool:
+    """Wait until a transaction holds records on the topic, not yet committed (a partition's
+    last stable offset below its end), so that a kill now leaves output to emit again; False
+    if none was seen in `timeout` seconds. (Killed just after a commit, with nothing written
+    since, the worker would leave nothing uncommitted and the kill would show nothing.)"""
+    topic = settings.topic(logical)
+    clients = {}
+    for isolation in ("read_uncommitted", "read_committed"):
+        conf = client_config(settings, "admin", "consumer", {"group.id": "eos-check"})
+        conf["isolation.level"] = isolation  # read_committed: the end is the stable offset
+        clients[isolation] = Consumer(conf)
+    try:
+        parts = list(clients["read_committed"].list_topics(topic, timeout=10)
+                     .topics[topic].partitions)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for p in parts:
+                ends = [c.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
+                        for c in clients.values()]
+                if ends[0] > ends[1]:
+                    return True
+            time.sleep(0.05)
+        return False
+    finally:
+        for c in clients.values():
+            c.close()
+
+
 def copies_by_id(settings: Settings, logical: str,
                  isolation: str = "read_committed") -> tuple[dict[str, list[Record]], int]:
     """The records of a derived topic by event id, in the order they were written, and how
@@ -96,6 +126,14 @@ def copies_by_id(settings: Settings, logical: str,
             continue  # the agents' own outcomes (one each); the worker adds the lost ones
         out[rec["envelope"]["event_id"]].append(rec)
     return out, span - len(messages)
+
+
+def copies_of_derived(settings: Settings, isolation: str = "read_committed",
+                      ) -> dict[str, tuple[dict[str, list[Record]], int]]:
+    """`copies_by_id` of every derived topic, the topics read side by side."""
+    with ThreadPoolExecutor(len(DERIVED)) as pool:
+        return dict(zip(DERIVED, pool.map(lambda t: copies_by_id(settings, t, isolation),
+                                          DERIVED), strict=True))
 
 
 def repeats(by_id: dict[str, list[Record]]) -> int:
@@ -139,6 +177,8 @@ def test_no_derived_record_twice_with_exactly_once(cs_settings: Settings, guaran
             time.sleep(0.5)
         time.sleep(8.0)  # heavy output under way
         if disruption == "kill9":
+            if guarantee == "exactly_once":  # in the middle of a transaction with output
+                wait_for_open_transaction(cs_settings, "claw.aggregates.v1", timeout=10)
             worker.kill9()
             worker = WorkerProcess(cs_settings, log, env).start()
         else:
@@ -166,8 +206,9 @@ def test_no_derived_record_twice_with_exactly_once(cs_settings: Settings, guaran
     repeated: dict[str, int] = {}
     unseen: dict[str, int] = {}  # offsets without a visible record
     total = 0
+    committed = copies_of_derived(cs_settings)
     for logical in DERIVED:
-        by_id, unseen[logical] = copies_by_id(cs_settings, logical)
+        by_id, unseen[logical] = committed[logical]
         total += len(by_id)
         identity = IDENTITY[logical]
         for copies in by_id.values():
@@ -179,8 +220,8 @@ def test_no_derived_record_twice_with_exactly_once(cs_settings: Settings, guaran
     print(f"{guarantee}/{disruption}: {total} derived records, repeated {repeated}, "
           f"offsets without a committed record {unseen}")
     if disruption == "kill9":  # the kill re-emitted what its last persist did not cover
-        uncommitted = sum(repeats(copies_by_id(cs_settings, logical, "read_uncommitted")[0])
-                          for logical in DERIVED)
+        uncommitted = sum(repeats(by_id) for by_id, _unseen
+                          in copies_of_derived(cs_settings, "read_uncommitted").values())
         assert uncommitted > 0, "the kill made no record twice: the test shows nothing"
     if guarantee == "exactly_once":
         assert not any(repeated.values()), f"records twice on read_committed: {repeated}"
@@ -192,7 +233,7 @@ def test_no_derived_record_twice_with_exactly_once(cs_settings: Settings, guaran
     if disruption == "kill9":
         assert any(repeated.values()), "no repeat at least once after kill -9"
     # ClickHouse stores each window once: its last copy (ReplacingMergeTree by insert time)
-    aggregates, _ = copies_by_id(cs_settings, "claw.aggregates.v1")
+    aggregates = committed["claw.aggregates.v1"][0]  # (the workers are stopped: as above)
     sink = Sink(cs_settings, topics=["claw.aggregates.v1"], serve_endpoint=False,
                 serve_metrics_endpoint=False)
     sink.run(until_idle=5.0, max_seconds=120)
