@@ -113,7 +113,9 @@ def test_one_file_configures_an_agent_for_the_gateway(
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     doc = json.loads(path.read_text())
     assert doc["role"] == "agent" and doc["name"] == "desk-42" and doc["namespace"] == "ns."
-    agent = SdkSettings(kafka_client_config=path, _env_file=None)  # type: ignore[call-arg]
+    # a data dir of its own: the suite's secured broker records itself under ./data
+    agent = SdkSettings(kafka_client_config=path, data_dir=tmp_path / "agent",  # type: ignore[call-arg]
+                        _env_file=None)
     assert agent.ingest_url == "https://gw.example:8443"
     assert agent.ingest_token is not None
     assert agent.ingest_token.get_secret_value() == token.get_secret_value()
