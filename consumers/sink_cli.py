@@ -24,8 +24,10 @@ def sink(once: bool, until_idle: float | None, topics: tuple[str, ...], no_endpo
     """Consume events, insert them into ClickHouse in batches, commit after the insert.
 
     Applies the migrations of infra/clickhouse/ first. With embedded ClickHouse (chdb) this
-    process owns the data directory and serves `clawstream sql`/`query`/`report` while it runs.
-    Metrics on CLAWSTREAM_SINK_METRICS_PORT (/metrics).
+    process owns the data directory and serves `clawstream sql`/`query`/`report` while it runs;
+    if another sink owns it, this one shares its consumer group and inserts through the
+    owner's endpoint (and takes the directory over if the owner dies).
+    Metrics on CLAWSTREAM_SINK_METRICS_PORT (/metrics; give a second sink a port of its own).
     """
     from consumers.clickhouse import ClickHouseUnavailable
     from consumers.sink import Sink
@@ -38,8 +40,10 @@ def sink(once: bool, until_idle: float | None, topics: tuple[str, ...], no_endpo
         s.open()
     except (ClickHouseUnavailable, ValueError) as exc:
         raise click.ClickException(str(exc)) from exc
-    log.info("sink reading %d topics into %s (group %s)", len(s.routes),
-             settings.resolved_clickhouse_dsn, settings.sink_group)
+    where = s.target.url if s.target is not None and s.target.url else \
+        settings.resolved_clickhouse_dsn
+    log.info("sink reading %d topics into %s (group %s)", len(s.routes), where,
+             settings.sink_group)
     stats = s.run(once=once, until_idle=until_idle)
     click.echo(
         f"sink done: {stats.messages} messages, {stats.rows} rows in {stats.batches} batches, "

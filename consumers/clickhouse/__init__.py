@@ -9,7 +9,8 @@
 - `access`: `query(settings, sql, parameters)` is what CLIs, reports and tests call, wherever
   ClickHouse lives; `reader(settings)` for many queries in a row.
 - `owner`: chdb lets only one process open a data directory, so the long-running owner (the
-  sink) claims it in `<dir>-owner.json` and serves it to other processes (`ChdbOwner`).
+  sink) claims it (a lock, and `<dir>-owner.json`) and serves it to other processes
+  (`ChdbOwner`), a second sink included.
 - `endpoint`: the owner's loopback endpoint, ClickHouse's HTTP interface served from the
   engine (clients use clickhouse-connect's `http://` client); `users`: who may use it, as what.
 
@@ -44,9 +45,11 @@ from consumers.clickhouse.migrations import (
 from consumers.clickhouse.owner import (
     ChdbOwner,
     announce_owner,
+    claimed_here,
     find_owner,
     local_engine,
     owner_file,
+    owner_pid,
     withdraw_owner,
 )
 
@@ -62,6 +65,7 @@ __all__ = [
     "announce_owner",
     "applied_versions",
     "chdb_path",
+    "claimed_here",
     "connect",
     "discover",
     "find_owner",
@@ -71,6 +75,7 @@ __all__ = [
     "lock_holder",
     "migrate",
     "owner_file",
+    "owner_pid",
     "query",
     "reader",
     "render",

@@ -1,15 +1,19 @@
 """Who owns the embedded chdb directory, and how the others find it.
 
 chdb lets one process at a time open a data directory, so the long-running owner (the sink)
-claims it in the owner file `<dir>-owner.json` (its pid, then its endpoint's url once it
-serves) and serves the engine to other local processes (`consumers.clickhouse.endpoint`).
-Readers look the owner up with `find_owner`; inside the owner process, queries go straight
-to its engine (`local_engine`).
+claims it: it holds an exclusive flock on `<dir>-owner.lock` for as long as it runs (the
+kernel drops it when the process dies, `kill -9` included, so a successor can claim at once
+and two starting sinks never both believe they own it), and advertises itself in the owner
+file `<dir>-owner.json` (its pid, then its endpoint's url once it serves). It serves the
+engine to other local processes (`consumers.clickhouse.endpoint`): readers, and a second sink
+that inserts through it. Readers look the owner up with `find_owner`; inside the owner
+process, queries go straight to its engine (`local_engine`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import logging
 import os
@@ -78,9 +82,19 @@ def owner_file(settings: Settings) -> Path | None:
     return None if path is None else path.parent / f"{path.name}-owner.json"
 
 
+def owner_pid(settings: Settings) -> int | None:
+    """The pid the owner file names (alive or not), None without one."""
+    path = owner_file(settings)
+    try:
+        return int(json.loads(path.read_text())["pid"]) if path is not None else None
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
 def find_owner(settings: Settings) -> tuple[str | None, str | None]:
     """(state, url) of the chdb directory's owner: ("serving", url), ("starting", None) while
-    a live owner opens the engine, (None, None) when there is none (or it died)."""
+    a live owner opens the engine, ("closed", None) for a live owner that serves no endpoint
+    (`clawstream sink --no-endpoint`), (None, None) when there is none (or it died)."""
     path = owner_file(settings)
     if path is None or not path.exists():
         return None, None
@@ -92,20 +106,21 @@ def find_owner(settings: Settings) -> tuple[str | None, str | None]:
     if pid == os.getpid() or not pid_alive(pid):
         return None, None
     if not url:
-        return "starting", None
+        return ("starting" if info.get("serves", True) else "closed"), None
     if endpoint.ping(str(url)) == pid:
         return "serving", str(url)
     return None, None
 
 
-def announce_owner(settings: Settings, url: str | None) -> None:
-    """Write the owner file: our pid, and our endpoint once it serves (None while starting)."""
+def announce_owner(settings: Settings, url: str | None, *, serves: bool = True) -> None:
+    """Write the owner file: our pid, and our endpoint once it serves (None while starting;
+    `serves` False: it never will)."""
     path = owner_file(settings)
     if path is None:
         return
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(f".{os.getpid()}.tmp")
-    tmp.write_text(json.dumps({"pid": os.getpid(), "url": url,
+    tmp.write_text(json.dumps({"pid": os.getpid(), "url": url, "serves": serves,
                                "dsn": settings.resolved_clickhouse_dsn}))
     tmp.replace(path)
 
@@ -120,10 +135,34 @@ def withdraw_owner(settings: Settings) -> None:
             path.unlink()
 
 
+#: the chdb directories whose owner lock this process holds (path -> its file descriptor)
+_claims: dict[Path, int] = {}
+
+
+def claimed_here(settings: Settings) -> bool:
+    """Does this process hold the owner lock of the configured chdb directory?"""
+    path = chdb_path(settings.resolved_clickhouse_dsn)
+    return path is not None and path in _claims
+
+
+def _take_lock(path: Path) -> int | None:
+    """The exclusive flock on `<dir>-owner.lock` (its descriptor), or None if held."""
+    lock = path.parent / f"{path.name}-owner.lock"
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        return None
+    return fd
+
+
 class ChdbOwner:
     """This process as the owner of the configured chdb directory: `claim` it before opening
-    the engine (readers wait for us instead of racing us for the lock), `serve` it to other
-    processes once open, `release` it on the way out."""
+    the engine (readers wait for us instead of racing us for the lock; another sink finds us
+    and inserts through us), `serve` it to other processes once open, `release` it on the way
+    out."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -134,9 +173,22 @@ class ChdbOwner:
         self._as_user: dict[str, LocalEngine] = {}
         self._users_lock = threading.Lock()
         self._endpoint: endpoint.Endpoint | None = None
+        self._claimed: Path | None = None
 
-    def claim(self) -> None:
-        announce_owner(self.settings, None)
+    def claim(self, *, serves: bool = True) -> bool:
+        """Take the owner lock and announce us; False when another process holds it (it is
+        the owner: `find_owner` says where it serves). `serves` False: we never will."""
+        path = chdb_path(self.settings.resolved_clickhouse_dsn)
+        if path is not None:
+            if path in _claims:
+                return False
+            fd = _take_lock(path)
+            if fd is None:
+                return False
+            _claims[path] = fd
+            self._claimed = path
+        announce_owner(self.settings, None, serves=serves)
+        return True
 
     def serve(self) -> str:
         """Serve the engine (a client of its own) on loopback, as ClickHouse's HTTP
@@ -223,7 +275,7 @@ class ChdbOwner:
 
     def release(self) -> None:
         path = chdb_path(self.settings.resolved_clickhouse_dsn)
-        if path is not None and _engines.get(path) is self._engine:
+        if path is not None and self._engine is not None and _engines.get(path) is self._engine:
             del _engines[path]
         withdraw_owner(self.settings)
         if self._endpoint is not None:
@@ -235,3 +287,8 @@ class ChdbOwner:
         if self._engine is not None:
             self._engine.client.close()
             self._engine = None
+        if self._claimed is not None:  # last: the engine is closed before a successor opens
+            fd = _claims.pop(self._claimed, None)
+            if fd is not None:
+                os.close(fd)
+            self._claimed = None

@@ -5,6 +5,8 @@
 - `routing`: which topic goes to which tables, a message's rows, the fast path's SQL.
 - `batches`: the batch being built and what one commit covers.
 - `writer`: inserts with retries on a thread of their own.
+- `target`: which ClickHouse the inserts go to: a server, the embedded engine this sink
+  owns, or its owner's endpoint (a second sink), taken over when the owner dies.
 - `resume`: start past what ClickHouse already holds after a crash.
 - `metrics`: Prometheus metrics and lag.
 """

@@ -24,6 +24,11 @@ LAG = Gauge("clawstream_sink_consumer_lag",
 FETCH_LAG = Gauge("clawstream_sink_fetch_lag",
                   "Messages not yet handed to the sink: partition end minus position",
                   ["topic", "partition"])
+ASSIGNED = Gauge("clawstream_sink_assigned_partitions",
+                 "Partitions this sink holds in its consumer group (sinks of a group share them)")
+ROLE = Gauge("clawstream_sink_role", "1 for this sink's role: server (inserts into a ClickHouse "
+             "server), owner (the embedded engine in this process), guest (inserts through "
+             "the embedded engine's owner)", ["role"])
 LAST_COMMIT = Gauge("clawstream_sink_last_commit_timestamp_seconds", "Time of the last commit")
 
 

@@ -12,9 +12,13 @@ Guarantees, and how:
 - ClickHouse down: inserts are retried with exponential backoff until they work or the sink
   is asked to stop (then nothing is committed and the batch is redelivered).
 - SIGTERM/SIGINT: finish the current batch, commit, leave the group.
+- Several sinks share a group: into a server, each connects; into the embedded engine, the
+  first owns it and the others insert through its endpoint, taking it over if it dies
+  (`target`).
 
 This module is the glue: the consumer loop is the runtime's (`clawstream.kafka.consumer`),
-where messages go is `routing`, the batch being built `batches`, the inserts `writer`.
+where messages go is `routing`, the batch being built `batches`, the inserts `writer`, which
+ClickHouse they go to `target`.
 """
 
 from __future__ import annotations
@@ -32,11 +36,11 @@ from confluent_kafka import KafkaException, Message, TopicPartition
 from clawstream.kafka.consumer import GroupConsumer
 from clawstream.kafka.deadletter import DeadLetterQueue, dead_letter_queue
 from clawstream.settings import Settings
-from consumers import clickhouse as ch
 from consumers.sink import metrics
 from consumers.sink.batches import Pending, SinkStats
 from consumers.sink.resume import Resume
 from consumers.sink.routing import Routing
+from consumers.sink.target import Target
 from consumers.sink.writer import BatchWriter, SharedClient
 from schemas.serde import Serde
 
@@ -66,7 +70,8 @@ class Sink:
         fast_path: bool = True,
     ) -> None:
         self.settings = settings
-        self.routing = Routing(settings, topics, fast_path=fast_path)
+        self._topics = list(topics) if topics is not None else None
+        self.routing = Routing(settings, self._topics, fast_path=fast_path)
         self.routes = self.routing.routes
         self.resume_from_clickhouse = resume_from_clickhouse
         self.serve_endpoint = serve_endpoint and settings.is_embedded_clickhouse
@@ -77,7 +82,8 @@ class Sink:
         self._stop = threading.Event()
         self._client = client
         self._owns_client = client is None
-        self._owner: ch.ChdbOwner | None = None
+        self.target: Target | None = None
+        self.client: SharedClient | None = None
         self._consumer_config = consumer_config or {}
         self.consumer: GroupConsumer | None = None
         self.dlq: DeadLetterQueue | None = None
@@ -88,27 +94,21 @@ class Sink:
 
     # -- lifecycle -------------------------------------------------------------------------------
     def open(self) -> None:
-        """Connect ClickHouse (migrate), start the owner endpoint, make the consumer."""
-        if self.serve_endpoint:  # readers wait for our endpoint instead of racing us for the lock
-            self._owner = ch.ChdbOwner(self.settings)
-            self._owner.claim()
-        try:
-            if self._client is None:
-                self._client = ch.connect(self.settings, wait=60.0)
-            ch.migrate(self._client, layout=ch.layout_of(self.settings))
-            if self._owner is not None:
-                self._owner.serve()
-        except Exception:
-            if self._owner is not None:
-                self._owner.release()
-                self._owner = None
-            raise
+        """Connect ClickHouse (migrate; with the embedded engine: own it and serve it, or
+        insert through its owner: `target`), make the consumer."""
+        self.target = Target(self.settings, serve_endpoint=self.serve_endpoint,
+                             client=self._client)
+        client = SharedClient(self.target.open(), self.target.recover)
+        self.client = client
+        if self.target.role == "guest":  # rows built here, sent in Native format
+            self.routing = Routing(self.settings, self._topics, fast_path=False)
+            self.routes = self.routing.routes
+            self.pending = Pending(self.routing, self.serde)
         if self.serve_metrics_endpoint:
             from clawstream.metrics import serve_metrics
 
             serve_metrics(self.settings.sink_metrics_port, self.settings.metrics_host)
         self.dlq = dead_letter_queue(self.settings, "sink", COMPONENT, on_sent=self._dlq_sent)
-        client = SharedClient(self._client)
         self.writer = BatchWriter(client, self.routing, self.serde, self.dlq,
                                   self.settings.data_dir / "sink-tmp", self._stop,
                                   deduplicate=bool(self.settings.clickhouse_cluster))
@@ -143,12 +143,13 @@ class Sink:
         if self.dlq is not None:
             self.dlq.close()
             self.dlq = None
-        if self._owner is not None:
-            self._owner.release()
-            self._owner = None
-        if self._owns_client and self._client is not None:
-            self._client.close()
-            self._client = None
+        if self.client is not None:
+            if self._owns_client:
+                self.client.close()
+            self.client = None
+        if self.target is not None:
+            self.target.close()
+            self.target = None
 
     def stop(self) -> None:
         """Ask `run` to finish its batch and return (safe from signal handlers)."""
@@ -193,6 +194,7 @@ class Sink:
                 self.stats.first_message_at = now
         if self.writer.done():
             self._drain()
+        metrics.ASSIGNED.set(len(self.consumer.owned))
         if pending and (pending.rows >= self.settings.sink_batch_rows
                         or now - pending.started >= self.settings.sink_batch_seconds):
             self._submit()

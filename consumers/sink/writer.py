@@ -16,6 +16,7 @@ the token unless it keeps a `non_replicated_deduplication_window`.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
@@ -42,15 +43,32 @@ T = TypeVar("T")
 
 class SharedClient:
     """The sink's ClickHouse client, one call at a time (the writer thread inserts while
-    rebalance callbacks read the stored offsets)."""
+    rebalance callbacks read the stored offsets). After a failed call, `recover` may give a
+    client to replace it (a guest sink whose chdb owner moved or died: `target.Target`); the
+    call is then tried once on it."""
 
-    def __init__(self, client: Client) -> None:
+    def __init__(self, client: Client,
+                 recover: Callable[[Exception], Client | None] | None = None) -> None:
         self.client = client
+        self.recover = recover
         self._lock = threading.Lock()
 
     def call(self, fn: Callable[[Client], T]) -> T:
         with self._lock:
+            try:
+                return fn(self.client)
+            except Exception as exc:
+                fresh = self.recover(exc) if self.recover is not None else None
+                if fresh is None:
+                    raise
+                old, self.client = self.client, fresh
+                with contextlib.suppress(Exception):
+                    old.close()
             return fn(self.client)
+
+    def close(self) -> None:
+        with self._lock:
+            self.client.close()
 
     def rows(self, sql: str, parameters: dict[str, Any]) -> list[tuple[Any, ...]]:
         return self.call(lambda c: [tuple(r) for r in c.query(
