@@ -36,7 +36,7 @@ from alerts_helpers import aggregate, heartbeat, outcome  # noqa: E402
 from clawstream.admin import settings_for  # noqa: E402
 from clawstream.kafka.config import client_config  # noqa: E402
 from streams.alerts import AlertEngine  # noqa: E402
-from streams.alerts.routing import fleet_rule_partition, routes  # noqa: E402
+from streams.alerts.routing import Router, fleet_record, fleet_rule_partition  # noqa: E402
 from streams.alerts.rules import DEFAULT_RULES_FILE, load_rules_file  # noqa: E402
 from streams.alerts.state import Prefixed  # noqa: E402
 
@@ -111,13 +111,15 @@ def bench_sharded(n: int, single_rate: float, partitions: int = 6) -> None:
     engines = [AlertEngine(rules, Prefixed(store, str(p)), owns_fleet_rule=lambda name, p=p:
                            fleet_rule_partition(name, partitions) == p)
                for p in range(partitions)]
+    router = Router(partitions)
     copies = [0] * partitions
     emitted = 0
     start = time.perf_counter()
     for (etype, rec), source in zip(items, sources, strict=True):
-        for p, names in routes(etype, rec, rules, partitions).items():
+        for p, names in router.routes(etype, rec, rules).items():
             copies[p] += 1
-            emitted += len(engines[p].process(etype, rec, rec["envelope"]["event_time"],
+            copy = fleet_record(rec) if router.fleet_only(names, rules) else rec
+            emitted += len(engines[p].process(etype, copy, rec["envelope"]["event_time"],
                                               source, rules=names))
     elapsed = time.perf_counter() - start
     total = sum(copies)

@@ -39,7 +39,7 @@ from schemas.serde import DecodeError, Serde
 from schemas.topics import AGGREGATES, ALERTS, HEARTBEATS, OUTCOMES
 from streams.alerting_shards import ShardEngines
 from streams.alerts import AlertEngine, AlertEvent, RuleBook
-from streams.alerts.routing import routes
+from streams.alerts.routing import Router, fleet_record
 from streams.alerts.rules import DEFAULT_RULES_FILE, load_rules_file, merge_rulesets
 from streams.dead_letters import carried_types, dead_letter
 from streams.windowing.clock import has_backlog
@@ -193,6 +193,7 @@ def register(app: Any, settings: Settings) -> None:
              "last activity.",
     )
     shards = ShardEngines(watcher.book, state, inputs.get_topic_name(), partitions)
+    router = Router(partitions)
     gauge = FiringGauge()
 
     @app.on_partitions_assigned.connect
@@ -216,10 +217,11 @@ def register(app: Any, settings: Settings) -> None:
             now = time.time()  # (the broker's timestamp, never later than our clock)
             arrival = int(min(msg.timestamp or now, now) * 1000)
             behind = int(read_behind(app, msg))
-            for partition, names in routes(etype, record, watcher.book.rules,
-                                           partitions).items():
+            rules = watcher.book.rules
+            for partition, names in router.routes(etype, record, rules).items():
                 await inputs.send(key=etype.encode(), partition=partition, value={
-                    "t": etype, "a": arrival, "r": record, "u": names,
+                    "t": etype, "a": arrival, "u": names,
+                    "r": fleet_record(record) if router.fleet_only(names, rules) else record,
                     "s": [msg.topic, msg.partition, msg.offset], "b": behind,
                 })
 

@@ -10,6 +10,8 @@ from alerts_helpers import aggregate, heartbeat, outcome
 
 from streams.alerts import AlertEngine, parse_rules
 from streams.alerts.routing import (
+    Router,
+    fleet_record,
     fleet_rule_partition,
     group_partition,
     owned_fleet_rules,
@@ -85,6 +87,24 @@ def test_one_group_always_lands_in_one_partition_and_groups_spread() -> None:
     assert len({p for ps in parts.values() for p in ps}) >= 4  # 24 groups over 6 partitions
 
 
+def test_copies_for_the_fleet_rules_only_are_cut_down() -> None:
+    router = Router(N)
+    rec = outcome(T0, "failure", agent="a1")
+    assert router.fleet_only(["Silent"], RULES) and not router.fleet_only(["Silent", "Streak"],
+                                                                            RULES)
+    assert fleet_record(rec) == {"envelope": {"agent_id": "a1", "event_time": T0}}
+    agg = fleet_record(aggregate(T0, agent="a1"))
+    assert agg["window_end"] == T0 and agg["scope_agent"] == "a1" and "outcomes" not in agg
+
+
+def test_a_router_remembering_groups_routes_as_the_plain_function() -> None:
+    router = Router(N)
+    for _ in range(2):  # the second pass from what it remembers
+        for kind, rec in inputs():
+            if kind != "tick":
+                assert router.routes(kind, rec, RULES) == routes(kind, rec, RULES, N)
+
+
 def test_each_fleet_rule_is_owned_by_exactly_one_partition() -> None:
     owners = [p for p in range(N) if owned_fleet_rules(RULES, p, N)]
     assert owners == [fleet_rule_partition("Silent", N)]
@@ -128,13 +148,16 @@ def run_sharded(items: list[tuple[str, Any]], store: dict[str, Any]) -> dict[int
                               owns_fleet_rule=lambda name, p=p: fleet_rule_partition(
                                   name, N) == p) for p in range(N)}
     out: dict[int, list[Any]] = {p: [] for p in range(N)}
+    router = Router(N)
     for off, (kind, rec) in enumerate(items):
         if kind == "tick":  # ticks reach every partition
             for p, e in engines.items():
                 out[p] += e.tick(rec)
             continue
-        for p, names in routes(kind, rec, RULES, N).items():
-            out[p] += engines[p].process(kind, rec, None, ["src", 0, off], rules=names)
+        for p, names in router.routes(kind, rec, RULES).items():
+            # (what the worker sends: a copy for the fleet-wide rules only is cut down)
+            copy = fleet_record(rec) if router.fleet_only(names, RULES) else rec
+            out[p] += engines[p].process(kind, copy, None, ["src", 0, off], rules=names)
     return out
 
 

@@ -117,7 +117,7 @@ class AlertEngine:
                 self._kinds[AbsenceRule] = [r for r in self._kinds[AbsenceRule] if owns(r.name)]
             self._kinds_version = self.book.version
         found = self._kinds[kind]
-        return found if only is None else [r for r in found if r.name in only]
+        return found if only is None or not found else [r for r in found if r.name in only]
 
     # -- entry points ---------------------------------------------------------------------
     def process(
@@ -174,11 +174,13 @@ class AlertEngine:
         out: list[AlertEvent] = []
         env = rec["envelope"]
         now = env["event_time"]
-        labels = outcome_labels(rec)
-        for streak in self._enabled(StreakRule, only):
-            self.streaks.evaluate(out, streak, labels, now)
-        for breaker in self._enabled(CircuitBreakerRule, only):
-            self.breakers.evaluate(out, breaker, labels, now, arrival_ms)
+        streaks, breakers = self._enabled(StreakRule, only), self._enabled(CircuitBreakerRule, only)
+        if streaks or breakers:
+            labels = outcome_labels(rec)
+            for streak in streaks:
+                self.streaks.evaluate(out, streak, labels, now)
+            for breaker in breakers:
+                self.breakers.evaluate(out, breaker, labels, now, arrival_ms)
         self._heard(out, "outcome", env["agent_id"], now, arrival_ms, clock, only)
         return out
 

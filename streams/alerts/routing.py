@@ -60,25 +60,75 @@ def group_labels(event_type: str, rule: Any, rec: dict[str, Any],
     return {k: labels[k] for k in rule.by}
 
 
+#: Label groups whose partitions a Router remembers at most (then forgotten all at once).
+GROUPS_KEPT = 100_000
+
+
+class Router:
+    """Routes inputs over `partitions`, remembering each label group's partition (two sha1
+    per group rule and input otherwise)."""
+
+    def __init__(self, partitions: int) -> None:
+        self.partitions = partitions
+        self._groups: dict[tuple[str, tuple[tuple[str, str], ...]], int] = {}
+        self._fleet: dict[int, frozenset[str]] = {}
+
+    def group(self, rule: str, labels: dict[str, str]) -> int:
+        key = (rule, tuple(labels.items()))  # (a rule's labels always come in one order)
+        found = self._groups.get(key)
+        if found is None:
+            if len(self._groups) >= GROUPS_KEPT:
+                self._groups = {}
+            found = self._groups[key] = group_partition(rule, labels, self.partitions)
+        return found
+
+    def fleet_only(self, names: list[str], rules: RuleSet) -> bool:
+        """Are these routed rules all fleet-wide ones (the copy can be a `fleet_record`)?"""
+        fleet = self._fleet.get(id(rules))
+        if fleet is None:
+            fleet = frozenset(r.name for r in rules.enabled() if is_fleet_rule(r))
+            self._fleet = {id(rules): fleet}  # (one rule set in force at a time)
+        return all(n in fleet for n in names)
+
+    def routes(self, event_type: str, rec: dict[str, Any],
+               rules: RuleSet) -> dict[int, list[str]]:
+        """partition -> names of the rules it evaluates this input for (in file order).
+        Every input goes to each absence rule's partition: its activity and event time are
+        what the fleet-wide rules and the event clock read."""
+        out: dict[int, list[str]] = {}
+        kinds = GROUP_KINDS.get(event_type, ())
+        olabels = outcome_labels(rec) if event_type == "outcome" else None
+        for rule in rules.enabled():
+            if is_fleet_rule(rule):
+                p = fleet_rule_partition(rule.name, self.partitions)
+            elif rule.kind in kinds:
+                labels = group_labels(event_type, rule, rec, olabels)
+                if labels is None:
+                    continue
+                p = self.group(rule.name, labels)
+            else:
+                continue
+            out.setdefault(p, []).append(rule.name)
+        return out
+
+
 def routes(event_type: str, rec: dict[str, Any], rules: RuleSet,
            partitions: int) -> dict[int, list[str]]:
-    """partition -> names of the rules it evaluates this input for (rules in file order).
-    Every input goes to each absence rule's partition: its activity and event time are what
-    the fleet-wide rules and the event clock read."""
-    out: dict[int, list[str]] = {}
-    kinds = GROUP_KINDS.get(event_type, ())
-    olabels = outcome_labels(rec) if event_type == "outcome" else None
-    for rule in rules.enabled():
-        if is_fleet_rule(rule):
-            p = fleet_rule_partition(rule.name, partitions)
-        elif rule.kind in kinds:
-            labels = group_labels(event_type, rule, rec, olabels)
-            if labels is None:
-                continue
-            p = group_partition(rule.name, labels, partitions)
-        else:
-            continue
-        out.setdefault(p, []).append(rule.name)
+    """`Router.routes` without remembering (tests, one-off questions)."""
+    return Router(partitions).routes(event_type, rec, rules)
+
+
+#: What the fleet-wide rules and the event clock read of an input (`fleet_record`).
+FLEET_FIELDS = ("window_end", "scope_agent", "scope_app", "scope_action_kind")
+
+
+def fleet_record(rec: dict[str, Any]) -> dict[str, Any]:
+    """An input cut to what a partition that evaluates only fleet-wide rules reads (the
+    agent, its event time, an aggregate's scope and end): every input goes there, so its
+    copies are kept small."""
+    env = rec["envelope"]
+    out: dict[str, Any] = {k: rec[k] for k in FLEET_FIELDS if k in rec}
+    out["envelope"] = {"agent_id": env["agent_id"], "event_time": env["event_time"]}
     return out
 
 
