@@ -45,7 +45,8 @@ from streams.alerts.rules import (
     StreakRule,
     ThresholdRule,
 )
-from streams.alerts.state import AlertStore, Incident
+from streams.alerts.state import AlertStore, Incident, ReadMark
+from streams.windowing.clock import NEVER
 
 __all__ = [
     "ALERT_NS",
@@ -144,10 +145,17 @@ class AlertEngine:
             last = self.clock.last_read(partition)
             if last is not None and source[2] <= last.offset:
                 return []
-            t = rec["window_end"] if event_type == "aggregate" else rec["envelope"]["event_time"]
-            if arrival_ms is not None:
-                t = min(t, arrival_ms)
-            clock = self.clock.read(partition, last, t, behind, source[2])
+            if self.owns_fleet_rule is not None and not self._enabled(AbsenceRule):
+                # no absence rule here, nothing reads the event clock: keep only the offset
+                self.state.put(partition, ReadMark(source[2], last.high, last.behind)
+                               if last is not None else ReadMark(source[2]))
+                clock = NEVER
+            else:
+                t = (rec["window_end"] if event_type == "aggregate"
+                     else rec["envelope"]["event_time"])
+                if arrival_ms is not None:
+                    t = min(t, arrival_ms)
+                clock = self.clock.read(partition, last, t, behind, source[2])
         if event_type == "aggregate":
             return self.on_aggregate(rec, arrival_ms, clock, rules)
         if event_type == "outcome":
@@ -230,6 +238,8 @@ class AlertEngine:
         self._advance_clock(out, event_time if clock is None else clock)
 
     def _advance_clock(self, out: list[AlertEvent], t: int) -> None:
+        if t == NEVER:  # (an engine without absence rules keeps no clock)
+            return
         if self.clock.advance(t):
             self.absences.sweep(out, self._enabled(AbsenceRule), t, wall=False)
 

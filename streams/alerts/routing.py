@@ -46,69 +46,76 @@ def is_fleet_rule(rule: Any) -> bool:
     return isinstance(rule, AbsenceRule)
 
 
-def group_labels(event_type: str, rule: Any, rec: dict[str, Any],
-                 olabels: dict[str, str] | None = None) -> dict[str, str] | None:
-    """The label group of `rule` an input belongs to; None when the rule skips the input."""
-    if event_type == "aggregate":
-        scope = aggregate_scope(rec)
-        if not selected(rule, rec, scope):
-            return None
-        return {**scope, "window": window_label(int(rec.get("window_size_ms", 0)))}
-    labels = olabels if olabels is not None else outcome_labels(rec)
-    if not rule.match.matches(labels):
-        return None
-    return {k: labels[k] for k in rule.by}
-
-
 #: Label groups whose partitions a Router remembers at most (then forgotten all at once).
 GROUPS_KEPT = 100_000
 
 
 class Router:
-    """Routes inputs over `partitions`, remembering each label group's partition (two sha1
-    per group rule and input otherwise)."""
+    """Routes inputs over `partitions`. Per rule set in force it keeps the fleet rules'
+    partitions and the group rules by input type, and remembers each label group's
+    partition (two sha1 per group rule and input otherwise)."""
 
     def __init__(self, partitions: int) -> None:
         self.partitions = partitions
-        self._groups: dict[tuple[str, tuple[tuple[str, str], ...]], int] = {}
-        self._fleet: dict[int, frozenset[str]] = {}
+        self._rules_id = -1
+        self._fleet: list[tuple[int, str]] = []
+        self._fleet_names: frozenset[str] = frozenset()
+        self._by_type: dict[str, list[Any]] = {}
+        self._groups: dict[tuple[str, tuple[Any, ...]], int] = {}
 
-    def group(self, rule: str, labels: dict[str, str]) -> int:
-        key = (rule, tuple(labels.items()))  # (a rule's labels always come in one order)
-        found = self._groups.get(key)
+    def _use(self, rules: RuleSet) -> None:
+        if id(rules) == self._rules_id:
+            return
+        enabled = rules.enabled()
+        self._fleet = [(fleet_rule_partition(r.name, self.partitions), r.name)
+                       for r in enabled if is_fleet_rule(r)]
+        self._fleet_names = frozenset(name for _, name in self._fleet)
+        self._by_type = {t: [r for r in enabled if r.kind in kinds]
+                         for t, kinds in GROUP_KINDS.items()}
+        self._groups = {}  # (a reload may change a rule's `by`)
+        self._rules_id = id(rules)
+
+    def _group(self, rule: Any, key: tuple[Any, ...], labels: dict[str, str]) -> int:
+        found = self._groups.get((rule.name, key))
         if found is None:
             if len(self._groups) >= GROUPS_KEPT:
                 self._groups = {}
-            found = self._groups[key] = group_partition(rule, labels, self.partitions)
+            found = self._groups[(rule.name, key)] = group_partition(
+                rule.name, labels, self.partitions)
         return found
 
     def fleet_only(self, names: list[str], rules: RuleSet) -> bool:
         """Are these routed rules all fleet-wide ones (the copy can be a `fleet_record`)?"""
-        fleet = self._fleet.get(id(rules))
-        if fleet is None:
-            fleet = frozenset(r.name for r in rules.enabled() if is_fleet_rule(r))
-            self._fleet = {id(rules): fleet}  # (one rule set in force at a time)
-        return all(n in fleet for n in names)
+        self._use(rules)
+        return all(n in self._fleet_names for n in names)
 
     def routes(self, event_type: str, rec: dict[str, Any],
                rules: RuleSet) -> dict[int, list[str]]:
-        """partition -> names of the rules it evaluates this input for (in file order).
-        Every input goes to each absence rule's partition: its activity and event time are
-        what the fleet-wide rules and the event clock read."""
+        """partition -> names of the rules it evaluates this input for. Every input goes
+        to each absence rule's partition: its activity and event time are what the
+        fleet-wide rules and the event clock read."""
+        self._use(rules)
         out: dict[int, list[str]] = {}
-        kinds = GROUP_KINDS.get(event_type, ())
-        olabels = outcome_labels(rec) if event_type == "outcome" else None
-        for rule in rules.enabled():
-            if is_fleet_rule(rule):
-                p = fleet_rule_partition(rule.name, self.partitions)
-            elif rule.kind in kinds:
-                labels = group_labels(event_type, rule, rec, olabels)
-                if labels is None:
-                    continue
-                p = self.group(rule.name, labels)
-            else:
-                continue
-            out.setdefault(p, []).append(rule.name)
+        for p, name in self._fleet:
+            out.setdefault(p, []).append(name)
+        group_rules = self._by_type.get(event_type)
+        if not group_rules:
+            return out
+        if event_type == "outcome":
+            olabels = outcome_labels(rec)
+            for rule in group_rules:
+                if rule.match.matches(olabels):
+                    p = self._group(rule, tuple(olabels[k] for k in rule.by),
+                                    {k: olabels[k] for k in rule.by})
+                    out.setdefault(p, []).append(rule.name)
+            return out
+        scope = aggregate_scope(rec)
+        for rule in group_rules:
+            if selected(rule, rec, scope):
+                size = int(rec.get("window_size_ms", 0))
+                p = self._group(rule, (scope["agent"], scope["app"], scope["action_kind"], size),
+                                {**scope, "window": window_label(size)})
+                out.setdefault(p, []).append(rule.name)
         return out
 
 
