@@ -19,8 +19,10 @@ Flow, all in one faust app:
    over the workers of the group; a group's incidents live in one partition, so two
    workers never evaluate the same one, and its state moves with it on a rebalance.
 
-A Prometheus gauge `clawstream_alerts_firing{rule,severity}` counts firing incidents; the rules
-file (settings.rules_file) is re-read when it changes, and a bad edit keeps the last good rules.
+A Prometheus gauge `clawstream_alerts_firing{rule,severity}` counts the firing incidents of
+this worker's partitions (each worker's share: `streams.alerting_shards`); the rules file
+(settings.rules_file) is re-read when it changes, and a bad edit keeps the last good rules.
+A copy for the fleet-wide rules only carries what they read (`routing.fleet_record`).
 """
 
 from __future__ import annotations

@@ -14,6 +14,11 @@ incidents (`streams.alerts.incidents`). Absence rules are checked against an eve
 the input partitions (`streams.alerts.clock`: held back by partitions with a backlog) and,
 on wall-clock ticks, against arrival time.
 
+The worker runs one engine per alert partition (`streams.alerts.routing`): each input
+comes with the names of the rules that partition evaluates for it (`rules`), and an engine
+sweeps only the absence rules it owns (`owns_fleet_rule`); one that owns none keeps no event
+clock and no activity, only the offsets read. With neither, one engine evaluates everything.
+
 Agents' clocks are not trusted: an input's time counts for no more than its arrival (the Kafka
 timestamp), so one agent whose clock runs ahead can neither move the clock past what has
 arrived (making every other agent look silent) nor look active in the future itself.

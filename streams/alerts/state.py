@@ -11,7 +11,8 @@ Keys: ``inc|<fp>`` an incident, ``thr|<fp>``/``ano|<fp>`` a window rule's counte
 ``stk|<fp>`` a streak (a bare count), ``cb|<fp>`` a circuit breaker, ``seen|<agent>`` an
 agent's last activity per source, ``clock`` the event clock, ``off|<topic>|<partition>`` what
 was read from an input partition, ``idx|firing``/``idx|agents``/``idx|open``/``idx|sources``/
-``idx|behind`` small indexes (lists).
+``idx|behind`` small indexes (lists). Engines sharing one mapping (one per alert partition)
+each see their own keys through `Prefixed` (``<partition>#<key>``).
 """
 
 from __future__ import annotations
