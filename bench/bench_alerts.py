@@ -158,6 +158,14 @@ def bench_e2e(windows: int) -> None:
     ns = f"b{uuid.uuid4().hex[:8]}."
     bootstrap = ensure_broker(get_settings())
     create_topics(bootstrap, namespace=ns)
+    # the local broker runs secured: worker and sink connect as its admin, as the tests do
+    # (the bench's own data folder below holds no credential)
+    from clawstream.kafka.security import local_broker_secured
+    from clawstream.security.local import LocalSecurity
+
+    if local_broker_secured(get_settings()) and "CLAWSTREAM_KAFKA_CLIENT_CONFIG" not in os.environ:
+        os.environ["CLAWSTREAM_KAFKA_CLIENT_CONFIG"] = str(
+            LocalSecurity.of(get_settings()).store.path("admin"))
     rules = tmp / "rules.yaml"
     rules.write_text("rules:\n  - {name: BenchFail, kind: threshold, metric: failure_rate, "
                      "op: '>', value: 0.5, for: 1, match: {agent: 'bench-*'}}\n")
