@@ -3,7 +3,10 @@
 1. Pure engine: rule evaluations per second over a synthetic mixed stream (outcomes,
    heartbeats, window aggregates) with the default rules, and the ratio to a bare baseline
    loop in the same process (a dict of per-agent failure counters: the least any streak
-   rule must do).
+   rule must do). Then the same stream routed over 6 alert partitions, one engine each
+   (what the workers of a group run, `streams.alerts.routing`): inputs/s of routing plus
+   evaluation against the one engine, copies per input, and each partition's share of the
+   copies (the busiest one bounds what more workers gain).
 2. End to end: time from the close of a breaching window (the WindowAggregate hitting
    `claw.aggregates.v1`) to the alert row being queryable in ClickHouse, through the real
    broker, a real alerting faust worker and the real sink (target <= 1 s).
@@ -33,7 +36,9 @@ from alerts_helpers import aggregate, heartbeat, outcome  # noqa: E402
 from clawstream.admin import settings_for  # noqa: E402
 from clawstream.kafka.config import client_config  # noqa: E402
 from streams.alerts import AlertEngine  # noqa: E402
+from streams.alerts.routing import Router, fleet_record, fleet_rule_partition  # noqa: E402
 from streams.alerts.rules import DEFAULT_RULES_FILE, load_rules_file  # noqa: E402
+from streams.alerts.state import Prefixed  # noqa: E402
 
 T0 = 1_700_000_000_000
 
@@ -59,21 +64,27 @@ def synthetic(n: int, agents: int = 50, seed: int = 7) -> list[tuple[str, dict]]
     return out
 
 
-def bench_engine(n: int) -> None:
-    items = synthetic(n)
-    # what the worker passes: the source partition (6 per topic, by agent) and offset
+def with_sources(items: list[tuple[str, dict]]) -> list[tuple[str, int, int]]:
+    """What the worker passes: the source partition (6 per topic, by agent) and offset."""
     offsets: dict[tuple[str, int], int] = {}
     sources = []
     for etype, rec in items:
         tp = (etype, int(rec["envelope"]["agent_id"].rsplit("-", 1)[1]) % 6)
         offsets[tp] = offsets.get(tp, -1) + 1
         sources.append((*tp, offsets[tp]))
+    return sources
+
+
+def bench_engine(n: int) -> float:
+    """Prints the one engine's figures; returns its CPU seconds."""
+    items = synthetic(n)
+    sources = with_sources(items)
     engine = AlertEngine(load_rules_file(DEFAULT_RULES_FILE))
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     emitted = 0
     for (etype, rec), source in zip(items, sources, strict=True):
         emitted += len(engine.process(etype, rec, rec["envelope"]["event_time"], source))
-    elapsed = time.perf_counter() - start
+    elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu
     rules = len(engine.rules.enabled())
     # baseline: per-agent failure counters in a dict, nothing else
     start = time.perf_counter()
@@ -88,6 +99,40 @@ def bench_engine(n: int) -> None:
     print(f"  rule evaluations/s  {engine.evaluations / elapsed:12,.0f} "
           f"({engine.evaluations:,} evaluations in {elapsed:.2f} s)")
     print(f"  baseline loop/s     {n / base:12,.0f}  (engine = {base / elapsed:.3f}x baseline)")
+    print(f"  CPU                 {cpu:12.2f} s")
+    return cpu
+
+
+def bench_sharded(n: int, single_cpu: float, partitions: int = 6) -> None:
+    """The same inputs routed over `partitions` engines in one process; CPU time against
+    the one engine's (`single_cpu`: steadier than wall time on a loaded machine)."""
+    items = synthetic(n)
+    sources = with_sources(items)
+    rules = load_rules_file(DEFAULT_RULES_FILE)
+    store: dict = {}
+    engines = [AlertEngine(rules, Prefixed(store, str(p)), owns_fleet_rule=lambda name, p=p:
+                           fleet_rule_partition(name, partitions) == p)
+               for p in range(partitions)]
+    router = Router(partitions)
+    copies = [0] * partitions
+    emitted = 0
+    start, cpu = time.perf_counter(), time.process_time()
+    for (etype, rec), source in zip(items, sources, strict=True):
+        for p, names in router.routes(etype, rec, rules).items():
+            copies[p] += 1
+            copy = fleet_record(rec) if router.fleet_only(names, rules) else rec
+            emitted += len(engines[p].process(etype, copy, rec["envelope"]["event_time"],
+                                              source, rules=names))
+    elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu
+    total = sum(copies)
+    shares = " ".join(f"{c / total:.2f}" for c in copies)
+    print(f"sharded: {partitions} partitions, one engine each, {emitted} alert events")
+    print(f"  inputs/s (route + evaluate) {n / elapsed:10,.0f}  CPU {cpu:.2f} s "
+          f"(= {cpu / single_cpu:.2f}x the one engine's)")
+    print(f"  copies per input            {total / n:10.2f}")
+    print(f"  share of copies per partition {shares} "
+          f"(busiest {max(copies) / total:.2f}: 2 workers split the copies "
+          f"{1 / max(max(copies) / total, 0.5):.2f}x at best)")
 
 
 def _wait_owner(settings, timeout: float = 60.0) -> None:
@@ -113,6 +158,14 @@ def bench_e2e(windows: int) -> None:
     ns = f"b{uuid.uuid4().hex[:8]}."
     bootstrap = ensure_broker(get_settings())
     create_topics(bootstrap, namespace=ns)
+    # the local broker runs secured: worker and sink connect as its admin, as the tests do
+    # (the bench's own data folder below holds no credential)
+    from clawstream.kafka.security import local_broker_secured
+    from clawstream.security.local import LocalSecurity
+
+    if local_broker_secured(get_settings()) and "CLAWSTREAM_KAFKA_CLIENT_CONFIG" not in os.environ:
+        os.environ["CLAWSTREAM_KAFKA_CLIENT_CONFIG"] = str(
+            LocalSecurity.of(get_settings()).store.path("admin"))
     rules = tmp / "rules.yaml"
     rules.write_text("rules:\n  - {name: BenchFail, kind: threshold, metric: failure_rate, "
                      "op: '>', value: 0.5, for: 1, match: {agent: 'bench-*'}}\n")
@@ -184,7 +237,7 @@ def main() -> None:
     ap.add_argument("--windows", type=int, default=10)
     ap.add_argument("--skip-e2e", action="store_true")
     args = ap.parse_args()
-    bench_engine(args.inputs)
+    bench_sharded(args.inputs, bench_engine(args.inputs))
     if not args.skip_e2e:
         bench_e2e(args.windows)
 

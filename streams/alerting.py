@@ -5,20 +5,24 @@ Flow, all in one faust app:
 1. `alerting-route` reads `claw.aggregates.v1`, `claw.outcomes.v1` and `claw.heartbeats.v1`
    (raw bytes), decodes each as its topic's type (undecodable or another type: a dead letter
    with the reason, acknowledged before the event is, see `streams.dead_letters`) and
-   forwards a compact JSON input to a single-partition internal topic, with its source
-   partition and offset and whether that partition had more behind it (its backlog holds the
-   engine's event clock back, see `streams.alerts.clock`). Rules such as the circuit breaker
-   per (app, executor) or "agent silent while others talk" need one view of the whole fleet,
-   and faust writes a table's changelog to the partition of the event being processed: one
-   input partition keeps the table's history in one ordered log.
-2. A leader-only timer puts a wall-clock `tick` on the same topic, so ticks are replayed in
-   order with the data after a crash (same decisions, same event ids).
-3. `alerting-evaluate` runs the `AlertEngine` with its state in the changelog-backed table
-   `alerting-state` and produces Alert events to `claw.alerts.v1`, keyed by agent, with
-   deterministic event ids (uuid5 of fingerprint + incident + state).
+   forwards a compact JSON input to the partitions of the internal alerting topic that
+   evaluate a rule for it (`streams.alerts.routing`: by rule and label group, or by rule
+   for the fleet-wide absence rules, which get every input), each copy with the names of
+   its rules, its source partition and offset and whether that partition had more behind
+   it (its backlog holds the engine's event clock back, see `streams.alerts.clock`).
+2. A leader-only timer puts a wall-clock `tick` on every partition of that topic, so ticks
+   are replayed in order with the data after a crash (same decisions, same event ids).
+3. `alerting-evaluate` runs one `AlertEngine` per partition (`streams.alerting_shards`),
+   its state in that partition's keys of the changelog-backed table `alerting-shard-state`,
+   and produces Alert events to `claw.alerts.v1`, keyed by agent, with deterministic event
+   ids (uuid5 of fingerprint + incident + state). The partitions, and so the rules, spread
+   over the workers of the group; a group's incidents live in one partition, so two
+   workers never evaluate the same one, and its state moves with it on a rebalance.
 
-A Prometheus gauge `clawstream_alerts_firing{rule,severity}` counts firing incidents; the rules
-file (settings.rules_file) is re-read when it changes, and a bad edit keeps the last good rules.
+A Prometheus gauge `clawstream_alerts_firing{rule,severity}` counts the firing incidents of
+this worker's partitions (each worker's share: `streams.alerting_shards`); the rules file
+(settings.rules_file) is re-read when it changes, and a bad edit keeps the last good rules.
+A copy for the fleet-wide rules only carries what they read (`routing.fleet_record`).
 """
 
 from __future__ import annotations
@@ -35,7 +39,9 @@ from clawstream.settings import Settings
 from schemas.envelope import new_envelope
 from schemas.serde import DecodeError, Serde
 from schemas.topics import AGGREGATES, ALERTS, HEARTBEATS, OUTCOMES
+from streams.alerting_shards import ShardEngines
 from streams.alerts import AlertEngine, AlertEvent, RuleBook
+from streams.alerts.routing import Router, fleet_record
 from streams.alerts.rules import DEFAULT_RULES_FILE, load_rules_file, merge_rulesets
 from streams.dead_letters import carried_types, dead_letter
 from streams.windowing.clock import has_backlog
@@ -144,9 +150,9 @@ class FiringGauge:
     def __init__(self) -> None:
         self._seen: set[tuple[str, str]] = set()
 
-    def update(self, engine: AlertEngine) -> None:
+    def update(self, engines: list[AlertEngine]) -> None:
         counts: dict[tuple[str, str], int] = {}
-        for inc in engine.firing():
+        for inc in (i for engine in engines for i in engine.firing()):
             k = (inc["rule"], inc["severity"])
             counts[k] = counts.get(k, 0) + 1
         for k in self._seen - set(counts):
@@ -173,8 +179,9 @@ def register(app: Any, settings: Settings) -> None:
     dlq = dead_letter_queue(settings, "worker", COMPONENT,
                             on_sent=lambda reason: ALERT_DLQ.labels(reason).inc())
     source = app.topic(*types, key_serializer="raw", value_serializer="raw")
+    partitions = int(app.conf.topic_partitions)
     inputs = app.topic(
-        f"{app.conf.id}-alerting-input", partitions=1, internal=True,
+        f"{app.conf.id}-alerting-shards", partitions=partitions, internal=True,
         key_serializer="raw", value_serializer="json",
     )
     alerts_topic = app.topic(settings.topic(ALERTS), key_serializer="raw",
@@ -182,17 +189,20 @@ def register(app: Any, settings: Settings) -> None:
     import faust
 
     state = app.Table(
-        "alerting-state", partitions=1,
+        "alerting-shard-state", partitions=partitions,
         schema=faust.Schema(key_serializer="json", value_serializer="json"),
-        help="Alert evaluation state: incidents, counters, breakers, last activity.",
+        help="Alert evaluation state per alert partition: incidents, counters, breakers, "
+             "last activity.",
     )
+    shards = ShardEngines(watcher.book, state, inputs.get_topic_name(), partitions)
+    router = Router(partitions)
     gauge = FiringGauge()
-    holder: dict[str, AlertEngine] = {}
 
-    def engine() -> AlertEngine:
-        if "e" not in holder:
-            holder["e"] = AlertEngine(watcher.book, state)
-        return holder["e"]
+    @app.on_partitions_assigned.connect
+    async def on_assigned(sender: Any, assigned: Any, **kwargs: Any) -> None:
+        now = {tp.partition for tp in assigned if tp.topic == shards.topic}
+        shards.revoked(shards.assigned - now, getattr(state, "data", None))
+        shards.set_assigned(now)
 
     @app.agent(source, name="alerting-route")
     async def route(stream: Any) -> None:
@@ -205,25 +215,32 @@ def register(app: Any, settings: Settings) -> None:
                 continue
             dlq.ok()
             etype = decoded.schema.event_type
+            record = compact(decoded.record)
             now = time.time()  # (the broker's timestamp, never later than our clock)
             arrival = int(min(msg.timestamp or now, now) * 1000)
-            await inputs.send(key=b"all", value={
-                "t": etype, "a": arrival, "r": compact(decoded.record),
-                "s": [msg.topic, msg.partition, msg.offset],
-                "b": int(read_behind(app, msg)),
-            })
+            behind = int(read_behind(app, msg))
+            rules = watcher.book.rules
+            for partition, names in router.routes(etype, record, rules).items():
+                await inputs.send(key=etype.encode(), partition=partition, value={
+                    "t": etype, "a": arrival, "u": names,
+                    "r": fleet_record(record) if router.fleet_only(names, rules) else record,
+                    "s": [msg.topic, msg.partition, msg.offset], "b": behind,
+                })
 
     @app.agent(inputs, name="alerting-evaluate")
     async def evaluate(stream: Any) -> None:
-        async for item in stream:
-            eng = engine()
+        async for event in stream.events():
+            item = event.value
+            partition = event.message.partition
+            eng = shards.engine(partition)
             kind = item.get("t")
             if kind == "tick":
                 events = eng.tick(int(item["w"]))
             else:
                 ALERT_INPUTS.labels(kind).inc()
+                shards.counted(partition)
                 events = eng.process(kind, item["r"], item.get("a"), item.get("s"),
-                                     behind=bool(item.get("b")))
+                                     behind=bool(item.get("b")), rules=item.get("u"))
             for ev in events:
                 rec = alert_record(ev)
                 await alerts_topic.send(
@@ -234,15 +251,18 @@ def register(app: Any, settings: Settings) -> None:
                 log.info("alert %s %s %s labels=%s value=%s", ev.state, ev.rule,
                          ev.transition or "", ev.labels, ev.value)
             if events or kind == "tick":
-                gauge.update(eng)
+                gauge.update(shards.all())
 
     @app.timer(TICK_SECONDS, on_leader=True, name="alerting-tick")
     async def tick() -> None:
-        await inputs.send(key=b"all", value={"t": "tick", "w": int(time.time() * 1000)})
+        wall = int(time.time() * 1000)
+        for partition in range(partitions):
+            await inputs.send(key=b"tick", partition=partition, value={"t": "tick", "w": wall})
 
     @app.timer(RELOAD_CHECK_SECONDS, name="alerting-rules-reload")
     async def reload_rules() -> None:
-        watcher.check()
+        if watcher.check():
+            shards.show()
 
 
 def standalone_app(settings: Settings) -> Any:

@@ -3,10 +3,18 @@
 from __future__ import annotations
 
 import itertools
+import os
+import subprocess
+import sys
+import time
 import uuid
+from pathlib import Path
 from typing import Any
 
+import procs
+
 from clawstream.kafka.config import client_config
+from clawstream.settings import PROJECT_ROOT
 
 _seq = itertools.count()
 
@@ -154,3 +162,64 @@ def wait_for_alerts(settings: Any, predicate: Any, timeout: float = 60.0) -> lis
             return alerts
         _t.sleep(0.5)
     raise AssertionError(f"alerts never matched; got {[(a['rule'], a['state']) for a in alerts]}")
+
+
+class AlertWorker:
+    """`python -m streams.alerting` as a subprocess, output to a file."""
+
+    def __init__(self, tmp_path: Path, rules_file: Path, name: str = "worker",
+                 metrics_port: int = 0) -> None:
+        self.tmp_path = tmp_path
+        self.rules_file = rules_file
+        self.name = name
+        self.metrics_port = metrics_port
+        self.proc: subprocess.Popen | None = None
+        self.n = 0
+
+    @property
+    def log_path(self) -> Path:
+        return self.tmp_path / f"{self.name}-{self.n}.log"
+
+    def start(self) -> None:
+        self.n += 1
+        env = dict(os.environ, CLAWSTREAM_RULES_FILE=str(self.rules_file),
+                   CLAWSTREAM_WORKER_METRICS_PORT=str(self.metrics_port),
+                   CLAWSTREAM_LOG_LEVEL="INFO")
+        with open(self.log_path, "wb") as out:
+            self.proc = subprocess.Popen([sys.executable, "-m", "streams.alerting"],
+                                         cwd=PROJECT_ROOT, env=env, stdout=out,
+                                         stderr=subprocess.STDOUT)
+
+    def kill9(self) -> None:
+        assert self.proc is not None
+        procs.kill9(self.proc)
+
+    def stop(self) -> None:
+        procs.stop(self.proc, 20)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def wait_log(self, text: str, timeout: float = 30.0) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            content = self.log()
+            if text in content:
+                return content
+            time.sleep(0.3)
+        raise AssertionError(f"{text!r} not in worker log:\n{self.log()[-3000:]}")
+
+    def metrics(self) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+        """Its /metrics samples, by (name, sorted labels); empty while it is not up."""
+        import urllib.request
+
+        from prometheus_client.parser import text_string_to_metric_families
+
+        try:
+            with urllib.request.urlopen(
+                    f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5) as resp:
+                text = resp.read().decode()
+        except OSError:
+            return {}
+        return {(s.name, tuple(sorted(s.labels.items()))): s.value
+                for fam in text_string_to_metric_families(text) for s in fam.samples}

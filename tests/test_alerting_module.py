@@ -55,12 +55,12 @@ def test_gauge_and_alert_records(tmp_path: Path) -> None:
     evs = []
     for i in range(2):
         evs += e.on_outcome(outcome(T0 + i, "failure", agent="g1"))
-    g.update(e)
+    g.update([e])
     value = REGISTRY.get_sample_value("clawstream_alerts_firing",
                                       {"rule": "GaugeStreak", "severity": "page"})
     assert value == 1.0
     evs += e.on_outcome(outcome(T0 + 5, "success", agent="g1"))
-    g.update(e)
+    g.update([e])
     assert REGISTRY.get_sample_value("clawstream_alerts_firing",
                                      {"rule": "GaugeStreak", "severity": "page"}) == 0.0
     serde = Serde()

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 from alerts_helpers import (
+    AlertWorker,
     aggregate,
     heartbeat,
     outcome,
@@ -20,7 +17,7 @@ from alerts_helpers import (
 )
 
 from clawstream.kafka.config import client_config
-from clawstream.settings import PROJECT_ROOT, Settings
+from clawstream.settings import Settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -36,55 +33,6 @@ rules:
      minimum_calls: 10, window_calls: 10, wait: 2s, half_open_successes: 1,
      match: {app: "cbapp"}}
 """
-
-
-class AlertWorker:
-    """`python -m streams.alerting` as a subprocess, output to a file."""
-
-    def __init__(self, tmp_path: Path, rules_file: Path) -> None:
-        self.tmp_path = tmp_path
-        self.rules_file = rules_file
-        self.proc: subprocess.Popen | None = None
-        self.n = 0
-
-    @property
-    def log_path(self) -> Path:
-        return self.tmp_path / f"worker-{self.n}.log"
-
-    def start(self) -> None:
-        self.n += 1
-        env = dict(os.environ, CLAWSTREAM_RULES_FILE=str(self.rules_file),
-                   CLAWSTREAM_WORKER_METRICS_PORT="0", CLAWSTREAM_LOG_LEVEL="INFO")
-        with open(self.log_path, "wb") as out:
-            self.proc = subprocess.Popen([sys.executable, "-m", "streams.alerting"],
-                                         cwd=PROJECT_ROOT, env=env, stdout=out,
-                                         stderr=subprocess.STDOUT)
-
-    def kill9(self) -> None:
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(10)
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def wait_log(self, text: str, timeout: float = 30.0) -> str:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            content = self.log()
-            if text in content:
-                return content
-            time.sleep(0.3)
-        raise AssertionError(f"{text!r} not in worker log:\n{self.log()[-3000:]}")
 
 
 @pytest.fixture

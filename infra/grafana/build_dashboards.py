@@ -383,6 +383,12 @@ SELECT count() AS alert_events FROM alerts FINAL WHERE $__timeFilter(event_time)
     b.prom("timeseries", "Firing alerts (worker gauge)",
            [("sum by (rule, severity) (clawstream_alerts_firing)", "{{rule}} ({{severity}})")],
            w=12, h=4)
+    b.prom("timeseries", "Alert partitions per worker (each worker's share of the rules)",
+           [("sum by (instance) (clawstream_alerts_partitions_assigned)", "{{instance}}")],
+           w=12, h=6)
+    b.prom("timeseries", "Alert inputs per partition (1/s)",
+           [("sum by (partition) (rate(clawstream_alerts_partition_inputs_total[1m]))",
+             "partition {{partition}}")], w=12, h=6)
     b.sql("timeseries", "Alert events by state", """
 SELECT $__timeInterval(event_time) AS time, toString(state) AS state, count() AS events
 FROM alerts FINAL WHERE $__timeFilter(event_time)

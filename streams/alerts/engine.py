@@ -14,6 +14,11 @@ incidents (`streams.alerts.incidents`). Absence rules are checked against an eve
 the input partitions (`streams.alerts.clock`: held back by partitions with a backlog) and,
 on wall-clock ticks, against arrival time.
 
+The worker runs one engine per alert partition (`streams.alerts.routing`): each input
+comes with the names of the rules that partition evaluates for it (`rules`), and an engine
+sweeps only the absence rules it owns (`owns_fleet_rule`); one that owns none keeps no event
+clock and no activity, only the offsets read. With neither, one engine evaluates everything.
+
 Agents' clocks are not trusted: an input's time counts for no more than its arrival (the Kafka
 timestamp), so one agent whose clock runs ahead can neither move the clock past what has
 arrived (making every other agent look silent) nor look active in the future itself.
@@ -21,7 +26,7 @@ arrived (making every other agent look silent) nor look active in the future its
 
 from __future__ import annotations
 
-from collections.abc import MutableMapping
+from collections.abc import Callable, Collection, MutableMapping
 from typing import Any
 
 from streams.alerts.clock import SWEEP_EVERY_MS, AlertClock
@@ -45,7 +50,8 @@ from streams.alerts.rules import (
     StreakRule,
     ThresholdRule,
 )
-from streams.alerts.state import AlertStore, Incident
+from streams.alerts.state import AlertStore, Incident, ReadMark
+from streams.windowing.clock import NEVER
 
 __all__ = [
     "ALERT_NS",
@@ -74,9 +80,13 @@ class AlertEngine:
     """Evaluates every rule kind over decoded events; state in a flat mapping."""
 
     def __init__(
-        self, rules: RuleSet | RuleBook, store: MutableMapping[str, Any] | None = None
+        self, rules: RuleSet | RuleBook, store: MutableMapping[str, Any] | None = None,
+        owns_fleet_rule: Callable[[str], bool] | None = None,
     ) -> None:
+        """`owns_fleet_rule(name)`: does this engine evaluate that absence rule? (One of the
+        engines a worker runs per alert partition, `streams.alerts.routing`; None: all.)"""
         self.book = rules if isinstance(rules, RuleBook) else RuleBook(rules)
+        self.owns_fleet_rule = owns_fleet_rule
         self.store: MutableMapping[str, Any] = {} if store is None else store
         self.state = AlertStore(self.store)
         self.incidents = Incidents(self.state, self.book)
@@ -99,16 +109,21 @@ class AlertEngine:
         return (self.incidents.evaluations + self.streaks.evaluations
                 + self.breakers.evaluations + self.absences.evaluations)
 
-    def _enabled(self, kind: type[Any]) -> list[Any]:
-        """Enabled rules of a kind, recomputed only when the rule book was reloaded."""
+    def _enabled(self, kind: type[Any], only: Collection[str] | None = None) -> list[Any]:
+        """Enabled rules of a kind (absence: those this engine owns), recomputed only when
+        the rule book was reloaded; `only`: of these names (an input's routed rules)."""
         if self._kinds_version != self.book.version:
             self._kinds = {
                 cls: self.book.rules.enabled(name) for cls, name in (
                     (ThresholdRule, "threshold"), (AnomalyRule, "anomaly"),
                     (AbsenceRule, "absence"), (StreakRule, "streak"),
                     (CircuitBreakerRule, "circuit_breaker"))}
+            if self.owns_fleet_rule is not None:
+                owns = self.owns_fleet_rule
+                self._kinds[AbsenceRule] = [r for r in self._kinds[AbsenceRule] if owns(r.name)]
             self._kinds_version = self.book.version
-        return self._kinds[kind]
+        found = self._kinds[kind]
+        return found if only is None or not found else [r for r in found if r.name in only]
 
     # -- entry points ---------------------------------------------------------------------
     def process(
@@ -118,8 +133,10 @@ class AlertEngine:
         arrival_ms: int | None = None,
         source: tuple[str, int, int] | list[Any] | None = None,
         behind: bool = False,
+        rules: Collection[str] | None = None,
     ) -> list[AlertEvent]:
-        """Evaluate one input. `source` = (topic, partition, offset) of the Kafka message:
+        """Evaluate one input (`rules`: only the rules of these names, None: all).
+        `source` = (topic, partition, offset) of the Kafka message:
         an input at or below the last offset seen for its partition is a redelivery (the
         worker crashed before committing) and is ignored, so streaks and breakers never
         count a message twice. `behind`: the partition had more messages after this one when
@@ -133,50 +150,65 @@ class AlertEngine:
             last = self.clock.last_read(partition)
             if last is not None and source[2] <= last.offset:
                 return []
-            t = rec["window_end"] if event_type == "aggregate" else rec["envelope"]["event_time"]
-            if arrival_ms is not None:
-                t = min(t, arrival_ms)
-            clock = self.clock.read(partition, last, t, behind, source[2])
+            if self.owns_fleet_rule is not None and not self._enabled(AbsenceRule):
+                # no absence rule here, nothing reads the event clock: keep only the offset
+                self.state.put(partition, ReadMark(source[2], last.high, last.behind)
+                               if last is not None else ReadMark(source[2]))
+                clock = NEVER
+            else:
+                t = (rec["window_end"] if event_type == "aggregate"
+                     else rec["envelope"]["event_time"])
+                if arrival_ms is not None:
+                    t = min(t, arrival_ms)
+                clock = self.clock.read(partition, last, t, behind, source[2])
         if event_type == "aggregate":
-            return self.on_aggregate(rec, arrival_ms, clock)
+            return self.on_aggregate(rec, arrival_ms, clock, rules)
         if event_type == "outcome":
-            return self.on_outcome(rec, arrival_ms, clock)
+            return self.on_outcome(rec, arrival_ms, clock, rules)
         if event_type == "heartbeat":
-            return self.on_heartbeat(rec, arrival_ms, clock)
+            return self.on_heartbeat(rec, arrival_ms, clock, rules)
         return []
 
     # `clock` (in the three below): the event clock after this input, from `process`; None
     # means the input's own event time (inputs from one ordered source, e.g. in tests).
+    # `only`: the names of the rules to evaluate (None: all).
     def on_heartbeat(self, rec: dict[str, Any], arrival_ms: int | None = None,
-                     clock: int | None = None) -> list[AlertEvent]:
+                     clock: int | None = None,
+                     only: Collection[str] | None = None) -> list[AlertEvent]:
         out: list[AlertEvent] = []
         env = rec["envelope"]
-        self._heard(out, "heartbeat", env["agent_id"], env["event_time"], arrival_ms, clock)
+        self._heard(out, "heartbeat", env["agent_id"], env["event_time"], arrival_ms, clock,
+                    only)
         return out
 
     def on_outcome(self, rec: dict[str, Any], arrival_ms: int | None = None,
-                   clock: int | None = None) -> list[AlertEvent]:
+                   clock: int | None = None,
+                   only: Collection[str] | None = None) -> list[AlertEvent]:
         out: list[AlertEvent] = []
         env = rec["envelope"]
         now = env["event_time"]
-        labels = outcome_labels(rec)
-        for streak in self._enabled(StreakRule):
-            self.streaks.evaluate(out, streak, labels, now)
-        for breaker in self._enabled(CircuitBreakerRule):
-            self.breakers.evaluate(out, breaker, labels, now, arrival_ms)
-        self._heard(out, "outcome", env["agent_id"], now, arrival_ms, clock)
+        streaks, breakers = self._enabled(StreakRule, only), self._enabled(CircuitBreakerRule, only)
+        if streaks or breakers:
+            labels = outcome_labels(rec)
+            for streak in streaks:
+                self.streaks.evaluate(out, streak, labels, now)
+            for breaker in breakers:
+                self.breakers.evaluate(out, breaker, labels, now, arrival_ms)
+        self._heard(out, "outcome", env["agent_id"], now, arrival_ms, clock, only)
         return out
 
     def on_aggregate(self, rec: dict[str, Any], arrival_ms: int | None = None,
-                     clock: int | None = None) -> list[AlertEvent]:
+                     clock: int | None = None,
+                     only: Collection[str] | None = None) -> list[AlertEvent]:
         out: list[AlertEvent] = []
         scope = aggregate_scope(rec)
-        for threshold in self._enabled(ThresholdRule):
+        for threshold in self._enabled(ThresholdRule, only):
             self.thresholds.evaluate(out, threshold, rec, scope)
-        for anomaly in self._enabled(AnomalyRule):
+        for anomaly in self._enabled(AnomalyRule, only):
             self.anomalies.evaluate(out, anomaly, rec, scope)
         if scope["agent"] != "*":
-            self._heard(out, "aggregate", scope["agent"], rec["window_end"], arrival_ms, clock)
+            self._heard(out, "aggregate", scope["agent"], rec["window_end"], arrival_ms, clock,
+                        only)
         else:
             self._advance_clock(out, rec["window_end"] if clock is None else clock)
         return out
@@ -201,12 +233,18 @@ class AlertEngine:
 
     # -- the event clock ------------------------------------------------------------------
     def _heard(self, out: list[AlertEvent], source: str, agent: str, event_time: int,
-               arrival_ms: int | None, clock: int | None) -> None:
-        self.absences.heard(out, self._enabled(AbsenceRule), source, agent, event_time,
-                            arrival_ms)
+               arrival_ms: int | None, clock: int | None,
+               only: Collection[str] | None = None) -> None:
+        """Note the agent's activity for the absence rules evaluated here (an engine
+        that owns none keeps no activity, so its ticks find no one silent)."""
+        absences = self._enabled(AbsenceRule, only)
+        if absences or self.owns_fleet_rule is None:
+            self.absences.heard(out, absences, source, agent, event_time, arrival_ms)
         self._advance_clock(out, event_time if clock is None else clock)
 
     def _advance_clock(self, out: list[AlertEvent], t: int) -> None:
+        if t == NEVER:  # (an engine without absence rules keeps no clock)
+            return
         if self.clock.advance(t):
             self.absences.sweep(out, self._enabled(AbsenceRule), t, wall=False)
 

@@ -11,12 +11,13 @@ Keys: ``inc|<fp>`` an incident, ``thr|<fp>``/``ano|<fp>`` a window rule's counte
 ``stk|<fp>`` a streak (a bare count), ``cb|<fp>`` a circuit breaker, ``seen|<agent>`` an
 agent's last activity per source, ``clock`` the event clock, ``off|<topic>|<partition>`` what
 was read from an input partition, ``idx|firing``/``idx|agents``/``idx|open``/``idx|sources``/
-``idx|behind`` small indexes (lists).
+``idx|behind`` small indexes (lists). Engines sharing one mapping (one per alert partition)
+each see their own keys through `Prefixed` (``<partition>#<key>``).
 """
 
 from __future__ import annotations
 
-from collections.abc import MutableMapping, Sequence
+from collections.abc import Iterator, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol, Self, TypeVar
 
@@ -243,3 +244,34 @@ class AlertStore:
         cur = self.index(name)
         if item in cur:
             self.data[f"idx|{name}"] = [x for x in cur if x != item]
+
+
+class Prefixed(MutableMapping[str, Any]):
+    """One engine's part of a mapping several engines share (one per alert partition, in
+    one changelog-backed table): its keys are stored as ``<prefix>#<key>``."""
+
+    def __init__(self, data: Store, prefix: str) -> None:
+        self.base = data
+        self.prefix = f"{prefix}#"
+
+    def __getitem__(self, key: str) -> Any:
+        return self.base[self.prefix + key]
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.base.get(self.prefix + key, default)
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self.base[self.prefix + key] = value
+
+    def __delitem__(self, key: str) -> None:
+        del self.base[self.prefix + key]
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, str) and (self.prefix + key) in self.base
+
+    def __iter__(self) -> Iterator[str]:
+        n = len(self.prefix)
+        return (k[n:] for k in list(self.base) if k.startswith(self.prefix))
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
