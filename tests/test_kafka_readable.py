@@ -38,6 +38,15 @@ def test_a_partition_regained_after_its_leader_left_holds_for_the_grace() -> Non
     assert not r.readable("t", 0, now=10.0 + REGAINED_GRACE_S + 10), "statistics stale"
 
 
+def test_a_leader_moved_between_two_statistics_holds_for_the_grace() -> None:
+    r = Readability()
+    r.update(stats(1, {1, 2, 3}), now=0.0)
+    r.update(stats(3, {1, 2, 3}), now=1.0)  # a preferred leader election, a clean shutdown
+    assert not r.readable("t", 0, now=1.5) and r.readable("t", 1, now=1.5)
+    r.update(stats(3, {1, 2, 3}), now=1.0 + REGAINED_GRACE_S)
+    assert r.readable("t", 0, now=1.0 + REGAINED_GRACE_S)
+
+
 def test_a_partition_assigned_afresh_has_no_grace() -> None:
     r = Readability()
     r.update(stats(1, {1, 2, 3}), now=0.0)
