@@ -43,6 +43,7 @@ class TrialConfig:
     garbage_topic: str = OUTCOMES
     agent_prefix: str = "trial"
     settle_timeout_s: float = 300.0
+    workers: int = 1  # `clawstream worker` processes of the one group (kill -9 hits the first)
 
 
 @dataclass
@@ -55,6 +56,7 @@ class TrialResult:
     faults: list[str] = field(default_factory=list)
     report: Any = None  # consumers.analytics.accuracy.AccuracyReport
     dlq: int = 0
+    fleet: dict[str, Counter[str]] = field(default_factory=dict)  # the SDK's own counters
 
     @property
     def events_per_s(self) -> float:
@@ -83,6 +85,16 @@ class Faults:
             t = threading.Thread(target=run, daemon=True, name=f"faults-{proc.name}")
             t.start()
             self._threads.append(t)
+
+    def call(self, at: float, action: Callable[[], list[str]], name: str = "fault") -> None:
+        """Run `action` at moment `at` of the run; the lines it returns join the log."""
+        def run() -> None:
+            time.sleep(max(0.0, at - (time.monotonic() - self.t0)))
+            self.log.extend(action())
+
+        t = threading.Thread(target=run, daemon=True, name=f"faults-{name}")
+        t.start()
+        self._threads.append(t)
 
     def join(self) -> None:
         for t in self._threads:
@@ -138,8 +150,10 @@ def wait_until(what: str, check: Callable[[], object], timeout: float,
 
 
 def run_trial(settings: Settings, cfg: TrialConfig, log_dir: Path,
-              progress: Callable[[str], None] = lambda _m: None) -> TrialResult:
-    """Run the trial and recount (see the module doc)."""
+              progress: Callable[[str], None] = lambda _m: None,
+              fault: tuple[float, Callable[[], list[str]]] | None = None) -> TrialResult:
+    """Run the trial and recount (see the module doc). `fault`: (moment, action), another
+    fault run at that moment of the run (a broker's, say); the fleet's end waits for it."""
     from clawstream.admin import create_topics, group_lag, message_count
     from consumers.analytics.accuracy import verify
     from consumers.clickhouse import find_owner, query
@@ -152,8 +166,11 @@ def run_trial(settings: Settings, cfg: TrialConfig, log_dir: Path,
         produce_garbage(settings, cfg.garbage_topic, cfg.garbage)
         progress(f"{cfg.garbage} undecodable messages on {cfg.garbage_topic}")
     sink = Subcommand("sink", ["sink"], log_dir / "sink.log")
-    worker = Subcommand("worker", ["worker"], log_dir / "worker.log")
-    procs = [sink, worker]
+    workers = [Subcommand(f"worker{'' if i == 0 else i + 1}", ["worker"],
+                          log_dir / f"worker{'' if i == 0 else i + 1}.log")
+               for i in range(cfg.workers)]
+    worker = workers[0]
+    procs = [sink, *workers]
     with running(procs):
         if settings.is_embedded_clickhouse:
             wait_until("the sink to serve ClickHouse",
@@ -167,6 +184,8 @@ def run_trial(settings: Settings, cfg: TrialConfig, log_dir: Path,
         faults.schedule(worker, spread(cfg.kill_worker, cfg.duration_s, 0.0),
                         cfg.restart_after_s)
         faults.schedule(sink, spread(cfg.kill_sink, cfg.duration_s, 1.0), cfg.restart_after_s)
+        if fault is not None:
+            faults.call(*fault)
         since = int(time.time() * 1000)
         result = run_fleet(fleet, realtime=True, speedup=cfg.speedup, progress=False,
                            clock_skew_ms={skewed: round(cfg.skew_s * 1000)} if skewed else {})
@@ -174,7 +193,7 @@ def run_trial(settings: Settings, cfg: TrialConfig, log_dir: Path,
         faults.join()
         out = TrialResult(result["sent"], seconds, since,
                           int(time.time() * 1000) + round(max(cfg.skew_s, 0) * 1000), skewed,
-                          faults.log)
+                          faults.log, fleet=result)
         sent = sum(out.sent.values())
         progress(f"sent {sent} events in {seconds:.0f}s ({out.events_per_s:.1f}/s)")
         if sum(result["failed"].values()) or result["pending"]["*"]:

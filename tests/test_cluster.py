@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from ports import free_ports
+from cluster_helpers import private_cluster
 
 from clawstream.admin import (
     create_topics,
@@ -91,44 +91,9 @@ def test_cluster_layout_ports_and_lookup(tmp_path: Path) -> None:
 # --- integration: a private secured cluster loses a node -------------------------------------
 
 
-def _consecutive_free_ports(n: int) -> int:
-    for _ in range(200):
-        (base,) = free_ports(1)
-        if base + n > 65535:
-            continue
-        import socket
-
-        socks = []
-        try:
-            for p in range(base, base + n):
-                s = socket.socket()
-                socks.append(s)
-                s.bind(("127.0.0.1", p))
-            return base
-        except OSError:
-            continue
-        finally:
-            for s in socks:
-                s.close()
-    raise RuntimeError("no run of free ports")
-
-
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
-    data = tmp_path_factory.mktemp("cluster")
-    base = _consecutive_free_ports(6)
-    settings = Settings(data_dir=data, bootstrap_servers=f"127.0.0.1:{base}",
-                        kafka_client_config=None, _env_file=None)
-    c = LocalCluster(settings, 3, base)
-    t0 = time.monotonic()
-    try:
-        c.start(timeout=150)
-        print(f"3-node cluster up in {time.monotonic() - t0:.1f}s")
-        yield c
-    finally:
-        c.stop()
-        for n in c.nodes:  # a node a failed test left killed or half-started
-            n.kill()
+    yield from private_cluster(tmp_path_factory.mktemp("cluster"))
 
 
 def _status(c: LocalCluster, ns: str) -> str:

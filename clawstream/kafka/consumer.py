@@ -33,9 +33,7 @@ Rebalance callbacks run inside `read` (librdkafka calls them from `poll`), on th
 that reads.
 
 Whether a partition can be read at all is known from librdkafka's statistics (every
-`STATS_INTERVAL_MS`): its fetcher is active and its leader broker is up. A partition that
-cannot be read (its leader away, its assignment being set up) must hold the event-time
-clock like one with a backlog: what it holds back is simply not visible yet.
+`STATS_INTERVAL_MS`, `clawstream.kafka.readable`).
 """
 
 from __future__ import annotations
@@ -53,6 +51,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Topic
 
 from clawstream.kafka.config import KafkaSettings, Role, client_config
 from clawstream.kafka.membership import Membership
+from clawstream.kafka.readable import Readability
 
 log = logging.getLogger("clawstream.kafka.consumer")
 
@@ -65,8 +64,6 @@ POLL_S = 0.5
 REVOKE_TIMEOUT_S = 120.0
 #: librdkafka statistics (fetch state and leader per partition) this often.
 STATS_INTERVAL_MS = 1000
-#: Statistics older than this say nothing about a partition being readable now.
-STATS_STALE_S = 3.0
 
 OnRevoke = Callable[[list[TopicPartition]], Offsets]
 OnLost = Callable[[list[TopicPartition]], None]
@@ -96,9 +93,7 @@ class GroupConsumer:
         self.stopping = False
         self._failed = False
         self.membership = Membership()
-        #: (topic, partition) readable as of the latest statistics, and when they came
-        self._readable: set[tuple[str, int]] = set()
-        self._stats_at = 0.0
+        self._readability = Readability()
 
     def _config(self) -> dict[str, Any]:
         return client_config(self.settings, self.role, "consumer", {
@@ -115,8 +110,7 @@ class GroupConsumer:
         """Note which partitions librdkafka is fetching from a broker that is up."""
         try:
             stats = json.loads(data)
-            self._readable = readable_partitions(stats)
-            self._stats_at = time.monotonic()
+            self._readability.update(stats)
             if self.on_stats is not None:
                 self.on_stats(stats)
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
@@ -124,8 +118,7 @@ class GroupConsumer:
 
     def readable(self, topic: str, partition: int) -> bool:
         """Is the partition being fetched from a leader that is up (recent statistics)?"""
-        return (time.monotonic() - self._stats_at < STATS_STALE_S
-                and (topic, partition) in self._readable)
+        return self._readability.readable(topic, partition)
 
     # -- lifecycle ----------------------------------------------------------------------------
     def subscribe(self, on_revoke: OnRevoke, on_lost: OnLost,
@@ -349,20 +342,6 @@ class BatchConsumer:
 
     def high_watermark(self, topic: str, partition: int) -> int | None:
         return self.core.high_watermark(topic, partition)
-
-
-def readable_partitions(stats: dict[str, Any]) -> set[tuple[str, int]]:
-    """(topic, partition) whose fetcher is active with a leader broker that is up, from
-    librdkafka's statistics JSON."""
-    up = {b["nodeid"] for b in stats.get("brokers", {}).values()
-          if b.get("state") == "UP" and b.get("nodeid", -1) >= 0}
-    out = set()
-    for topic, t in stats.get("topics", {}).items():
-        for pid, part in t.get("partitions", {}).items():
-            p = int(pid)
-            if p >= 0 and part.get("fetch_state") == "active" and part.get("leader") in up:
-                out.add((topic, p))
-    return out
 
 
 def next_offsets(messages: list[Message]) -> Offsets:
