@@ -20,3 +20,24 @@ def free_ports(n: int) -> list[int]:
 def free_port() -> int:
     """One port nothing listens on right now."""
     return free_ports(1)[0]
+
+
+def consecutive_free_ports(n: int) -> int:
+    """The first of `n` consecutive ports nothing listens on right now (a local cluster's
+    node i takes port + 2(i-1) and the controller port beside it)."""
+    for _ in range(200):
+        (base,) = free_ports(1)
+        if base + n > 65535:
+            continue
+        socks = []
+        try:
+            for p in range(base, base + n):
+                socks.append(socket.socket())
+                socks[-1].bind(("127.0.0.1", p))
+            return base
+        except OSError:
+            continue
+        finally:
+            for s in socks:
+                s.close()
+    raise RuntimeError("no run of free ports")

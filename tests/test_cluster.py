@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from ports import free_ports
+from ports import consecutive_free_ports
 
 from clawstream.admin import (
     create_topics,
@@ -91,32 +91,10 @@ def test_cluster_layout_ports_and_lookup(tmp_path: Path) -> None:
 # --- integration: a private secured cluster loses a node -------------------------------------
 
 
-def _consecutive_free_ports(n: int) -> int:
-    for _ in range(200):
-        (base,) = free_ports(1)
-        if base + n > 65535:
-            continue
-        import socket
-
-        socks = []
-        try:
-            for p in range(base, base + n):
-                s = socket.socket()
-                socks.append(s)
-                s.bind(("127.0.0.1", p))
-            return base
-        except OSError:
-            continue
-        finally:
-            for s in socks:
-                s.close()
-    raise RuntimeError("no run of free ports")
-
-
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
     data = tmp_path_factory.mktemp("cluster")
-    base = _consecutive_free_ports(6)
+    base = consecutive_free_ports(6)
     settings = Settings(data_dir=data, bootstrap_servers=f"127.0.0.1:{base}",
                         kafka_client_config=None, _env_file=None)
     c = LocalCluster(settings, 3, base)
