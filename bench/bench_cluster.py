@@ -6,10 +6,15 @@ producer share the cores, so what is printed are ratios measured side by side, e
 with the load average at the time.
 
 1. Windows. N events (bench_windows' type mix, 50 agents, event time in order) are
-   pre-loaded once into the event topics (6 partitions each, 3 replicas, min ISR 2) of a
+   pre-loaded into the event topics (6 partitions each, 3 replicas, min ISR 2) of a
    private secured cluster; then `clawstream worker --modules streams.event_time` drains
    them, each run in a consumer group of its own: 1 worker at-least-once, 2 workers
-   at-least-once (the group's partitions split between them), 1 worker exactly-once. A run's
+   at-least-once (the group's partitions split between them), 1 worker exactly-once. The
+   one-worker runs share one copy; each two-worker run gets a copy of its own, written in a
+   Kafka transaction committed once both workers hold partitions (or the first to join would
+   drain much of it alone). Transaction markers take offsets in those topics (and the
+   exactly-once runs' lost outcomes bring some to claw.outcomes.v1): at-least-once workers
+   log them as "offsets n..n were never applied", which is harmless here. A run's
    rate counts from the group's first offset commit to the commit of the last event (as
    bench_windows measures it, but once every worker holds partitions), with the workers'
    CPU time per event, which the machine's other load disturbs less. Rounds alternate the
@@ -20,8 +25,8 @@ with the load average at the time.
    single broker, and 1 replica on the cluster (what replication itself costs, the three
    JVMs being the same); rounds alternate after an uncounted warm-up of each.
 
-    .venv/bin/python bench/bench_cluster.py            # 6.5-10 min on 2 cores (10 under load 20)
-    .venv/bin/python bench/bench_cluster.py --quick    # ~3 min: 150k events, 1 round
+    .venv/bin/python bench/bench_cluster.py            # 2 cores: 4.5 min at load 5, 10 at 20
+    .venv/bin/python bench/bench_cluster.py --quick    # ~2 min: 150k events, 1 round
 
 `make bench` runs it too: it ignores the shared broker and starts (and stops) its own.
 """
