@@ -259,6 +259,12 @@ class GroupConsumer:
         assert self.consumer is not None, "subscribe first"
         return max(self.consumer.position([TopicPartition(topic, partition)])[0].offset, -1)
 
+    def committed(self, topic: str, partition: int) -> int:
+        """The group's committed offset of a partition (-1: none)."""
+        assert self.consumer is not None, "subscribe first"
+        found = self.consumer.committed([TopicPartition(topic, partition)], timeout=10)
+        return max(found[0].offset, -1)
+
     def group_metadata(self) -> Any:
         """The member and generation a transaction commits offsets with (any thread)."""
         return self.membership.metadata

@@ -118,6 +118,8 @@ class EventTimeProcessor:
         self.fleet = FleetMerge(app, settings, self.outbox, self.sender, partitions)
         # per (topic, partition): the last offset processed, not yet persisted and committed
         self._positions: dict[tuple[str, int], int] = {}
+        #: partitions read since assigned (where the consumer resumed is checked once)
+        self._resumed: set[tuple[str, int]] = set()
         self._pending = 0  # events processed since the last persist
         self._pending_since = 0.0
         self._touched: set[int] = set()
@@ -174,6 +176,7 @@ class EventTimeProcessor:
             self._last_event.pop(p, None)
         for key in [k for k in self._positions if k[1] in partitions]:
             del self._positions[key]
+        self._resumed = {k for k in self._resumed if k[1] not in partitions}
 
     # -- the main loop: batches of the event topics ---------------------------------------------
     async def _on_batch(self, messages: list[Message]) -> None:
@@ -257,18 +260,27 @@ class EventTimeProcessor:
                    offset: int) -> None:
         """Log (and count) events that never reached the windows.
 
-        Offsets on our topics are contiguous (idempotent, non-transactional producers), so a
-        jump past what the state applied means the consumer resumed beyond the persisted
-        state. That cannot happen while state is persisted before acks and restored from the
-        changelog's end; if it ever does, it is loud rather than silent.
+        Only where the consumer resumed (the first event applied since the partition was
+        assigned): from there on it reads each partition in order, and an offset it steps over
+        is a transaction marker or an aborted record, never an event (any producer of an event
+        topic may be transactional). At the resume point the group's committed offset says
+        whether it resumed past the persisted state: committed up to the state's next offset,
+        what lies between is markers too. That cannot happen while state is persisted before
+        acks and restored from the changelog's end; if it ever does, it is loud rather than
+        silent.
         """
-        mark = pl.clock.sources.get(logical)
-        if self.transactions:  # transaction markers take offsets: gaps are normal
+        key = (topic, partition)
+        if self.transactions or key in self._resumed:  # offsets committed past markers
             return
-        if mark is not None and offset > mark.offset + 1:
-            GAPS.inc(offset - mark.offset - 1)
+        self._resumed.add(key)
+        mark = pl.clock.sources.get(logical)
+        if mark is None or offset <= mark.offset + 1:
+            return
+        committed = self.source.committed(topic, partition)
+        if committed > mark.offset + 1:
+            GAPS.inc(committed - mark.offset - 1)
             log.error("%s[%d]: offsets %d..%d were never applied (resumed past the state)",
-                      topic, partition, mark.offset + 1, offset - 1)
+                      topic, partition, mark.offset + 1, committed - 1)
 
     # -- held and idle partitions --------------------------------------------------------------
     def _lagging(self, partition: int, pl: PartitionPipeline) -> dict[str, bool]:
@@ -280,8 +292,8 @@ class EventTimeProcessor:
             hw = self.source.high_watermark(physical, partition)
             mark = pl.clock.sources.get(logical)
             applied = mark.offset if mark is not None else -1
-            if self.transactions:  # a trailing transaction marker is no backlog
-                applied = max(applied, self.source.position(physical, partition) - 1)
+            # a trailing transaction marker (any producer may be transactional) is no backlog
+            applied = max(applied, self.source.position(physical, partition) - 1)
             out[logical] = (hw is None or has_backlog(hw, applied)
                             or not self.source.readable(physical, partition))
         return out
