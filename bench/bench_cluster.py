@@ -13,8 +13,8 @@ with the load average at the time.
    one-worker runs share one copy; each two-worker run gets a copy of its own, written in a
    Kafka transaction committed once both workers hold partitions (or the first to join would
    drain much of it alone). Transaction markers take offsets in those topics (and the
-   exactly-once runs' lost outcomes bring some to claw.outcomes.v1): at-least-once workers
-   log them as "offsets n..n were never applied", which is harmless here. A run's
+   exactly-once runs' lost outcomes bring some to claw.outcomes.v1): the workers step over
+   them in either guarantee (`tests/test_streams_transactional_input.py`). A run's
    rate counts from the group's first offset commit to the commit of the last event (as
    bench_windows measures it, but once every worker holds partitions), with the workers'
    CPU time per event, which the machine's other load disturbs less. Rounds alternate the
