@@ -1,10 +1,11 @@
 -- 020: `window_aggregates`, one row per closed event-time window from claw.aggregates.v1
--- (streams.aggregation). scope_* are '*' for fleet-wide rollups; scope_action_kind is ''
+-- (streams.event_time). scope_* are '*' for fleet-wide rollups; scope_action_kind is ''
 -- for events without an action kind (frames, detections, heartbeats, plans).
--- Each window is emitted once; after a worker crash it may be emitted again with the same
--- deterministic event_id (uuid5 of the window key) and the same content. The sorting key IS
--- the window key, so ReplacingMergeTree collapses such re-emissions (and sink redeliveries)
--- into one row: read with FINAL (final=1).
+-- Each window is emitted once; at least once (the default guarantee), after a worker crash it
+-- may be emitted again with the same deterministic event_id (uuid5 of the window key), its
+-- figures the replay's (README: Processing guarantees). The sorting key IS the window key, so
+-- ReplacingMergeTree keeps one row per window, the last copy (and collapses sink
+-- redeliveries): read with FINAL (final=1).
 -- latency_sketch is the DDSketch (1% relative error) in streams.windowing.sketch's encoding;
 -- decode and merge it to get percentiles over several windows.
 CREATE TABLE IF NOT EXISTS window_aggregates
