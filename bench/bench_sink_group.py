@@ -37,7 +37,6 @@ from prometheus_client.parser import text_string_to_metric_families  # noqa: E40
 from clawstream.admin import create_topics, delete_namespace  # noqa: E402
 from clawstream.settings import Settings, get_settings  # noqa: E402
 from consumers import clickhouse as ch  # noqa: E402
-from schemas.registry import contract  # noqa: E402
 
 
 def metric(port: int, name: str) -> float:
@@ -63,14 +62,7 @@ def produce_in_one_transaction(settings: Settings,
     p = sink_helpers.producer(settings, **{"transactional.id": f"bench-{uuid.uuid4().hex}"})
     p.init_transactions(30)
     p.begin_transaction()
-    topics = {et: settings.topic(contract().get(et).topic) for et in sink_helpers.RAW_TYPES}
-    for et, agent, _eid, value in events:
-        while True:
-            try:
-                p.produce(topics[et], value=value, key=agent.encode())
-                break
-            except BufferError:
-                p.poll(0.05)
+    sink_helpers.send(p, settings, events)
     p.flush(120)
     p.commit_transaction(60)
     return time.time()

@@ -53,9 +53,10 @@ def encoded_events(
     return out
 
 
-def produce(settings: Settings, events: list[tuple[str, str, str, bytes]]) -> Counter[str]:
-    """Send the events (keyed by agent) to their namespaced topics; return counts per type."""
-    p = producer(settings)
+def send(p: Producer, settings: Settings,
+         events: list[tuple[str, str, str, bytes]]) -> Counter[str]:
+    """Hand the events (keyed by agent) to `p` for their namespaced topics, waiting while its
+    queue is full; counts per type (delivering them is the caller's flush or commit)."""
     c = contract()
     topics = {et: settings.topic(c.get(et).topic) for et in RAW_TYPES}
     sent: Counter[str] = Counter()
@@ -67,6 +68,13 @@ def produce(settings: Settings, events: list[tuple[str, str, str, bytes]]) -> Co
             except BufferError:
                 p.poll(0.05)
         sent[et] += 1
+    return sent
+
+
+def produce(settings: Settings, events: list[tuple[str, str, str, bytes]]) -> Counter[str]:
+    """Send the events (keyed by agent) to their namespaced topics; return counts per type."""
+    p = producer(settings)
+    sent = send(p, settings, events)
     assert p.flush(60) == 0, "producer did not deliver everything"
     return sent
 
